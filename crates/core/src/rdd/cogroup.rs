@@ -1,0 +1,277 @@
+//! `cogroup` and the joins built on it. Each side is read narrowly when it is already partitioned
+//! like the result, and through a shuffle otherwise.
+
+use super::pair::default_partitioner;
+use super::shuffled::{ShuffleDependency, plain_bucketer};
+use super::{BoxIter, Compute, Dependency, Rdd, TaskContext};
+use crate::sync::Arc;
+use crate::{HashPartitioner, Key, Partitioner, PartitionerInfo, Result};
+use indexmap::IndexMap;
+use rustc_hash::FxBuildHasher;
+use spate_storage::Data;
+
+enum Side<K: Key, V: Data> {
+    Narrow(Rdd<(K, V)>),
+    Shuffled(Arc<ShuffleDependency<K, V, V>>),
+}
+
+impl<K: Key, V: Data> Side<K, V> {
+    fn new(rdd: &Rdd<(K, V)>, partitioner: &Arc<dyn Partitioner<K>>) -> Side<K, V> {
+        if rdd.partitioner().as_ref() == Some(&partitioner.info()) {
+            Side::Narrow(rdd.clone())
+        } else {
+            Side::Shuffled(Arc::new(ShuffleDependency::new(
+                rdd,
+                partitioner.clone(),
+                plain_bucketer(),
+                None,
+            )))
+        }
+    }
+
+    fn dependency(&self) -> Dependency {
+        match self {
+            Side::Narrow(r) => Dependency::OneToOne(r.as_base()),
+            Side::Shuffled(d) => Dependency::Shuffle(d.clone()),
+        }
+    }
+
+    fn read(&self, split: usize, tc: &TaskContext) -> Result<BoxIter<(K, V)>> {
+        match self {
+            Side::Narrow(r) => r.iterator(split, tc),
+            Side::Shuffled(d) => Ok(Box::new(d.fetch(split)?)),
+        }
+    }
+}
+
+struct CoGrouped<K: Key, V: Data, W: Data> {
+    left: Side<K, V>,
+    right: Side<K, W>,
+    partitioner: Arc<dyn Partitioner<K>>,
+}
+
+impl<K: Key, V: Data, W: Data> Compute<(K, (Vec<V>, Vec<W>))> for CoGrouped<K, V, W> {
+    fn num_partitions(&self) -> usize {
+        self.partitioner.num_partitions()
+    }
+    fn dependencies(&self) -> Vec<Dependency> {
+        vec![self.left.dependency(), self.right.dependency()]
+    }
+    fn compute(&self, split: usize, tc: &TaskContext) -> Result<BoxIter<(K, (Vec<V>, Vec<W>))>> {
+        let mut groups: IndexMap<K, (Vec<V>, Vec<W>), FxBuildHasher> = IndexMap::default();
+        for (k, v) in self.left.read(split, tc)? {
+            groups.entry(k).or_default().0.push(v);
+        }
+        for (k, w) in self.right.read(split, tc)? {
+            groups.entry(k).or_default().1.push(w);
+        }
+        Ok(Box::new(groups.into_iter()))
+    }
+    fn partitioner(&self) -> Option<PartitionerInfo> {
+        Some(self.partitioner.info())
+    }
+}
+
+impl<K: Key, V: Data> Rdd<(K, V)> {
+    fn join_partitioner<W: Data>(&self, other: &Rdd<(K, W)>) -> Arc<dyn Partitioner<K>> {
+        Arc::new(default_partitioner(
+            &[self.partitioner(), other.partitioner()],
+            self.context().default_parallelism(),
+        ))
+    }
+
+    /// For each key in either RDD, the values it has in this one and in `other`.
+    #[track_caller]
+    pub fn cogroup<W: Data>(&self, other: &Rdd<(K, W)>) -> Rdd<(K, (Vec<V>, Vec<W>))> {
+        self.cogroup_with(other, self.join_partitioner(other))
+    }
+
+    /// [`cogroup`](Self::cogroup) into `num_partitions` hash partitions.
+    #[track_caller]
+    pub fn cogroup_n<W: Data>(
+        &self,
+        other: &Rdd<(K, W)>,
+        num_partitions: usize,
+    ) -> Rdd<(K, (Vec<V>, Vec<W>))> {
+        self.cogroup_with(other, Arc::new(HashPartitioner::new(num_partitions)))
+    }
+
+    /// [`cogroup`](Self::cogroup) with an explicit partitioner.
+    #[track_caller]
+    pub fn cogroup_with<W: Data>(
+        &self,
+        other: &Rdd<(K, W)>,
+        partitioner: Arc<dyn Partitioner<K>>,
+    ) -> Rdd<(K, (Vec<V>, Vec<W>))> {
+        let op = CoGrouped {
+            left: Side::new(self, &partitioner),
+            right: Side::new(other, &partitioner),
+            partitioner,
+        };
+        Rdd::from_op(
+            self.context(),
+            "cogroup",
+            std::panic::Location::caller(),
+            op,
+        )
+    }
+
+    /// Inner join: every pair of values of a key present in both RDDs.
+    #[track_caller]
+    pub fn join<W: Data>(&self, other: &Rdd<(K, W)>) -> Rdd<(K, (V, W))> {
+        self.join_with(other, self.join_partitioner(other))
+    }
+
+    /// [`join`](Self::join) into `num_partitions` hash partitions.
+    #[track_caller]
+    pub fn join_n<W: Data>(&self, other: &Rdd<(K, W)>, num_partitions: usize) -> Rdd<(K, (V, W))> {
+        self.join_with(other, Arc::new(HashPartitioner::new(num_partitions)))
+    }
+
+    /// [`join`](Self::join) with an explicit partitioner.
+    #[track_caller]
+    pub fn join_with<W: Data>(
+        &self,
+        other: &Rdd<(K, W)>,
+        partitioner: Arc<dyn Partitioner<K>>,
+    ) -> Rdd<(K, (V, W))> {
+        self.cogroup_with(other, partitioner)
+            .flat_map_values(|(vs, ws)| {
+                let mut out = Vec::with_capacity(vs.len() * ws.len());
+                for v in &vs {
+                    for w in &ws {
+                        out.push((v.clone(), w.clone()));
+                    }
+                }
+                out
+            })
+    }
+
+    /// Left outer join: every value of this RDD, with each matching value of `other` or `None`.
+    #[track_caller]
+    pub fn left_outer_join<W: Data>(&self, other: &Rdd<(K, W)>) -> Rdd<(K, (V, Option<W>))> {
+        self.left_outer_join_with(other, self.join_partitioner(other))
+    }
+
+    /// [`left_outer_join`](Self::left_outer_join) into `num_partitions` hash partitions.
+    #[track_caller]
+    pub fn left_outer_join_n<W: Data>(
+        &self,
+        other: &Rdd<(K, W)>,
+        num_partitions: usize,
+    ) -> Rdd<(K, (V, Option<W>))> {
+        self.left_outer_join_with(other, Arc::new(HashPartitioner::new(num_partitions)))
+    }
+
+    /// [`left_outer_join`](Self::left_outer_join) with an explicit partitioner.
+    #[track_caller]
+    pub fn left_outer_join_with<W: Data>(
+        &self,
+        other: &Rdd<(K, W)>,
+        partitioner: Arc<dyn Partitioner<K>>,
+    ) -> Rdd<(K, (V, Option<W>))> {
+        self.cogroup_with(other, partitioner)
+            .flat_map_values(|(vs, ws)| {
+                let ws: Vec<Option<W>> = if ws.is_empty() {
+                    vec![None]
+                } else {
+                    ws.into_iter().map(Some).collect()
+                };
+                let mut out = Vec::new();
+                for v in &vs {
+                    for w in &ws {
+                        out.push((v.clone(), w.clone()));
+                    }
+                }
+                out
+            })
+    }
+
+    /// Right outer join: every value of `other`, with each matching value of this RDD or `None`.
+    #[track_caller]
+    pub fn right_outer_join<W: Data>(&self, other: &Rdd<(K, W)>) -> Rdd<(K, (Option<V>, W))> {
+        self.right_outer_join_with(other, self.join_partitioner(other))
+    }
+
+    /// [`right_outer_join`](Self::right_outer_join) into `num_partitions` hash partitions.
+    #[track_caller]
+    pub fn right_outer_join_n<W: Data>(
+        &self,
+        other: &Rdd<(K, W)>,
+        num_partitions: usize,
+    ) -> Rdd<(K, (Option<V>, W))> {
+        self.right_outer_join_with(other, Arc::new(HashPartitioner::new(num_partitions)))
+    }
+
+    /// [`right_outer_join`](Self::right_outer_join) with an explicit partitioner.
+    #[track_caller]
+    pub fn right_outer_join_with<W: Data>(
+        &self,
+        other: &Rdd<(K, W)>,
+        partitioner: Arc<dyn Partitioner<K>>,
+    ) -> Rdd<(K, (Option<V>, W))> {
+        self.cogroup_with(other, partitioner)
+            .flat_map_values(|(vs, ws)| {
+                let vs: Vec<Option<V>> = if vs.is_empty() {
+                    vec![None]
+                } else {
+                    vs.into_iter().map(Some).collect()
+                };
+                let mut out = Vec::new();
+                for v in &vs {
+                    for w in &ws {
+                        out.push((v.clone(), w.clone()));
+                    }
+                }
+                out
+            })
+    }
+
+    /// Full outer join: every value of either RDD, paired with the other side's matches or `None`.
+    #[track_caller]
+    pub fn full_outer_join<W: Data>(
+        &self,
+        other: &Rdd<(K, W)>,
+    ) -> Rdd<(K, (Option<V>, Option<W>))> {
+        self.full_outer_join_with(other, self.join_partitioner(other))
+    }
+
+    /// [`full_outer_join`](Self::full_outer_join) into `num_partitions` hash partitions.
+    #[track_caller]
+    pub fn full_outer_join_n<W: Data>(
+        &self,
+        other: &Rdd<(K, W)>,
+        num_partitions: usize,
+    ) -> Rdd<(K, (Option<V>, Option<W>))> {
+        self.full_outer_join_with(other, Arc::new(HashPartitioner::new(num_partitions)))
+    }
+
+    /// [`full_outer_join`](Self::full_outer_join) with an explicit partitioner.
+    #[track_caller]
+    pub fn full_outer_join_with<W: Data>(
+        &self,
+        other: &Rdd<(K, W)>,
+        partitioner: Arc<dyn Partitioner<K>>,
+    ) -> Rdd<(K, (Option<V>, Option<W>))> {
+        self.cogroup_with(other, partitioner)
+            .flat_map_values(|(vs, ws)| {
+                let vs: Vec<Option<V>> = if vs.is_empty() {
+                    vec![None]
+                } else {
+                    vs.into_iter().map(Some).collect()
+                };
+                let ws: Vec<Option<W>> = if ws.is_empty() {
+                    vec![None]
+                } else {
+                    ws.into_iter().map(Some).collect()
+                };
+                let mut out = Vec::new();
+                for v in &vs {
+                    for w in &ws {
+                        out.push((v.clone(), w.clone()));
+                    }
+                }
+                out
+            })
+    }
+}

@@ -1,0 +1,275 @@
+//! File sources and sinks: `text_file` / `object_file` and `save_as_text_file` /
+//! `save_as_object_file`, in Spark's `part-NNNNN` directory layout.
+//!
+//! A save writes each partition to a temporary file and renames it into place, then writes an
+//! empty `_SUCCESS` marker, so a reader never sees half a file.
+
+use super::checkpoint::{part_file, read_partition, write_atomically, write_partition};
+use super::{BoxIter, Compute, Dependency, Rdd, TaskContext};
+use crate::sync::Arc;
+use crate::{Context, Error, Result, ToText, scheduler};
+use spate_storage::{BlockId, Data};
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+
+/// A byte range of a text file; lines belong to the split in which they start.
+#[derive(Clone, Debug)]
+struct TextSplit {
+    path: PathBuf,
+    start: u64,
+    end: u64,
+}
+
+struct TextFile {
+    splits: Vec<TextSplit>,
+}
+
+fn is_hidden(name: &str) -> bool {
+    name.starts_with('.') || name.starts_with('_')
+}
+
+/// The data files of `path`: the file itself, or the visible files of a directory, by name.
+pub(crate) fn input_files(path: &Path) -> Result<Vec<PathBuf>> {
+    let meta = std::fs::metadata(path).map_err(Error::io("reading input", path))?;
+    if meta.is_file() {
+        return Ok(vec![path.to_path_buf()]);
+    }
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(path).map_err(Error::io("listing", path))? {
+        let entry = entry.map_err(Error::io("listing", path))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !is_hidden(&name) && entry.path().is_file() {
+            files.push(entry.path());
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+fn read_lines(split: &TextSplit) -> Result<Vec<String>> {
+    let path = &split.path;
+    let mut f = std::fs::File::open(path).map_err(Error::io("opening", path))?;
+    let mut pos = split.start;
+    if split.start > 0 {
+        // A line that began in the previous split belongs to it: skip to the next line start.
+        f.seek(SeekFrom::Start(split.start - 1))
+            .map_err(Error::io("seeking in", path))?;
+    }
+    let mut reader = BufReader::new(f);
+    if split.start > 0 {
+        let mut skipped = Vec::new();
+        let n = reader
+            .read_until(b'\n', &mut skipped)
+            .map_err(Error::io("reading", path))?;
+        pos = split.start - 1 + n as u64;
+    }
+    let mut lines = Vec::new();
+    let mut buf = Vec::new();
+    while pos < split.end {
+        buf.clear();
+        let n = reader
+            .by_ref()
+            .read_until(b'\n', &mut buf)
+            .map_err(Error::io("reading", path))?;
+        if n == 0 {
+            break;
+        }
+        let line_start = pos;
+        pos += n as u64;
+        if buf.last() == Some(&b'\n') {
+            buf.pop();
+            if buf.last() == Some(&b'\r') {
+                buf.pop();
+            }
+        }
+        match String::from_utf8(std::mem::take(&mut buf)) {
+            Ok(s) => lines.push(s),
+            Err(_) => {
+                return Err(Error::BadInput {
+                    path: path.clone(),
+                    reason: format!("the line at byte {line_start} is not valid UTF-8"),
+                });
+            }
+        }
+    }
+    Ok(lines)
+}
+
+impl Compute<String> for TextFile {
+    fn num_partitions(&self) -> usize {
+        self.splits.len()
+    }
+    fn dependencies(&self) -> Vec<Dependency> {
+        Vec::new()
+    }
+    fn compute(&self, split: usize, _tc: &TaskContext) -> Result<BoxIter<String>> {
+        Ok(Box::new(read_lines(&self.splits[split])?.into_iter()))
+    }
+}
+
+struct ObjectFile {
+    files: Vec<PathBuf>,
+    id: u64,
+}
+
+impl<T: Data> Compute<T> for ObjectFile {
+    fn num_partitions(&self) -> usize {
+        self.files.len()
+    }
+    fn dependencies(&self) -> Vec<Dependency> {
+        Vec::new()
+    }
+    fn compute(&self, split: usize, _tc: &TaskContext) -> Result<BoxIter<T>> {
+        let block = BlockId::Rdd {
+            rdd: self.id,
+            partition: split as u32,
+        };
+        Ok(Box::new(
+            read_partition::<T>(&self.files[split], &block)?.into_iter(),
+        ))
+    }
+}
+
+impl Context {
+    /// The lines of a text file, or of every visible file in a directory (names starting with `.`
+    /// or `_` are skipped), without line terminators. Files are split into byte ranges so there
+    /// are at least `min_partitions` partitions; a line belongs to the range it starts in.
+    /// Invalid UTF-8 is an error naming the file and the byte offset of the line.
+    #[track_caller]
+    pub fn text_file(&self, path: impl AsRef<Path>, min_partitions: usize) -> Result<Rdd<String>> {
+        let files = input_files(path.as_ref())?;
+        let mut sizes = Vec::new();
+        for f in &files {
+            sizes.push(std::fs::metadata(f).map_err(Error::io("reading", f))?.len());
+        }
+        let total: u64 = sizes.iter().sum();
+        let goal = total.div_ceil(min_partitions.max(1) as u64).max(1);
+        let mut splits = Vec::new();
+        for (path, size) in files.into_iter().zip(sizes) {
+            let mut start = 0;
+            loop {
+                let end = (start + goal).min(size);
+                splits.push(TextSplit {
+                    path: path.clone(),
+                    start,
+                    end,
+                });
+                start = end;
+                if start >= size {
+                    break;
+                }
+            }
+        }
+        Ok(Rdd::from_op(
+            self,
+            "text_file",
+            std::panic::Location::caller(),
+            TextFile { splits },
+        ))
+    }
+
+    /// An RDD read back from a directory written by [`Rdd::save_as_object_file`] (or from an RDD
+    /// checkpoint): one partition per `part-NNNNN` file.
+    #[track_caller]
+    pub fn object_file<T: Data>(&self, path: impl AsRef<Path>) -> Result<Rdd<T>> {
+        let files: Vec<PathBuf> = input_files(path.as_ref())?
+            .into_iter()
+            .filter(|f| {
+                f.file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with("part-"))
+            })
+            .collect();
+        let id = self.new_id();
+        Ok(Rdd::from_op(
+            self,
+            "object_file",
+            std::panic::Location::caller(),
+            ObjectFile { files, id },
+        ))
+    }
+}
+
+fn prepare_output(dir: &Path) -> Result<PathBuf> {
+    if dir.exists() {
+        return Err(Error::OutputExists(dir.to_path_buf()));
+    }
+    std::fs::create_dir_all(dir).map_err(Error::io("creating", dir))?;
+    Ok(dir.to_path_buf())
+}
+
+fn finish_output(dir: &Path) -> Result<()> {
+    write_atomically(&dir.join("_SUCCESS"), b"")
+}
+
+impl<T: Data + ToText> Rdd<T> {
+    /// Writes the elements as text, one per line ([`ToText`]), to `path/part-NNNNN` (one file per
+    /// partition), then `path/_SUCCESS`. Fails if `path` exists.
+    pub fn save_as_text_file(&self, path: impl AsRef<Path>) -> Result<()> {
+        let dir = Arc::new(prepare_output(path.as_ref())?);
+        let partitions: Vec<usize> = (0..self.num_partitions()).collect();
+        let d = dir.clone();
+        scheduler::run_job(self, &partitions, move |tc, it| {
+            let mut text = String::new();
+            for x in it {
+                x.write_text(&mut text);
+                text.push('\n');
+            }
+            write_atomically(&part_file(&d, tc.partition), text.as_bytes())
+        })?;
+        finish_output(&dir)
+    }
+}
+
+impl<T: Data> Rdd<T> {
+    /// Writes the elements in Spate's serialized block format to `path/part-NNNNN`, then
+    /// `path/_SUCCESS`; read them back with [`Context::object_file`]. Fails if `path` exists.
+    pub fn save_as_object_file(&self, path: impl AsRef<Path>) -> Result<()> {
+        let dir = Arc::new(prepare_output(path.as_ref())?);
+        let partitions: Vec<usize> = (0..self.num_partitions()).collect();
+        let (d, id) = (dir.clone(), self.id());
+        scheduler::run_job(self, &partitions, move |tc, it| {
+            let values: Vec<T> = it.collect();
+            let block = BlockId::Rdd {
+                rdd: id,
+                partition: tc.partition as u32,
+            };
+            write_partition(&part_file(&d, tc.partition), &block, &values)
+        })?;
+        finish_output(&dir)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_belong_to_the_split_they_start_in() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f.txt");
+        let text = "alpha\nbeta\r\ngamma\n\ndelta";
+        std::fs::write(&path, text).unwrap();
+        let size = text.len() as u64;
+        for cuts in 1..=size {
+            let mut all = Vec::new();
+            let mut start = 0;
+            while start < size {
+                let end = (start + cuts).min(size);
+                all.extend(
+                    read_lines(&TextSplit {
+                        path: path.clone(),
+                        start,
+                        end,
+                    })
+                    .unwrap(),
+                );
+                start = end;
+            }
+            assert_eq!(
+                all,
+                vec!["alpha", "beta", "gamma", "", "delta"],
+                "split size {cuts}"
+            );
+        }
+    }
+}

@@ -1,0 +1,408 @@
+//! RDDs: the typed handle [`Rdd<T>`], the type-erased [`RddBase`] the scheduler walks, and
+//! dependencies. One file per family of operations lives beside this one.
+
+mod actions;
+mod checkpoint;
+mod coalesce;
+mod cogroup;
+mod files;
+mod map_partitions;
+mod pair;
+mod parallel;
+mod shuffled;
+mod sort;
+mod union;
+
+pub use shuffled::ShuffleDependency;
+
+use crate::sync::{Arc, Mutex, Weak};
+use crate::{Context, PartitionerInfo, Result};
+use spate_storage::{BlockId, Data, StorageLevel};
+use std::path::PathBuf;
+
+/// A partition's values as they are computed: a lazy iterator.
+pub type BoxIter<T> = Box<dyn Iterator<Item = T>>;
+
+/// The structural id of an RDD (see [`Context::new_id`]).
+pub type RddId = u64;
+
+/// The id of a shuffle (drawn from the same generator as RDD ids).
+pub type ShuffleId = u64;
+
+/// What a running task knows about itself.
+pub struct TaskContext {
+    /// The partition being computed.
+    pub partition: usize,
+    /// The attempt number of the job (0 for the first).
+    pub attempt: usize,
+    pub(crate) ctx: Context,
+}
+
+impl TaskContext {
+    /// The context the task runs in.
+    pub fn context(&self) -> &Context {
+        &self.ctx
+    }
+}
+
+/// How an RDD depends on a parent.
+///
+/// Narrow dependencies (every variant but `Shuffle`) are pipelined into the child's tasks; a
+/// `Shuffle` dependency ends a stage: the parent's partitions are computed and bucketed by key
+/// first, and the child's tasks read the buckets.
+#[derive(Clone)]
+pub enum Dependency {
+    /// Child partition `i` reads parent partition `i`.
+    OneToOne(Arc<dyn RddBase>),
+    /// Child partitions `out_start..out_start+len` read parent partitions `in_start..`.
+    Range {
+        /// The parent.
+        rdd: Arc<dyn RddBase>,
+        /// First parent partition.
+        in_start: usize,
+        /// First child partition.
+        out_start: usize,
+        /// Number of partitions.
+        len: usize,
+    },
+    /// Each child partition reads several parent partitions (coalesce).
+    ManyToOne(Arc<dyn RddBase>),
+    /// A shuffle: every child partition reads a bucket from every parent partition.
+    Shuffle(Arc<dyn ShuffleDependencyBase>),
+}
+
+impl Dependency {
+    /// The parent RDD.
+    pub fn rdd(&self) -> Arc<dyn RddBase> {
+        match self {
+            Dependency::OneToOne(r)
+            | Dependency::ManyToOne(r)
+            | Dependency::Range { rdd: r, .. } => r.clone(),
+            Dependency::Shuffle(s) => s.parent(),
+        }
+    }
+}
+
+/// The type-erased view of an RDD that the scheduler walks.
+pub trait RddBase: Send + Sync {
+    /// The RDD's id.
+    fn id(&self) -> RddId;
+    /// The operation that made it (`map`, `reduce_by_key`, …).
+    fn name(&self) -> &str;
+    /// Where in the user's code it was made.
+    fn call_site(&self) -> &str;
+    /// Number of partitions.
+    fn num_partitions(&self) -> usize;
+    /// Its dependencies (none once checkpointed: the lineage is truncated).
+    fn dependencies(&self) -> Vec<Dependency>;
+    /// How its partitions are kept once computed.
+    fn storage_level(&self) -> StorageLevel;
+    /// Its partitioner, if its keys are known to be partitioned.
+    fn partitioner(&self) -> Option<PartitionerInfo>;
+    /// Whether every partition is currently stored in the block manager.
+    fn is_fully_cached(&self) -> bool;
+    /// Whether it is marked for checkpointing and not yet written.
+    fn needs_checkpoint(&self) -> bool;
+    /// Writes its partitions to the checkpoint directory and truncates its lineage.
+    fn do_checkpoint(&self) -> Result<()>;
+    /// Whether its partitions have been written to a checkpoint.
+    fn is_checkpointed(&self) -> bool;
+}
+
+/// The type-erased view of a shuffle dependency: runs map tasks that bucket a parent partition's
+/// records by key.
+pub trait ShuffleDependencyBase: Send + Sync {
+    /// The shuffle's id.
+    fn shuffle_id(&self) -> ShuffleId;
+    /// The map-side RDD.
+    fn parent(&self) -> Arc<dyn RddBase>;
+    /// Number of reduce partitions.
+    fn num_reduce_partitions(&self) -> usize;
+    /// Work needed before the map tasks run (for example sampling keys for a range partitioner).
+    fn prepare(&self) -> Result<()> {
+        Ok(())
+    }
+    /// Computes map partition `map` and stores its buckets.
+    fn run_map_task(&self, map: usize, tc: &TaskContext) -> Result<()>;
+}
+
+/// The computation behind an RDD: what each operation implements.
+pub(crate) trait Compute<T>: Send + Sync + 'static {
+    fn num_partitions(&self) -> usize;
+    fn dependencies(&self) -> Vec<Dependency>;
+    fn compute(&self, split: usize, tc: &TaskContext) -> Result<BoxIter<T>>;
+    fn partitioner(&self) -> Option<PartitionerInfo> {
+        None
+    }
+}
+
+pub(crate) enum CheckpointState {
+    None,
+    Marked,
+    InProgress,
+    Done { dir: PathBuf },
+}
+
+pub(crate) struct RddNode<T: Data> {
+    pub(crate) id: RddId,
+    pub(crate) ctx: Context,
+    name: &'static str,
+    call_site: String,
+    op: Box<dyn Compute<T>>,
+    level: Mutex<StorageLevel>,
+    pub(crate) checkpoint: Mutex<CheckpointState>,
+    self_ref: Weak<RddNode<T>>,
+}
+
+/// A resilient distributed dataset: an immutable, partitioned collection of `T` with lineage.
+///
+/// A cheap handle (an `Arc`); cloning it does not copy data. Dropping the last handle to a
+/// persisted RDD frees its blocks.
+pub struct Rdd<T: Data> {
+    pub(crate) node: Arc<RddNode<T>>,
+}
+
+impl<T: Data> Clone for Rdd<T> {
+    fn clone(&self) -> Self {
+        Rdd {
+            node: self.node.clone(),
+        }
+    }
+}
+
+/// Iterates a shared vector, moving out of it when this is the last reference.
+pub(crate) fn arc_iter<T: Clone + 'static>(values: Arc<Vec<T>>) -> BoxIter<T> {
+    match Arc::try_unwrap(values) {
+        Ok(v) => Box::new(v.into_iter()),
+        Err(shared) => Box::new((0..shared.len()).map(move |i| shared[i].clone())),
+    }
+}
+
+impl<T: Data> Rdd<T> {
+    pub(crate) fn from_op(
+        ctx: &Context,
+        name: &'static str,
+        location: &std::panic::Location<'_>,
+        op: impl Compute<T>,
+    ) -> Rdd<T> {
+        let id = ctx.new_id();
+        let node = Arc::new_cyclic(|weak| RddNode {
+            id,
+            ctx: ctx.clone(),
+            name,
+            call_site: format!("{}:{}", location.file(), location.line()),
+            op: Box::new(op),
+            level: Mutex::new(StorageLevel::NONE),
+            checkpoint: Mutex::new(CheckpointState::None),
+            self_ref: weak.clone(),
+        });
+        Rdd { node }
+    }
+
+    /// The RDD's structural id.
+    pub fn id(&self) -> RddId {
+        self.node.id
+    }
+
+    /// The context this RDD belongs to.
+    pub fn context(&self) -> &Context {
+        &self.node.ctx
+    }
+
+    /// Number of partitions.
+    pub fn num_partitions(&self) -> usize {
+        self.node.op.num_partitions()
+    }
+
+    /// The type-erased view, for the scheduler and for dependencies of children.
+    pub fn as_base(&self) -> Arc<dyn RddBase> {
+        self.node.clone()
+    }
+
+    /// The partitioner, if the RDD's keys are known to be partitioned.
+    pub fn partitioner(&self) -> Option<PartitionerInfo> {
+        self.node.partitioner()
+    }
+
+    /// Keeps computed partitions in the block manager at `level`, so later jobs reuse them
+    /// instead of recomputing. A partition evicted under memory pressure is recomputed from
+    /// lineage when next needed. Returns the same RDD for chaining.
+    pub fn persist(&self, level: StorageLevel) -> Rdd<T> {
+        *self.node.level.lock() = level;
+        self.clone()
+    }
+
+    /// `persist(MEMORY_ONLY)`.
+    pub fn cache(&self) -> Rdd<T> {
+        self.persist(StorageLevel::MEMORY_ONLY)
+    }
+
+    /// Stops persisting and removes the stored partitions.
+    pub fn unpersist(&self) -> Rdd<T> {
+        *self.node.level.lock() = StorageLevel::NONE;
+        self.node.remove_blocks();
+        self.clone()
+    }
+
+    /// The current storage level.
+    pub fn storage_level(&self) -> StorageLevel {
+        *self.node.level.lock()
+    }
+
+    /// Computes (or reads from storage or a checkpoint) the values of partition `split`.
+    ///
+    /// This is what child RDDs call on their parents; it honours persistence and checkpoints.
+    pub fn iterator(&self, split: usize, tc: &TaskContext) -> Result<BoxIter<T>> {
+        self.node.iterator(split, tc)
+    }
+
+    /// A description of the lineage, one RDD per line; shuffles indent.
+    pub fn to_debug_string(&self) -> String {
+        debug_lines(&*self.as_base()).join("\n")
+    }
+}
+
+fn debug_lines(rdd: &dyn RddBase) -> Vec<String> {
+    let level = rdd.storage_level();
+    let cached = if level.is_valid() {
+        format!(" [{level}]")
+    } else {
+        String::new()
+    };
+    let cp = if rdd.is_checkpointed() {
+        " [checkpointed]"
+    } else {
+        ""
+    };
+    let mut lines = vec![format!(
+        "({}) {}[{}] at {}{cached}{cp}",
+        rdd.num_partitions(),
+        rdd.name(),
+        rdd.id(),
+        rdd.call_site()
+    )];
+    for dep in rdd.dependencies() {
+        let sub = debug_lines(&*dep.rdd());
+        if let Dependency::Shuffle(_) = dep {
+            lines.extend(sub.iter().enumerate().map(|(i, l)| {
+                if i == 0 {
+                    format!(" +-{l}")
+                } else {
+                    format!("   {l}")
+                }
+            }));
+        } else {
+            lines.extend(sub.iter().map(|l| format!(" |  {l}")));
+        }
+    }
+    lines
+}
+
+impl<T: Data> RddNode<T> {
+    fn block_id(&self, split: usize) -> BlockId {
+        BlockId::Rdd {
+            rdd: self.id,
+            partition: split as u32,
+        }
+    }
+
+    fn remove_blocks(&self) {
+        let id = self.id;
+        self.ctx
+            .block_manager()
+            .remove_where(|b| b.rdd_id() == Some(id));
+    }
+
+    pub(crate) fn handle(&self) -> Rdd<T> {
+        Rdd {
+            node: self
+                .self_ref
+                .upgrade()
+                .expect("a live node has a live self reference"),
+        }
+    }
+
+    fn iterator(&self, split: usize, tc: &TaskContext) -> Result<BoxIter<T>> {
+        if let Some(it) = checkpoint::read_if_checkpointed(self, split)? {
+            return Ok(it);
+        }
+        let level = *self.level.lock();
+        if !level.is_valid() {
+            return self.op.compute(split, tc);
+        }
+        let bm = self.ctx.block_manager();
+        let block = self.block_id(split);
+        match bm.get_values::<T>(&block) {
+            Ok(Some(values)) => return Ok(arc_iter(values)),
+            Ok(None) => {}
+            Err(e) => {
+                // A damaged stored copy is not fatal: drop it and recompute from lineage.
+                tracing::warn!(error = %e, "recomputing partition from lineage");
+                bm.remove(&block);
+            }
+        }
+        let values: Arc<Vec<T>> = Arc::new(self.op.compute(split, tc)?.collect());
+        bm.put_values(block, values.clone(), level)?;
+        Ok(arc_iter(values))
+    }
+}
+
+impl<T: Data> RddBase for RddNode<T> {
+    fn id(&self) -> RddId {
+        self.id
+    }
+    fn name(&self) -> &str {
+        self.name
+    }
+    fn call_site(&self) -> &str {
+        &self.call_site
+    }
+    fn num_partitions(&self) -> usize {
+        self.op.num_partitions()
+    }
+    fn dependencies(&self) -> Vec<Dependency> {
+        match &*self.checkpoint.lock() {
+            CheckpointState::Done { .. } => Vec::new(),
+            _ => self.op.dependencies(),
+        }
+    }
+    fn storage_level(&self) -> StorageLevel {
+        *self.level.lock()
+    }
+    fn partitioner(&self) -> Option<PartitionerInfo> {
+        self.op.partitioner()
+    }
+    fn is_fully_cached(&self) -> bool {
+        let level = *self.level.lock();
+        level.is_valid()
+            && (0..self.num_partitions())
+                .all(|p| self.ctx.block_manager().contains(&self.block_id(p)))
+    }
+    fn needs_checkpoint(&self) -> bool {
+        matches!(*self.checkpoint.lock(), CheckpointState::Marked)
+    }
+    fn do_checkpoint(&self) -> Result<()> {
+        checkpoint::write(self)
+    }
+    fn is_checkpointed(&self) -> bool {
+        matches!(*self.checkpoint.lock(), CheckpointState::Done { .. })
+    }
+}
+
+impl<T: Data> Drop for RddNode<T> {
+    fn drop(&mut self) {
+        if self.level.get_mut().is_valid() {
+            self.remove_blocks();
+        }
+    }
+}
+
+impl<T: Data> std::fmt::Debug for Rdd<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}[{}] at {}",
+            self.node.name, self.node.id, self.node.call_site
+        )
+    }
+}

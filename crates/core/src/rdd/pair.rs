@@ -1,0 +1,279 @@
+//! Key-based aggregation on pair RDDs: `combine_by_key` and everything built on it
+//! (`reduce_by_key`, `fold_by_key`, `group_by_key`, `distinct`).
+//!
+//! Aggregation combines map-side (within each map partition) before the shuffle, then merges the
+//! combiners reduce-side. Keys come out of a reduce partition in order of first arrival (map
+//! partition 0 first), so results are deterministic.
+
+use super::Rdd;
+use super::shuffled::{Bucketer, plain_bucketer};
+use crate::sync::Arc;
+use crate::{HashPartitioner, Key, Partitioner, PartitionerInfo};
+use indexmap::IndexMap;
+use indexmap::map::Entry;
+use rustc_hash::FxBuildHasher;
+use spate_storage::Data;
+
+type Map<K, C> = IndexMap<K, Option<C>, FxBuildHasher>;
+
+/// The functions of a key-wise aggregation from values `V` into combiners `C`.
+pub(crate) struct Aggregator<V, C> {
+    pub(crate) create: Arc<dyn Fn(V) -> C + Send + Sync>,
+    pub(crate) merge_value: Arc<dyn Fn(C, V) -> C + Send + Sync>,
+    pub(crate) merge_combiners: Arc<dyn Fn(C, C) -> C + Send + Sync>,
+}
+
+impl<V, C> Clone for Aggregator<V, C> {
+    fn clone(&self) -> Self {
+        Aggregator {
+            create: self.create.clone(),
+            merge_value: self.merge_value.clone(),
+            merge_combiners: self.merge_combiners.clone(),
+        }
+    }
+}
+
+/// Adds `x` under `k`: a new combiner from `create`, or `merge` into the existing one. Combiners
+/// sit in an `Option` so `merge` can take them by value.
+fn upsert<K: Key, X, C>(
+    map: &mut Map<K, C>,
+    k: K,
+    x: X,
+    create: impl FnOnce(X) -> C,
+    merge: impl FnOnce(C, X) -> C,
+) {
+    match map.entry(k) {
+        Entry::Occupied(mut e) => {
+            let slot = e.get_mut();
+            let old = slot
+                .take()
+                .expect("combiners are always present between upserts");
+            *slot = Some(merge(old, x));
+        }
+        Entry::Vacant(e) => {
+            e.insert(Some(create(x)));
+        }
+    }
+}
+
+/// The combiners of a finished aggregation, in key arrival order.
+fn drain<K: Key, C: Data>(map: Map<K, C>) -> impl Iterator<Item = (K, C)> {
+    map.into_iter()
+        .map(|(k, c)| (k, c.expect("combiners are always present after upserts")))
+}
+
+/// The default partitioner of a shuffle over `parents`: the first hash partitioner among them,
+/// else a hash partitioner with the context's default parallelism.
+pub(crate) fn default_partitioner(
+    parents: &[Option<PartitionerInfo>],
+    default_parallelism: usize,
+) -> HashPartitioner {
+    parents
+        .iter()
+        .flatten()
+        .find_map(|p| match p {
+            PartitionerInfo::Hash(n) => Some(HashPartitioner::new(*n)),
+            _ => None,
+        })
+        .unwrap_or_else(|| HashPartitioner::new(default_parallelism))
+}
+
+impl<K: Key, V: Data> Rdd<(K, V)> {
+    fn default_hash(&self) -> Arc<dyn Partitioner<K>> {
+        Arc::new(default_partitioner(
+            &[self.partitioner()],
+            self.context().default_parallelism(),
+        ))
+    }
+
+    /// Aggregates the values of each key into a combiner: `create` makes one from a key's first
+    /// value, `merge_value` adds a value, `merge_combiners` merges two (map-side partial results).
+    #[track_caller]
+    pub fn combine_by_key<C: Data>(
+        &self,
+        create: impl Fn(V) -> C + Send + Sync + 'static,
+        merge_value: impl Fn(C, V) -> C + Send + Sync + 'static,
+        merge_combiners: impl Fn(C, C) -> C + Send + Sync + 'static,
+    ) -> Rdd<(K, C)> {
+        self.combine_by_key_with(
+            create,
+            merge_value,
+            merge_combiners,
+            self.default_hash(),
+            true,
+        )
+    }
+
+    /// [`combine_by_key`](Self::combine_by_key) with an explicit partitioner and the choice of
+    /// combining map-side. If the RDD is already partitioned by `partitioner`, no shuffle runs.
+    #[track_caller]
+    pub fn combine_by_key_with<C: Data>(
+        &self,
+        create: impl Fn(V) -> C + Send + Sync + 'static,
+        merge_value: impl Fn(C, V) -> C + Send + Sync + 'static,
+        merge_combiners: impl Fn(C, C) -> C + Send + Sync + 'static,
+        partitioner: Arc<dyn Partitioner<K>>,
+        map_side_combine: bool,
+    ) -> Rdd<(K, C)> {
+        let agg = Aggregator {
+            create: Arc::new(create),
+            merge_value: Arc::new(merge_value),
+            merge_combiners: Arc::new(merge_combiners),
+        };
+        if self.partitioner().as_ref() == Some(&partitioner.info()) {
+            return self.map_partitions_internal("combine_by_key", true, move |_, it| {
+                let mut map: Map<K, C> = Map::default();
+                for (k, v) in it {
+                    upsert(&mut map, k, v, &*agg.create, &*agg.merge_value);
+                }
+                Box::new(drain(map))
+            });
+        }
+        if map_side_combine {
+            let a = agg.clone();
+            let bucketer: Arc<Bucketer<K, V, C>> =
+                Arc::new(move |records, partitioner: &dyn Partitioner<K>| {
+                    let mut maps: Vec<Map<K, C>> = (0..partitioner.num_partitions())
+                        .map(|_| Map::default())
+                        .collect();
+                    for (k, v) in records {
+                        let p = partitioner.partition(&k);
+                        upsert(&mut maps[p], k, v, &*a.create, &*a.merge_value);
+                    }
+                    maps.into_iter().map(|m| drain(m).collect()).collect()
+                });
+            self.shuffle("combine_by_key", partitioner, bucketer, None, move |it| {
+                let mut map: Map<K, C> = Map::default();
+                for (k, c) in it {
+                    upsert(&mut map, k, c, |c| c, &*agg.merge_combiners);
+                }
+                Box::new(drain(map))
+            })
+        } else {
+            self.shuffle(
+                "combine_by_key",
+                partitioner,
+                plain_bucketer(),
+                None,
+                move |it| {
+                    let mut map: Map<K, C> = Map::default();
+                    for (k, v) in it {
+                        upsert(&mut map, k, v, &*agg.create, &*agg.merge_value);
+                    }
+                    Box::new(drain(map))
+                },
+            )
+        }
+    }
+
+    /// Merges the values of each key with an associative function `f`.
+    #[track_caller]
+    pub fn reduce_by_key(&self, f: impl Fn(V, V) -> V + Send + Sync + 'static) -> Rdd<(K, V)> {
+        self.reduce_by_key_with(f, self.default_hash())
+    }
+
+    /// [`reduce_by_key`](Self::reduce_by_key) into `num_partitions` hash partitions.
+    #[track_caller]
+    pub fn reduce_by_key_n(
+        &self,
+        f: impl Fn(V, V) -> V + Send + Sync + 'static,
+        num_partitions: usize,
+    ) -> Rdd<(K, V)> {
+        self.reduce_by_key_with(f, Arc::new(HashPartitioner::new(num_partitions)))
+    }
+
+    /// [`reduce_by_key`](Self::reduce_by_key) with an explicit partitioner.
+    #[track_caller]
+    pub fn reduce_by_key_with(
+        &self,
+        f: impl Fn(V, V) -> V + Send + Sync + 'static,
+        partitioner: Arc<dyn Partitioner<K>>,
+    ) -> Rdd<(K, V)> {
+        let f = Arc::new(f);
+        let g = f.clone();
+        self.combine_by_key_with(
+            |v| v,
+            move |a, b| f(a, b),
+            move |a, b| g(a, b),
+            partitioner,
+            true,
+        )
+    }
+
+    /// Merges the values of each key with `f`, starting from `zero` (which may be applied once
+    /// per key per partition, so it must be an identity of `f`).
+    #[track_caller]
+    pub fn fold_by_key(
+        &self,
+        zero: V,
+        f: impl Fn(V, V) -> V + Send + Sync + 'static,
+    ) -> Rdd<(K, V)> {
+        self.fold_by_key_n(zero, f, self.default_hash().num_partitions())
+    }
+
+    /// [`fold_by_key`](Self::fold_by_key) into `num_partitions` hash partitions.
+    #[track_caller]
+    pub fn fold_by_key_n(
+        &self,
+        zero: V,
+        f: impl Fn(V, V) -> V + Send + Sync + 'static,
+        num_partitions: usize,
+    ) -> Rdd<(K, V)> {
+        let f = Arc::new(f);
+        let (g, h) = (f.clone(), f.clone());
+        self.combine_by_key_with(
+            move |v| f(zero.clone(), v),
+            move |a, b| g(a, b),
+            move |a, b| h(a, b),
+            Arc::new(HashPartitioner::new(num_partitions)),
+            true,
+        )
+    }
+
+    /// Groups the values of each key, in arrival order (map partition order, then element order).
+    #[track_caller]
+    pub fn group_by_key(&self) -> Rdd<(K, Vec<V>)> {
+        self.group_by_key_with(self.default_hash())
+    }
+
+    /// [`group_by_key`](Self::group_by_key) into `num_partitions` hash partitions.
+    #[track_caller]
+    pub fn group_by_key_n(&self, num_partitions: usize) -> Rdd<(K, Vec<V>)> {
+        self.group_by_key_with(Arc::new(HashPartitioner::new(num_partitions)))
+    }
+
+    /// [`group_by_key`](Self::group_by_key) with an explicit partitioner. Values are not combined
+    /// map-side (it would not shrink the data).
+    #[track_caller]
+    pub fn group_by_key_with(&self, partitioner: Arc<dyn Partitioner<K>>) -> Rdd<(K, Vec<V>)> {
+        self.combine_by_key_with(
+            |v| vec![v],
+            |mut c: Vec<V>, v| {
+                c.push(v);
+                c
+            },
+            |mut a: Vec<V>, b| {
+                a.extend(b);
+                a
+            },
+            partitioner,
+            false,
+        )
+    }
+}
+
+impl<T: Key> Rdd<T> {
+    /// The distinct elements.
+    #[track_caller]
+    pub fn distinct(&self) -> Rdd<T> {
+        self.distinct_n(self.context().default_parallelism())
+    }
+
+    /// The distinct elements, in `num_partitions` partitions.
+    #[track_caller]
+    pub fn distinct_n(&self, num_partitions: usize) -> Rdd<T> {
+        self.map(|x| (x, ()))
+            .reduce_by_key_n(|_, _| (), num_partitions)
+            .keys()
+    }
+}

@@ -1,0 +1,129 @@
+//! The memory store: blocks as shared values or serialized bytes, bounded in bytes, with
+//! least-recently-used eviction.
+
+use crate::{BlockId, Codec, Result, StorageLevel};
+use std::any::Any;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+/// Turns type-erased values back into bytes (captured, monomorphized, when the values are put).
+pub(crate) type Encoder = fn(&BlockId, &(dyn Any + Send + Sync), Codec) -> Result<Vec<u8>>;
+
+#[derive(Clone)]
+pub(crate) enum Stored {
+    /// The values themselves: an `Arc<Vec<T>>` behind `dyn Any`.
+    Values {
+        values: Arc<dyn Any + Send + Sync>,
+        type_name: &'static str,
+        encode: Encoder,
+    },
+    /// A serialized block.
+    Bytes(Arc<Vec<u8>>),
+}
+
+pub(crate) struct Entry {
+    pub(crate) stored: Stored,
+    pub(crate) size: u64,
+    pub(crate) level: StorageLevel,
+    last_use: u64,
+}
+
+pub(crate) struct MemoryStore {
+    entries: HashMap<BlockId, Entry>,
+    lru: BTreeMap<u64, BlockId>,
+    used: u64,
+    capacity: u64,
+    tick: u64,
+}
+
+/// What a put did.
+pub(crate) enum Insert {
+    /// Stored; these blocks were evicted to make room.
+    Stored(Vec<(BlockId, Entry)>),
+    /// Larger than the whole memory budget: not stored.
+    TooLarge,
+}
+
+impl MemoryStore {
+    pub(crate) fn new(capacity: u64) -> MemoryStore {
+        MemoryStore {
+            entries: HashMap::new(),
+            lru: BTreeMap::new(),
+            used: 0,
+            capacity,
+            tick: 0,
+        }
+    }
+
+    pub(crate) fn used(&self) -> u64 {
+        self.used
+    }
+
+    pub(crate) fn capacity(&self) -> u64 {
+        self.capacity
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub(crate) fn contains(&self, id: &BlockId) -> bool {
+        self.entries.contains_key(id)
+    }
+
+    pub(crate) fn ids(&self) -> Vec<BlockId> {
+        self.entries.keys().cloned().collect()
+    }
+
+    /// Looks a block up and marks it most recently used.
+    pub(crate) fn get(&mut self, id: &BlockId) -> Option<Stored> {
+        self.tick += 1;
+        let tick = self.tick;
+        let entry = self.entries.get_mut(id)?;
+        self.lru.remove(&entry.last_use);
+        entry.last_use = tick;
+        self.lru.insert(tick, id.clone());
+        Some(entry.stored.clone())
+    }
+
+    pub(crate) fn remove(&mut self, id: &BlockId) -> Option<Entry> {
+        let entry = self.entries.remove(id)?;
+        self.lru.remove(&entry.last_use);
+        self.used -= entry.size;
+        Some(entry)
+    }
+
+    /// Inserts a block, evicting least-recently-used blocks until it fits.
+    pub(crate) fn insert(
+        &mut self,
+        id: BlockId,
+        stored: Stored,
+        size: u64,
+        level: StorageLevel,
+    ) -> Insert {
+        self.remove(&id);
+        if size > self.capacity {
+            return Insert::TooLarge;
+        }
+        let mut evicted = Vec::new();
+        while self.used + size > self.capacity {
+            let (_, victim) = self.lru.pop_first().expect("used > 0 implies an entry");
+            let entry = self.entries.remove(&victim).expect("lru and entries agree");
+            self.used -= entry.size;
+            evicted.push((victim, entry));
+        }
+        self.tick += 1;
+        self.lru.insert(self.tick, id.clone());
+        self.entries.insert(
+            id,
+            Entry {
+                stored,
+                size,
+                level,
+                last_use: self.tick,
+            },
+        );
+        self.used += size;
+        Insert::Stored(evicted)
+    }
+}

@@ -1,0 +1,39 @@
+//! `cargo xtask`: repository chores. `cargo xtask tidy` checks the crate layering and file headers.
+
+mod tidy;
+
+use std::path::PathBuf;
+
+fn usage() -> ! {
+    eprintln!(
+        "usage: cargo xtask <command>\n\ncommands:\n  tidy    check dependency direction and `//!` headers"
+    );
+    std::process::exit(2)
+}
+
+/// The repository root (the parent of this crate's directory).
+pub(crate) fn project_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives in the workspace")
+        .to_path_buf()
+}
+
+fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("tidy") => {
+            let problems = tidy::check(&project_root())?;
+            if problems.is_empty() {
+                println!("tidy: ok");
+                Ok(())
+            } else {
+                for p in &problems {
+                    eprintln!("tidy: {p}");
+                }
+                anyhow::bail!("{} tidy problem(s)", problems.len())
+            }
+        }
+        _ => usage(),
+    }
+}
