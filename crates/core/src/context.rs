@@ -261,7 +261,7 @@ impl Context {
     /// Runs `f` with ids derived from `scope` (for example a hash of an operator id and a batch
     /// time). Scopes nest; the previous scope is restored afterwards.
     pub fn with_id_scope<R>(&self, scope: u64, f: impl FnOnce() -> R) -> R {
-        let prev = ID_SCOPE.with(|s| s.borrow_mut().replace((mix(scope, 0x5350_4154_45), 0)));
+        let prev = ID_SCOPE.with(|s| s.borrow_mut().replace((mix(scope, 0x0053_5041_5445), 0)));
         struct Restore(Option<(u64, u64)>);
         impl Drop for Restore {
             fn drop(&mut self) {

@@ -112,7 +112,7 @@ fn encode_values<T: Data>(
 /// Estimates the in-memory size of a list of values from a sample of their serialized sizes.
 fn estimate_size<T: Data>(values: &[T]) -> u64 {
     let n = values.len();
-    let base = (n * std::mem::size_of::<T>()) as u64 + 64;
+    let base = std::mem::size_of_val(values) as u64 + 64;
     if n == 0 {
         return base;
     }

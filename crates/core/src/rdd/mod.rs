@@ -256,13 +256,15 @@ impl<T: Data> Rdd<T> {
         self.node.iterator(split, tc)
     }
 
-    /// A description of the lineage, one RDD per line; shuffles indent.
+    /// A description of the lineage, one RDD per line, laid out like Spark's `toDebugString`: the
+    /// RDDs of a stage share a column; each shuffle starts a new stage, indented, as `+-(N) …`.
     pub fn to_debug_string(&self) -> String {
         debug_lines(&*self.as_base()).join("\n")
     }
 }
 
-fn debug_lines(rdd: &dyn RddBase) -> Vec<String> {
+/// One RDD's description: `name[id] at call_site`, then its storage level and checkpoint state.
+fn describe(rdd: &dyn RddBase) -> String {
     let level = rdd.storage_level();
     let cached = if level.is_valid() {
         format!(" [{level}]")
@@ -274,28 +276,56 @@ fn debug_lines(rdd: &dyn RddBase) -> Vec<String> {
     } else {
         ""
     };
-    let mut lines = vec![format!(
-        "({}) {}[{}] at {}{cached}{cp}",
-        rdd.num_partitions(),
+    format!(
+        "{}[{}] at {}{cached}{cp}",
         rdd.name(),
         rdd.id(),
         rdd.call_site()
-    )];
-    for dep in rdd.dependencies() {
-        let sub = debug_lines(&*dep.rdd());
+    )
+}
+
+/// The prefix of the lines below a stage's first line, whose partition count is `count`: a `|`
+/// under the count's middle (Spark's layout).
+fn stage_prefix(count: &str) -> String {
+    let left = (count.len() - 1) / 2;
+    format!("{}|{}", " ".repeat(left), " ".repeat(count.len() - left))
+}
+
+/// Spark's `toDebugString` layout: the RDDs of one stage (narrow dependencies) share a column
+/// behind ` |  `; the parent of a shuffle starts a new stage one level in, as `+-(N) …`.
+fn debug_lines(rdd: &dyn RddBase) -> Vec<String> {
+    let count = format!("({})", rdd.num_partitions());
+    let mut lines = vec![format!("{count} {}", describe(rdd))];
+    debug_children(rdd, &stage_prefix(&count), &mut lines);
+    lines
+}
+
+fn debug_children(rdd: &dyn RddBase, prefix: &str, lines: &mut Vec<String>) {
+    let deps = rdd.dependencies();
+    let last = deps.len().saturating_sub(1);
+    for (i, dep) in deps.iter().enumerate() {
+        let parent = dep.rdd();
         if let Dependency::Shuffle(_) = dep {
-            lines.extend(sub.iter().enumerate().map(|(i, l)| {
-                if i == 0 {
-                    format!(" +-{l}")
-                } else {
-                    format!("   {l}")
-                }
-            }));
+            // Drop the trailing `|  ` of the prefix: the `+-` takes its place.
+            let trimmed = prefix.trim_end();
+            let this = if trimmed.len() < prefix.len() {
+                trimmed.strip_suffix('|').unwrap_or(prefix)
+            } else {
+                prefix
+            };
+            let count = format!("({})", parent.num_partitions());
+            lines.push(format!("{this}+-{count} {}", describe(&*parent)));
+            let next = format!(
+                "{this}{}{}",
+                if i == last { "  " } else { "| " },
+                stage_prefix(&count)
+            );
+            debug_children(&*parent, &next, lines);
         } else {
-            lines.extend(sub.iter().map(|l| format!(" |  {l}")));
+            lines.push(format!("{prefix}{}", describe(&*parent)));
+            debug_children(&*parent, prefix, lines);
         }
     }
-    lines
 }
 
 impl<T: Data> RddNode<T> {

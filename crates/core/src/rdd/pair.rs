@@ -115,13 +115,35 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
         partitioner: Arc<dyn Partitioner<K>>,
         map_side_combine: bool,
     ) -> Rdd<(K, C)> {
+        self.combine_named(
+            "combine_by_key",
+            create,
+            merge_value,
+            merge_combiners,
+            partitioner,
+            map_side_combine,
+        )
+    }
+
+    /// [`combine_by_key_with`](Self::combine_by_key_with), naming the resulting RDD after the
+    /// operation the user called (`reduce_by_key`, `group_by_key`, …).
+    #[track_caller]
+    fn combine_named<C: Data>(
+        &self,
+        name: &'static str,
+        create: impl Fn(V) -> C + Send + Sync + 'static,
+        merge_value: impl Fn(C, V) -> C + Send + Sync + 'static,
+        merge_combiners: impl Fn(C, C) -> C + Send + Sync + 'static,
+        partitioner: Arc<dyn Partitioner<K>>,
+        map_side_combine: bool,
+    ) -> Rdd<(K, C)> {
         let agg = Aggregator {
             create: Arc::new(create),
             merge_value: Arc::new(merge_value),
             merge_combiners: Arc::new(merge_combiners),
         };
         if self.partitioner().as_ref() == Some(&partitioner.info()) {
-            return self.map_partitions_internal("combine_by_key", true, move |_, it| {
+            return self.map_partitions_internal(name, true, move |_, it| {
                 let mut map: Map<K, C> = Map::default();
                 for (k, v) in it {
                     upsert(&mut map, k, v, &*agg.create, &*agg.merge_value);
@@ -142,7 +164,7 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
                     }
                     maps.into_iter().map(|m| drain(m).collect()).collect()
                 });
-            self.shuffle("combine_by_key", partitioner, bucketer, None, move |it| {
+            self.shuffle(name, partitioner, bucketer, None, move |it| {
                 let mut map: Map<K, C> = Map::default();
                 for (k, c) in it {
                     upsert(&mut map, k, c, |c| c, &*agg.merge_combiners);
@@ -150,19 +172,13 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
                 Box::new(drain(map))
             })
         } else {
-            self.shuffle(
-                "combine_by_key",
-                partitioner,
-                plain_bucketer(),
-                None,
-                move |it| {
-                    let mut map: Map<K, C> = Map::default();
-                    for (k, v) in it {
-                        upsert(&mut map, k, v, &*agg.create, &*agg.merge_value);
-                    }
-                    Box::new(drain(map))
-                },
-            )
+            self.shuffle(name, partitioner, plain_bucketer(), None, move |it| {
+                let mut map: Map<K, C> = Map::default();
+                for (k, v) in it {
+                    upsert(&mut map, k, v, &*agg.create, &*agg.merge_value);
+                }
+                Box::new(drain(map))
+            })
         }
     }
 
@@ -191,7 +207,8 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
     ) -> Rdd<(K, V)> {
         let f = Arc::new(f);
         let g = f.clone();
-        self.combine_by_key_with(
+        self.combine_named(
+            "reduce_by_key",
             |v| v,
             move |a, b| f(a, b),
             move |a, b| g(a, b),
@@ -221,7 +238,8 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
     ) -> Rdd<(K, V)> {
         let f = Arc::new(f);
         let (g, h) = (f.clone(), f.clone());
-        self.combine_by_key_with(
+        self.combine_named(
+            "fold_by_key",
             move |v| f(zero.clone(), v),
             move |a, b| g(a, b),
             move |a, b| h(a, b),
@@ -246,7 +264,8 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
     /// map-side (it would not shrink the data).
     #[track_caller]
     pub fn group_by_key_with(&self, partitioner: Arc<dyn Partitioner<K>>) -> Rdd<(K, Vec<V>)> {
-        self.combine_by_key_with(
+        self.combine_named(
+            "group_by_key",
             |v| vec![v],
             |mut c: Vec<V>, v| {
                 c.push(v);
