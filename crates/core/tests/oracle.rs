@@ -247,7 +247,7 @@ proptest! {
         prop_assert_eq!(s.num_partitions(), n);
         prop_assert_eq!(s.collect().unwrap(), asc);
         let mut desc = v.clone();
-        desc.sort_by(|a, b| b.0.cmp(&a.0));
+        desc.sort_by_key(|x| std::cmp::Reverse(x.0));
         prop_assert_eq!(rdd.sort_by_key_n(false, n).collect().unwrap(), desc);
         prop_assert_eq!(rdd.sort_by_key(true).num_partitions(), p);
     }

@@ -169,7 +169,7 @@ mod tests {
     #[test]
     fn an_impossible_lz4_size_is_corrupt_before_allocating() {
         // A plain block whose codec byte flipped to lz4: its first payload bytes become the size.
-        let mut bytes = serialize_block(&id(), &vec![u32::MAX; 8], Codec::None).unwrap();
+        let mut bytes = serialize_block(&id(), &[u32::MAX; 8], Codec::None).unwrap();
         bytes[4] = Codec::Lz4.tag();
         bytes[HEADER..HEADER + 4].copy_from_slice(&u32::MAX.to_le_bytes());
         let crc = crc32fast::hash(&bytes[HEADER..]);

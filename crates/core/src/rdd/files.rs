@@ -143,7 +143,10 @@ impl Context {
             sizes.push(std::fs::metadata(f).map_err(Error::io("reading", f))?.len());
         }
         let total: u64 = sizes.iter().sum();
-        let goal = total.div_ceil(min_partitions.max(1) as u64).max(1);
+        // The goal size is rounded down (as Hadoop does), so a file of `size` bytes gets
+        // ceil(size / goal) >= min_partitions splits; rounding up could give fewer (9 bytes in 4
+        // partitions: goal 3, three splits).
+        let goal = (total / min_partitions.max(1) as u64).max(1);
         let mut splits = Vec::new();
         for (path, size) in files.into_iter().zip(sizes) {
             let mut start = 0;
