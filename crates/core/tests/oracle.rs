@@ -279,3 +279,21 @@ fn lookup_and_empty_rdds() {
     assert_eq!(e.take(3).unwrap(), vec![]);
     assert_eq!(e.sort_by_key(true).collect().unwrap(), vec![]);
 }
+
+proptest! {
+    #![proptest_config(config())]
+
+    #[test]
+    fn cogroup_many_groups_each_input(inputs in proptest::collection::vec(pairs(), 0..4), n in 1usize..4) {
+        let c = ctx(true);
+        let rdds: Vec<Rdd<(u8, i32)>> = inputs.iter().enumerate().map(|(i, v)| c.parallelize(v.clone(), i + 1)).collect();
+        let got = sorted(c.cogroup_many(&rdds, Arc::new(HashPartitioner::new(n))).collect().unwrap());
+        let mut expected: BTreeMap<u8, Vec<Vec<i32>>> = BTreeMap::new();
+        for (i, v) in inputs.iter().enumerate() {
+            for (k, x) in v {
+                expected.entry(*k).or_insert_with(|| vec![Vec::new(); inputs.len()])[i].push(*x);
+            }
+        }
+        prop_assert_eq!(got, expected.into_iter().collect::<Vec<_>>());
+    }
+}

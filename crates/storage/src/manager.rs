@@ -169,7 +169,8 @@ impl BlockManager {
         level: StorageLevel,
     ) -> Result<PutOutcome> {
         let values: Arc<Vec<T>> = values.into();
-        let mut bytes: Option<Vec<u8>> = None;
+        // Serialized once at most, and shared between the memory store, disk and replication.
+        let mut bytes: Option<Arc<Vec<u8>>> = None;
         let outcome = if level.use_memory {
             let (stored, size) = if level.deserialized {
                 let size = estimate_size(&values);
@@ -187,7 +188,7 @@ impl BlockManager {
             } else {
                 let b = Arc::new(serialize_block(&id, &values, self.codec)?);
                 let size = b.len() as u64;
-                bytes = Some((*b).clone());
+                bytes = Some(b.clone());
                 (Stored::Bytes(b), size)
             };
             self.insert_memory(id.clone(), stored, size, level)?
@@ -198,7 +199,7 @@ impl BlockManager {
             PutOutcome::NotStored if level.use_disk => {
                 let b = match bytes.take() {
                     Some(b) => b,
-                    None => serialize_block(&id, &values, self.codec)?,
+                    None => Arc::new(serialize_block(&id, &values, self.codec)?),
                 };
                 self.memory.lock().remove(&id);
                 self.disk.put(&id, &b)?;
@@ -213,7 +214,7 @@ impl BlockManager {
         if level.replication > 1 {
             let b = match bytes {
                 Some(b) => b,
-                None => serialize_block(&id, &values, self.codec)?,
+                None => Arc::new(serialize_block(&id, &values, self.codec)?),
             };
             self.replicate(&id, &b, level)?;
         }
@@ -229,15 +230,11 @@ impl BlockManager {
         bytes: Vec<u8>,
         level: StorageLevel,
     ) -> Result<PutOutcome> {
+        let bytes = Arc::new(bytes);
         let mut outcome = PutOutcome::NotStored;
         if level.use_memory {
             let size = bytes.len() as u64;
-            outcome = self.insert_memory(
-                id.clone(),
-                Stored::Bytes(Arc::new(bytes.clone())),
-                size,
-                level,
-            )?;
+            outcome = self.insert_memory(id.clone(), Stored::Bytes(bytes.clone()), size, level)?;
         }
         if outcome == PutOutcome::NotStored && level.use_disk {
             self.memory.lock().remove(&id);

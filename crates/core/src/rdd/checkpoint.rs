@@ -1,10 +1,10 @@
 //! RDD checkpointing: writing an RDD's partitions to files under the checkpoint directory and
 //! truncating its lineage, so a long chain (a stateful stream's state) stops growing.
 
-use super::{BoxIter, CheckpointState, Rdd, RddNode, arc_iter};
+use super::{BoxIter, CheckpointState, Compute, Dependency, Rdd, RddNode, TaskContext, arc_iter};
 use crate::scheduler;
 use crate::sync::Arc;
-use crate::{Error, Result};
+use crate::{Error, PartitionerInfo, Result};
 use spate_storage::{BlockId, Codec, Data, deserialize_block, serialize_block};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -45,20 +45,32 @@ pub(crate) fn write_partition<T: Data>(path: &Path, block: &BlockId, values: &[T
     write_atomically(path, &serialize_block(block, values, Codec::None)?)
 }
 
-pub(super) fn read_if_checkpointed<T: Data>(
-    node: &RddNode<T>,
-    split: usize,
-) -> Result<Option<BoxIter<T>>> {
-    let dir = match &*node.checkpoint.lock() {
-        CheckpointState::Done { dir, .. } => dir.clone(),
-        _ => return Ok(None),
-    };
-    let block = BlockId::Rdd {
-        rdd: node.id,
-        partition: split as u32,
-    };
-    let values = read_partition::<T>(&part_file(&dir, split), &block)?;
-    Ok(Some(arc_iter(Arc::new(values))))
+/// The computation of a checkpointed RDD: read partition files. Keeps the partitioner.
+struct Checkpointed {
+    dir: PathBuf,
+    partitions: usize,
+    partitioner: Option<PartitionerInfo>,
+    id: u64,
+}
+
+impl<T: Data> Compute<T> for Checkpointed {
+    fn num_partitions(&self) -> usize {
+        self.partitions
+    }
+    fn dependencies(&self) -> Vec<Dependency> {
+        Vec::new()
+    }
+    fn compute(&self, split: usize, _tc: &TaskContext) -> Result<BoxIter<T>> {
+        let block = BlockId::Rdd {
+            rdd: self.id,
+            partition: split as u32,
+        };
+        let values = read_partition::<T>(&part_file(&self.dir, split), &block)?;
+        Ok(arc_iter(Arc::new(values)))
+    }
+    fn partitioner(&self) -> Option<PartitionerInfo> {
+        self.partitioner.clone()
+    }
 }
 
 pub(super) fn write<T: Data>(node: &RddNode<T>) -> Result<()> {
@@ -88,6 +100,12 @@ pub(super) fn write<T: Data>(node: &RddNode<T>) -> Result<()> {
             };
             write_partition(&part_file(&d, tc.partition), &block, &values)
         })?;
+        node.replace_op(Arc::new(Checkpointed {
+            dir: dir.clone(),
+            partitions: partitions.len(),
+            partitioner: node.op().partitioner(),
+            id: node.id,
+        }));
         Ok(CheckpointState::Done { dir })
     })();
     let mut state = node.checkpoint.lock();

@@ -275,3 +275,50 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
             })
     }
 }
+
+struct CoGroupedMany<K: Key, V: Data> {
+    sides: Vec<Side<K, V>>,
+    partitioner: Arc<dyn Partitioner<K>>,
+}
+
+impl<K: Key, V: Data> Compute<(K, Vec<Vec<V>>)> for CoGroupedMany<K, V> {
+    fn num_partitions(&self) -> usize {
+        self.partitioner.num_partitions()
+    }
+    fn dependencies(&self) -> Vec<Dependency> {
+        self.sides.iter().map(Side::dependency).collect()
+    }
+    fn compute(&self, split: usize, tc: &TaskContext) -> Result<BoxIter<(K, Vec<Vec<V>>)>> {
+        let n = self.sides.len();
+        let mut groups: IndexMap<K, Vec<Vec<V>>, FxBuildHasher> = IndexMap::default();
+        for (i, side) in self.sides.iter().enumerate() {
+            for (k, v) in side.read(split, tc)? {
+                groups.entry(k).or_insert_with(|| vec![Vec::new(); n])[i].push(v);
+            }
+        }
+        Ok(Box::new(groups.into_iter()))
+    }
+    fn partitioner(&self) -> Option<PartitionerInfo> {
+        Some(self.partitioner.info())
+    }
+}
+
+impl crate::Context {
+    /// Cogroups any number of RDDs of the same pair type: for each key, the list of its values in
+    /// each RDD (`result[i]` for `rdds[i]`). RDDs already partitioned by `partitioner` are read
+    /// without a shuffle. Windowed reductions are built on this.
+    #[track_caller]
+    pub fn cogroup_many<K: Key, V: Data>(
+        &self,
+        rdds: &[Rdd<(K, V)>],
+        partitioner: Arc<dyn Partitioner<K>>,
+    ) -> Rdd<(K, Vec<Vec<V>>)> {
+        let sides = rdds.iter().map(|r| Side::new(r, &partitioner)).collect();
+        Rdd::from_op(
+            self,
+            "cogroup",
+            std::panic::Location::caller(),
+            CoGroupedMany { sides, partitioner },
+        )
+    }
+}

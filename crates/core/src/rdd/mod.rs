@@ -148,7 +148,7 @@ pub(crate) struct RddNode<T: Data> {
     pub(crate) ctx: Context,
     name: &'static str,
     call_site: String,
-    op: Box<dyn Compute<T>>,
+    op: Mutex<Arc<dyn Compute<T>>>,
     level: Mutex<StorageLevel>,
     pub(crate) checkpoint: Mutex<CheckpointState>,
     self_ref: Weak<RddNode<T>>,
@@ -191,7 +191,7 @@ impl<T: Data> Rdd<T> {
             ctx: ctx.clone(),
             name,
             call_site: format!("{}:{}", location.file(), location.line()),
-            op: Box::new(op),
+            op: Mutex::new(Arc::new(op)),
             level: Mutex::new(StorageLevel::NONE),
             checkpoint: Mutex::new(CheckpointState::None),
             self_ref: weak.clone(),
@@ -211,7 +211,7 @@ impl<T: Data> Rdd<T> {
 
     /// Number of partitions.
     pub fn num_partitions(&self) -> usize {
-        self.node.op.num_partitions()
+        self.node.op().num_partitions()
     }
 
     /// The type-erased view, for the scheduler and for dependencies of children.
@@ -343,6 +343,17 @@ impl<T: Data> RddNode<T> {
             .remove_where(|b| b.rdd_id() == Some(id));
     }
 
+    /// The current computation: the operation, or after a checkpoint, the checkpoint files.
+    pub(crate) fn op(&self) -> Arc<dyn Compute<T>> {
+        self.op.lock().clone()
+    }
+
+    /// Replaces the computation (used once a checkpoint is written: the old one, and with it every
+    /// reference to the parents, is dropped so old lineage can be freed).
+    pub(crate) fn replace_op(&self, op: Arc<dyn Compute<T>>) {
+        *self.op.lock() = op;
+    }
+
     pub(crate) fn handle(&self) -> Rdd<T> {
         Rdd {
             node: self
@@ -353,12 +364,9 @@ impl<T: Data> RddNode<T> {
     }
 
     fn iterator(&self, split: usize, tc: &TaskContext) -> Result<BoxIter<T>> {
-        if let Some(it) = checkpoint::read_if_checkpointed(self, split)? {
-            return Ok(it);
-        }
         let level = *self.level.lock();
         if !level.is_valid() {
-            return self.op.compute(split, tc);
+            return self.op().compute(split, tc);
         }
         let bm = self.ctx.block_manager();
         let block = self.block_id(split);
@@ -371,7 +379,7 @@ impl<T: Data> RddNode<T> {
                 bm.remove(&block);
             }
         }
-        let values: Arc<Vec<T>> = Arc::new(self.op.compute(split, tc)?.collect());
+        let values: Arc<Vec<T>> = Arc::new(self.op().compute(split, tc)?.collect());
         bm.put_values(block, values.clone(), level)?;
         Ok(arc_iter(values))
     }
@@ -388,19 +396,16 @@ impl<T: Data> RddBase for RddNode<T> {
         &self.call_site
     }
     fn num_partitions(&self) -> usize {
-        self.op.num_partitions()
+        self.op().num_partitions()
     }
     fn dependencies(&self) -> Vec<Dependency> {
-        match &*self.checkpoint.lock() {
-            CheckpointState::Done { .. } => Vec::new(),
-            _ => self.op.dependencies(),
-        }
+        self.op().dependencies()
     }
     fn storage_level(&self) -> StorageLevel {
         *self.level.lock()
     }
     fn partitioner(&self) -> Option<PartitionerInfo> {
-        self.op.partitioner()
+        self.op().partitioner()
     }
     fn is_fully_cached(&self) -> bool {
         let level = *self.level.lock();
