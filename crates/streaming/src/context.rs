@@ -1,0 +1,457 @@
+//! `StreamingContext`: owns the DStream graph, the clock, the batch timer (job generator) and the
+//! job executor, and the listeners.
+//!
+//! Two threads run a started context. The *generator* waits on the clock for each batch time,
+//! computes the batch's RDDs (lazily: no data moves yet) and queues the batch's jobs; the
+//! *executor* runs queued batches one after another, in order, reports a [`BatchInfo`] and then
+//! lets every operator forget RDDs it no longer needs.
+
+use crate::clock::Clock;
+use crate::dstream::DStream;
+use crate::dstream::OpSpec;
+use crate::graph::{Env, Graph, Job};
+use crate::listener::{BatchInfo, StreamingListener};
+use crate::time::millis;
+use crate::{Error, Result, Time};
+use parking_lot::{Condvar, Mutex};
+use spate_core::{Context, Data, Rdd};
+use std::collections::VecDeque;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Status {
+    Initialized,
+    Started,
+    Stopped,
+}
+
+struct Progress {
+    status: Status,
+    last_completed: Option<Time>,
+    completed: Vec<BatchInfo>,
+}
+
+struct Inner {
+    env: Arc<Env>,
+    graph: Arc<Graph>,
+    clock: Mutex<Clock>,
+    remember: Mutex<Option<Duration>>,
+    listeners: Mutex<Vec<Arc<dyn StreamingListener>>>,
+    progress: Mutex<Progress>,
+    changed: Condvar,
+    stop_generating: AtomicBool,
+    stop_executing: AtomicBool,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+}
+
+/// The entry point of a streaming program: create input streams from it, transform them, register
+/// output operations, then [`start`](Self::start) it.
+///
+/// Cloning gives another handle to the same context.
+#[derive(Clone)]
+pub struct StreamingContext {
+    inner: Arc<Inner>,
+}
+
+/// How many completed `BatchInfo`s the context keeps for [`StreamingContext::completed_batches`].
+const KEEP_BATCHES: usize = 1000;
+
+struct JobSet {
+    info: BatchInfo,
+    jobs: Vec<Job>,
+}
+
+impl StreamingContext {
+    /// A context on `master` (see [`spate_core::Master::parse`]) cutting streams into batches of
+    /// `batch_duration` (positive, whole milliseconds).
+    pub fn new(master: &str, batch_duration: Duration) -> Result<StreamingContext> {
+        StreamingContext::with_context(Context::new(master)?, batch_duration)
+    }
+
+    /// A context on an existing core context.
+    pub fn with_context(ctx: Context, batch_duration: Duration) -> Result<StreamingContext> {
+        millis(batch_duration, "batch duration")?;
+        Ok(StreamingContext {
+            inner: Arc::new(Inner {
+                env: Arc::new(Env::new(ctx, batch_duration)),
+                graph: Arc::new(Graph::default()),
+                clock: Mutex::new(Clock::System),
+                remember: Mutex::new(None),
+                listeners: Mutex::new(Vec::new()),
+                progress: Mutex::new(Progress {
+                    status: Status::Initialized,
+                    last_completed: None,
+                    completed: Vec::new(),
+                }),
+                changed: Condvar::new(),
+                stop_generating: AtomicBool::new(false),
+                stop_executing: AtomicBool::new(false),
+                threads: Mutex::new(Vec::new()),
+            }),
+        })
+    }
+
+    /// The core context that runs the batches' jobs.
+    pub fn context(&self) -> &Context {
+        &self.inner.env.ctx
+    }
+
+    /// The batch duration.
+    pub fn batch_duration(&self) -> Duration {
+        self.inner.env.batch
+    }
+
+    /// Uses `clock` for batch times (before `start()`): the system clock by default, a
+    /// [`ManualClock`](crate::ManualClock) in tests.
+    pub fn set_clock(&self, clock: Clock) -> Result<()> {
+        self.require_initialized("set_clock")?;
+        *self.inner.clock.lock() = clock;
+        Ok(())
+    }
+
+    /// The clock batch times are read from.
+    pub fn clock(&self) -> Clock {
+        self.inner.clock.lock().clone()
+    }
+
+    /// Enables checkpointing under `dir`: stateful streams checkpoint their RDDs there (in
+    /// `dir/rdds`). Required by `update_state_by_key` and inverse-reduced windows.
+    pub fn checkpoint(&self, dir: impl AsRef<Path>) -> Result<()> {
+        let dir = dir.as_ref();
+        std::fs::create_dir_all(dir).map_err(|source| Error::Io {
+            action: "creating",
+            path: dir.into(),
+            source,
+        })?;
+        self.context().set_checkpoint_dir(dir.join("rdds"))?;
+        *self.inner.env.checkpoint_dir.lock() = Some(dir.to_path_buf());
+        Ok(())
+    }
+
+    /// Makes every stream keep its RDDs for at least `duration` after their batch (for queries
+    /// of older data with `slice`).
+    pub fn remember(&self, duration: Duration) {
+        *self.inner.remember.lock() = Some(duration);
+    }
+
+    /// Adds a listener for batch events.
+    pub fn add_streaming_listener(&self, listener: Arc<dyn StreamingListener>) {
+        self.inner.listeners.lock().push(listener);
+    }
+
+    fn require_initialized(&self, what: &str) -> Result<()> {
+        match self.inner.progress.lock().status {
+            Status::Initialized => Ok(()),
+            s => Err(Error::State(format!(
+                "{what} must be called before start() (the context is {s:?})"
+            ))),
+        }
+    }
+
+    /// An input stream with the given computation, registered in the graph.
+    #[track_caller]
+    pub(crate) fn input_stream<T: Data>(
+        &self,
+        name: &'static str,
+        compute: impl Fn(Time) -> Result<Option<Rdd<T>>> + Send + Sync + 'static,
+        records: Option<Box<dyn Fn(Time) -> Option<u64> + Send + Sync>>,
+    ) -> DStream<T> {
+        let spec = OpSpec {
+            name,
+            parents: Vec::new(),
+            slide: self.inner.env.batch,
+            parent_remember_extra: Duration::ZERO,
+            must_checkpoint: false,
+            level: spate_core::StorageLevel::NONE,
+            compute: Box::new(move |_, t| compute(t)),
+            records,
+        };
+        DStream::create(&self.inner.env, &Arc::downgrade(&self.inner.graph), spec)
+    }
+
+    /// A stream fed from a queue of RDDs: each batch takes the next RDD (`one_at_a_time`) or all
+    /// queued RDDs (as their union); an empty queue gives an empty batch.
+    #[track_caller]
+    pub fn queue_stream<T: Data>(
+        &self,
+        queue: Arc<std::sync::Mutex<VecDeque<Rdd<T>>>>,
+        one_at_a_time: bool,
+    ) -> DStream<T> {
+        self.queue_stream_with_default(queue, one_at_a_time, None)
+    }
+
+    /// [`queue_stream`](Self::queue_stream) that yields `default` when the queue is empty.
+    #[track_caller]
+    pub fn queue_stream_with_default<T: Data>(
+        &self,
+        queue: Arc<std::sync::Mutex<VecDeque<Rdd<T>>>>,
+        one_at_a_time: bool,
+        default: Option<Rdd<T>>,
+    ) -> DStream<T> {
+        let ctx = self.context().clone();
+        self.input_stream(
+            "queue_stream",
+            move |_| {
+                let mut q = queue.lock().unwrap_or_else(|e| e.into_inner());
+                let taken: Vec<Rdd<T>> = if one_at_a_time {
+                    q.pop_front().into_iter().collect()
+                } else {
+                    q.drain(..).collect()
+                };
+                drop(q);
+                Ok(Some(match taken.len() {
+                    0 => default.clone().unwrap_or_else(|| ctx.empty_rdd()),
+                    1 => taken.into_iter().next().expect("one"),
+                    _ => ctx.union(&taken),
+                }))
+            },
+            None,
+        )
+    }
+
+    /// The union of several streams of the same slide.
+    #[track_caller]
+    pub fn union<T: Data>(&self, streams: &[DStream<T>]) -> Result<DStream<T>> {
+        if streams.is_empty() {
+            return Err(Error::State("union needs at least one stream".into()));
+        }
+        Ok(crate::dstream::union_of(streams))
+    }
+
+    /// A stream computed from the RDDs of several streams (same slide) at each time.
+    #[track_caller]
+    pub fn transform<T: Data, U: Data>(
+        &self,
+        streams: &[DStream<T>],
+        f: impl Fn(&[Rdd<T>], Time) -> Rdd<U> + Send + Sync + 'static,
+    ) -> Result<DStream<U>> {
+        if streams.is_empty() {
+            return Err(Error::State("transform needs at least one stream".into()));
+        }
+        Ok(crate::dstream::transform_all("transform", streams, f))
+    }
+
+    /// Checks the graph and starts the batch timer and the job executor. Every problem with the
+    /// graph (invalid durations, missing checkpoint directory, no output operation, …) is reported
+    /// at once in an [`Error::InvalidGraph`].
+    pub fn start(&self) -> Result<()> {
+        self.require_initialized("start")?;
+        let inner = &self.inner;
+        let errors = inner.graph.prepare(&inner.env, *inner.remember.lock());
+        if !errors.is_empty() {
+            return Err(Error::InvalidGraph(errors));
+        }
+        inner.graph.started.store(true, Ordering::Release);
+        let clock = self.clock();
+        let batch = inner.env.batch.as_millis() as u64;
+        let first = Time::from_ms((clock.now().ms() / batch + 1) * batch);
+        let zero = Time::from_ms(first.ms() - batch);
+        *inner.env.zero_time.lock() = Some(zero);
+        inner.progress.lock().status = Status::Started;
+        tracing::info!(zero_time = %zero, first_batch = %first, "streaming context started");
+
+        let (tx, rx) = std::sync::mpsc::channel::<JobSet>();
+        let gen_inner = inner.clone();
+        let generator = std::thread::Builder::new()
+            .name("spate-job-generator".into())
+            .spawn(move || generate_loop(&gen_inner, first, clock, tx))
+            .map_err(|e| Error::State(format!("cannot start the job generator thread: {e}")))?;
+        let exec_inner = inner.clone();
+        let executor = std::thread::Builder::new()
+            .name("spate-job-executor".into())
+            .spawn(move || execute_loop(&exec_inner, rx))
+            .map_err(|e| Error::State(format!("cannot start the job executor thread: {e}")))?;
+        inner.threads.lock().extend([generator, executor]);
+        Ok(())
+    }
+
+    /// Stops the context. With `graceful`, batches already generated are finished first;
+    /// otherwise queued batches are dropped once the running one ends. Idempotent.
+    pub fn stop(&self, graceful: bool) {
+        let inner = &self.inner;
+        if inner.progress.lock().status == Status::Stopped {
+            return;
+        }
+        inner.stop_generating.store(true, Ordering::Release);
+        if !graceful {
+            inner.stop_executing.store(true, Ordering::Release);
+        }
+        let current = std::thread::current().id();
+        let threads: Vec<JoinHandle<()>> = inner.threads.lock().drain(..).collect();
+        for t in threads {
+            if t.thread().id() != current {
+                let _ = t.join();
+            }
+        }
+        inner.graph.clear();
+        let mut p = inner.progress.lock();
+        p.status = Status::Stopped;
+        inner.changed.notify_all();
+        tracing::info!(graceful, "streaming context stopped");
+    }
+
+    /// Blocks until the context is stopped.
+    pub fn await_termination(&self) {
+        let mut p = self.inner.progress.lock();
+        while p.status != Status::Stopped {
+            self.inner.changed.wait(&mut p);
+        }
+    }
+
+    /// Blocks until the context is stopped or `timeout` passes; returns whether it stopped.
+    pub fn await_termination_timeout(&self, timeout: Duration) -> bool {
+        let deadline = std::time::Instant::now() + timeout;
+        let mut p = self.inner.progress.lock();
+        while p.status != Status::Stopped {
+            if self.inner.changed.wait_until(&mut p, deadline).timed_out() {
+                return p.status == Status::Stopped;
+            }
+        }
+        true
+    }
+
+    /// Blocks until the batch of `time` (and every earlier one) has completed, or `timeout`
+    /// passes; returns whether it completed. Meant for tests driving a manual clock.
+    pub fn wait_for_batch(&self, time: Time, timeout: Duration) -> bool {
+        let deadline = std::time::Instant::now() + timeout;
+        let mut p = self.inner.progress.lock();
+        loop {
+            if p.last_completed.is_some_and(|t| t >= time) {
+                return true;
+            }
+            if p.status == Status::Stopped
+                || self.inner.changed.wait_until(&mut p, deadline).timed_out()
+            {
+                return p.last_completed.is_some_and(|t| t >= time);
+            }
+        }
+    }
+
+    /// The most recent completed batches (up to 1000), oldest first.
+    pub fn completed_batches(&self) -> Vec<BatchInfo> {
+        self.inner.progress.lock().completed.clone()
+    }
+
+    /// The zero time (the batch time before the first batch), once started.
+    pub fn zero_time(&self) -> Option<Time> {
+        self.inner.env.zero_time()
+    }
+
+    /// For tests: the times each operator currently remembers, by operator id.
+    pub fn remembered_times(&self) -> Vec<(usize, Vec<Time>)> {
+        self.inner
+            .graph
+            .nodes
+            .lock()
+            .iter()
+            .map(|n| (n.id(), n.generated_times()))
+            .collect()
+    }
+}
+
+fn notify(inner: &Inner, f: impl Fn(&dyn StreamingListener)) {
+    let listeners = inner.listeners.lock().clone();
+    for l in listeners {
+        f(&*l);
+    }
+}
+
+fn generate_loop(
+    inner: &Arc<Inner>,
+    first: Time,
+    clock: Clock,
+    tx: std::sync::mpsc::Sender<JobSet>,
+) {
+    let batch = inner.env.batch;
+    let mut time = first;
+    while clock.wait_until(time, &inner.stop_generating) {
+        let mut jobs = Vec::new();
+        let mut failure = None;
+        let outputs = inner.graph.outputs.lock().clone();
+        for out in outputs {
+            match (out.generate)(time) {
+                Ok(Some(job)) => jobs.push(job),
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::error!(batch = %time, output = out.name, call_site = %out.call_site, error = %e, "could not generate the job");
+                    failure
+                        .get_or_insert_with(|| format!("{} at {}: {e}", out.name, out.call_site));
+                }
+            }
+        }
+        let records = inner
+            .graph
+            .nodes
+            .lock()
+            .iter()
+            .filter_map(|n| n.input_records(time))
+            .sum();
+        let info = BatchInfo {
+            batch_time: time,
+            submission_time: clock.now(),
+            processing_start: None,
+            processing_end: None,
+            records,
+            output_operations: jobs.len(),
+            failure,
+        };
+        notify(inner, |l| l.on_batch_submitted(&info));
+        if tx.send(JobSet { info, jobs }).is_err() {
+            break;
+        }
+        time = time.plus(batch);
+    }
+}
+
+fn execute_loop(inner: &Arc<Inner>, rx: std::sync::mpsc::Receiver<JobSet>) {
+    let clock = inner.clock.lock().clone();
+    for JobSet { mut info, jobs } in rx {
+        if inner.stop_executing.load(Ordering::Acquire) {
+            break;
+        }
+        let time = info.batch_time;
+        info.processing_start = Some(clock.now());
+        notify(inner, |l| l.on_batch_started(&info));
+        for job in jobs {
+            if let Err(e) = job() {
+                tracing::error!(batch = %time, error = %e, "output operation failed");
+                info.failure.get_or_insert_with(|| e.to_string());
+            }
+        }
+        info.processing_end = Some(clock.now());
+        let total = info.total_delay().unwrap_or_default();
+        let exec = info.processing_delay().unwrap_or_default();
+        tracing::info!(
+            batch = %time,
+            "Total delay: {:.3} s for time {} (execution: {:.3} s)",
+            total.as_secs_f64(),
+            time,
+            exec.as_secs_f64()
+        );
+        let nodes = inner.graph.nodes.lock().clone();
+        for n in &nodes {
+            n.clear_metadata(time);
+        }
+        notify(inner, |l| l.on_batch_completed(&info));
+        let mut p = inner.progress.lock();
+        p.last_completed = Some(time);
+        p.completed.push(info);
+        if p.completed.len() > KEEP_BATCHES {
+            let excess = p.completed.len() - KEEP_BATCHES;
+            p.completed.drain(..excess);
+        }
+        inner.changed.notify_all();
+    }
+}
+
+impl std::fmt::Debug for StreamingContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StreamingContext")
+            .field("batch", &self.inner.env.batch)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,37 @@
+//! Errors of the streaming layer.
+
+/// An error from a user's output function.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// A streaming error. Messages say what went wrong and what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A duration is zero, not whole milliseconds, or not a multiple of what it must be.
+    #[error("invalid duration: {0}")]
+    InvalidDuration(String),
+    /// The operator graph is invalid; every problem found is listed.
+    #[error("the streaming graph is invalid:\n  - {}", .0.join("\n  - "))]
+    InvalidGraph(Vec<String>),
+    /// `start()` was called twice, or an operation needs a context that has not started.
+    #[error("{0}")]
+    State(String),
+    /// The RDD core failed.
+    #[error(transparent)]
+    Core(#[from] spate_core::Error),
+    /// A file operation failed.
+    #[error("{action} {path}: {source}")]
+    Io {
+        /// What was being done.
+        action: &'static str,
+        /// The path.
+        path: std::path::PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// A user's output function failed.
+    #[error("output operation failed: {0}")]
+    Output(BoxError),
+}
+
+/// The streaming layer's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

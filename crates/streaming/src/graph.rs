@@ -1,0 +1,160 @@
+//! The DStream graph: every operator (type-erased), every output operation, and the environment
+//! operators share (core context, batch duration, zero time, checkpoint directory).
+
+use crate::Time;
+use crate::time::show;
+use parking_lot::Mutex;
+use spate_core::Context;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+/// What every operator shares. Operators hold it strongly; it holds no operator.
+pub(crate) struct Env {
+    pub(crate) ctx: Context,
+    pub(crate) batch: Duration,
+    pub(crate) zero_time: Mutex<Option<Time>>,
+    pub(crate) checkpoint_dir: Mutex<Option<PathBuf>>,
+    next_id: AtomicUsize,
+}
+
+impl Env {
+    pub(crate) fn new(ctx: Context, batch: Duration) -> Env {
+        Env {
+            ctx,
+            batch,
+            zero_time: Mutex::new(None),
+            checkpoint_dir: Mutex::new(None),
+            next_id: AtomicUsize::new(0),
+        }
+    }
+
+    pub(crate) fn next_id(&self) -> usize {
+        self.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    pub(crate) fn zero_time(&self) -> Option<Time> {
+        *self.zero_time.lock()
+    }
+}
+
+/// The type-erased view of an operator that the graph manages.
+pub(crate) trait DStreamBase: Send + Sync {
+    fn id(&self) -> usize;
+    fn name(&self) -> &str;
+    fn call_site(&self) -> &str;
+    fn slide(&self) -> Duration;
+    fn parents(&self) -> Vec<Arc<dyn DStreamBase>>;
+    /// How much longer than itself its parents must remember (a window's width).
+    fn parent_remember_extra(&self) -> Duration;
+    fn must_checkpoint(&self) -> bool;
+    fn checkpoint_interval(&self) -> Option<Duration>;
+    fn set_checkpoint_interval(&self, d: Duration);
+    fn remember(&self) -> Duration;
+    fn set_remember(&self, d: Duration);
+    /// Records an input stream contributed to the batch at `time`, if it knows.
+    fn input_records(&self, time: Time) -> Option<u64>;
+    /// Forgets RDDs older than the remember duration before `time`.
+    fn clear_metadata(&self, time: Time);
+    /// Times of the RDDs currently remembered.
+    fn generated_times(&self) -> Vec<Time>;
+}
+
+/// A job: an output operation applied to one batch's RDD.
+pub(crate) type Job = Box<dyn FnOnce() -> crate::Result<()> + Send>;
+
+/// An output operation: makes the job of a batch.
+pub(crate) struct OutputOp {
+    pub(crate) name: &'static str,
+    pub(crate) call_site: String,
+    pub(crate) generate: Box<dyn Fn(Time) -> crate::Result<Option<Job>> + Send + Sync>,
+}
+
+/// The operators and output operations of one streaming context.
+#[derive(Default)]
+pub(crate) struct Graph {
+    pub(crate) nodes: Mutex<Vec<Arc<dyn DStreamBase>>>,
+    pub(crate) outputs: Mutex<Vec<Arc<OutputOp>>>,
+    pub(crate) errors: Mutex<Vec<String>>,
+    pub(crate) started: std::sync::atomic::AtomicBool,
+}
+
+impl Graph {
+    pub(crate) fn add_error(&self, call_site: &str, name: &str, message: impl std::fmt::Display) {
+        self.errors
+            .lock()
+            .push(format!("{name} at {call_site}: {message}"));
+    }
+
+    /// Checks the graph and fills in defaults before the first batch: every problem is collected.
+    pub(crate) fn prepare(&self, env: &Env, remember: Option<Duration>) -> Vec<String> {
+        let mut errors = self.errors.lock().clone();
+        let nodes = self.nodes.lock().clone();
+        if self.outputs.lock().is_empty() {
+            errors.push("no output operation is registered, so nothing would run: add print(), foreach_rdd(...) or a save".into());
+        }
+        let has_dir = env.checkpoint_dir.lock().is_some();
+        for n in &nodes {
+            let slide = n.slide();
+            if n.must_checkpoint() {
+                if !has_dir {
+                    errors.push(format!(
+                        "{} at {} keeps state across batches and needs a checkpoint directory: call StreamingContext::checkpoint(dir) before start()",
+                        n.name(),
+                        n.call_site()
+                    ));
+                }
+                if n.checkpoint_interval().is_none() {
+                    // Spark's default: a multiple of the slide of at least 10 seconds.
+                    let s = slide.as_millis().max(1) as u64;
+                    let k = 10_000u64.div_ceil(s).max(1);
+                    n.set_checkpoint_interval(Duration::from_millis(k * s));
+                }
+            }
+            if let Some(iv) = n.checkpoint_interval() {
+                if let Err(e) =
+                    crate::time::check_multiple(iv, slide, "checkpoint interval", "slide")
+                {
+                    errors.push(format!("{} at {}: {e}", n.name(), n.call_site()));
+                }
+                if !has_dir && !n.must_checkpoint() {
+                    errors.push(format!(
+                        "{} at {} sets a checkpoint interval of {} but no checkpoint directory is set: call StreamingContext::checkpoint(dir)",
+                        n.name(),
+                        n.call_site(),
+                        show(iv.as_millis() as u64)
+                    ));
+                }
+            }
+        }
+        // Remember durations: each operator at least its slide (twice its checkpoint interval when
+        // it checkpoints, and the user's minimum); parents as long as their children need them
+        // plus any window width. Children have larger ids than parents, so one pass in reverse
+        // creation order settles every operator before its parents.
+        for n in &nodes {
+            let mut r = n.slide().max(remember.unwrap_or(Duration::ZERO));
+            if let Some(iv) = n.checkpoint_interval()
+                && r <= iv
+            {
+                r = iv * 2;
+            }
+            n.set_remember(n.remember().max(r));
+        }
+        let mut ordered = nodes.clone();
+        ordered.sort_by_key(|n| std::cmp::Reverse(n.id()));
+        for n in ordered {
+            let need = n.remember() + n.parent_remember_extra();
+            for p in n.parents() {
+                p.set_remember(p.remember().max(need));
+            }
+        }
+        errors
+    }
+
+    /// Drops every operator and output (breaking reference cycles through user closures).
+    pub(crate) fn clear(&self) {
+        self.outputs.lock().clear();
+        self.nodes.lock().clear();
+    }
+}
