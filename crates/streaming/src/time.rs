@@ -50,7 +50,7 @@ pub(crate) fn millis(d: Duration, what: &str) -> Result<u64> {
     if d.is_zero() {
         return Err(Error::InvalidDuration(format!("{what} must be positive")));
     }
-    if d.subsec_nanos() % 1_000_000 != 0 {
+    if !d.subsec_nanos().is_multiple_of(1_000_000) {
         return Err(Error::InvalidDuration(format!(
             "{what} {d:?} is not a whole number of milliseconds"
         )));
@@ -60,7 +60,7 @@ pub(crate) fn millis(d: Duration, what: &str) -> Result<u64> {
 
 /// Formats milliseconds as a short duration (`45s`, `1500ms`).
 pub(crate) fn show(ms: u64) -> String {
-    if ms % 1000 == 0 {
+    if ms.is_multiple_of(1000) {
         format!("{}s", ms / 1000)
     } else {
         format!("{ms}ms")

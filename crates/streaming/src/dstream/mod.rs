@@ -229,7 +229,7 @@ impl<T: Data> DStreamNode<T> {
     fn is_time_valid(&self, time: Time) -> bool {
         match self.env.zero_time() {
             Some(zero) => {
-                time > zero && (time.ms() - zero.ms()) % (self.slide.as_millis() as u64) == 0
+                time > zero && (time.ms() - zero.ms()).is_multiple_of(self.slide.as_millis() as u64)
             }
             None => false,
         }
@@ -274,7 +274,7 @@ impl<T: Data> DStreamNode<T> {
             }
             let zero = self.env.zero_time().unwrap_or_default();
             if let Some(iv) = *self.checkpoint_interval.lock()
-                && (time.ms() - zero.ms()) % (iv.as_millis() as u64).max(1) == 0
+                && (time.ms() - zero.ms()).is_multiple_of((iv.as_millis() as u64).max(1))
             {
                 rdd.checkpoint()?;
             }
