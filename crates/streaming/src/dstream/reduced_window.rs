@@ -60,11 +60,16 @@ impl<K: Key, V: Data> DStream<(K, V)> {
             // Current window: (t - window, t]; previous: (t - window - slide, t - slide].
             let current_begin = t.minus(window).plus(parent_slide);
             let previous_begin = current_begin.minus(slide);
-            // Batches that left: (t - window - slide, t - window]; that entered: (t - slide, t].
+            // Batches that left: in the previous window but not this one, (t - window - slide,
+            // t - max(window, slide)]; batches that entered: in this window but not the previous
+            // one, (t - min(window, slide), t]. (For slide <= window this is Spark's rule; for a
+            // longer slide Spark would count the batches between two windows, this does not.)
             let old = r
                 .node
-                .slice(zero, previous_begin, current_begin.minus(parent_slide))?;
-            let new = r.node.slice(zero, t.minus(slide).plus(parent_slide), t)?;
+                .slice(zero, previous_begin, t.minus(window.max(slide)))?;
+            let new = r
+                .node
+                .slice(zero, t.minus(window.min(slide)).plus(parent_slide), t)?;
             let previous = match node.get_or_compute(t.minus(slide))? {
                 Some(p) => p,
                 None => node.env.ctx.empty_rdd(),
