@@ -53,3 +53,7 @@ pub use listener::{BatchInfo, StreamingListener};
 pub use spate_core::{self as core, Context, Key, Rdd, StorageLevel, ToText};
 pub use spate_storage as storage;
 pub use time::Time;
+
+#[doc = include_str!("../../../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
