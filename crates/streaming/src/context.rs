@@ -353,6 +353,14 @@ impl StreamingContext {
     }
 }
 
+fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "(no message)".into())
+}
+
 fn notify(inner: &Inner, f: impl Fn(&dyn StreamingListener)) {
     let listeners = inner.listeners.lock().clone();
     for l in listeners {
@@ -373,7 +381,15 @@ fn generate_loop(
         let mut failure = None;
         let outputs = inner.graph.outputs.lock().clone();
         for out in outputs {
-            match (out.generate)(time) {
+            let generated =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (out.generate)(time)))
+                    .unwrap_or_else(|p| {
+                        Err(Error::State(format!(
+                            "a function panicked while the batch was built: {}",
+                            panic_text(&*p)
+                        )))
+                    });
+            match generated {
                 Ok(Some(job)) => jobs.push(job),
                 Ok(None) => {}
                 Err(e) => {
@@ -417,7 +433,14 @@ fn execute_loop(inner: &Arc<Inner>, rx: std::sync::mpsc::Receiver<JobSet>) {
         info.processing_start = Some(clock.now());
         notify(inner, |l| l.on_batch_started(&info));
         for job in jobs {
-            if let Err(e) = job() {
+            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job))
+                .unwrap_or_else(|p| {
+                    Err(Error::State(format!(
+                        "the output function panicked: {}",
+                        panic_text(&*p)
+                    )))
+                });
+            if let Err(e) = result {
                 tracing::error!(batch = %time, error = %e, "output operation failed");
                 info.failure.get_or_insert_with(|| e.to_string());
             }

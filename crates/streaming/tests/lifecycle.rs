@@ -1,0 +1,289 @@
+//! The streaming context's life cycle: zero time, listeners and `BatchInfo`, panics in user code,
+//! graceful and immediate stops, and argument errors.
+
+use spate_streaming::testing::test_input_stream;
+use spate_streaming::{
+    BatchInfo, Clock, DStream, ManualClock, StreamingContext, StreamingListener, Time,
+};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+fn manual(batch_ms: u64, start_ms: u64) -> (StreamingContext, ManualClock, tempfile::TempDir) {
+    let ssc = StreamingContext::new("local[2]", Duration::from_millis(batch_ms)).unwrap();
+    let clock = ManualClock::new(start_ms);
+    ssc.set_clock(Clock::Manual(clock.clone())).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    ssc.checkpoint(dir.path()).unwrap();
+    (ssc, clock, dir)
+}
+
+fn collect_times<T: spate_core::Data>(stream: &DStream<T>) -> Arc<Mutex<Vec<(u64, Vec<T>)>>> {
+    let out: Arc<Mutex<Vec<(u64, Vec<T>)>>> = Arc::default();
+    let o = out.clone();
+    stream.foreach_rdd(move |rdd, t| {
+        o.lock().unwrap().push((t.ms(), rdd.collect()?));
+        Ok(())
+    });
+    out
+}
+
+#[test]
+fn handles_are_send_and_sync() {
+    fn check<T: Send + Sync>() {}
+    check::<StreamingContext>();
+    check::<DStream<String>>();
+    check::<DStream<(String, u64)>>();
+    check::<ManualClock>();
+    check::<BatchInfo>();
+}
+
+#[test]
+fn first_batch_is_the_first_multiple_after_start() {
+    // Clock at 2500 ms, batch 1000 ms: zero time 2000, batches at 3000, 4000, …
+    let (ssc, clock, _dir) = manual(1000, 2500);
+    let queue = Arc::new(std::sync::Mutex::new(std::collections::VecDeque::new()));
+    queue
+        .lock()
+        .unwrap()
+        .push_back(ssc.context().parallelize(vec![1], 1));
+    let out = collect_times(&ssc.queue_stream(queue, true));
+    ssc.start().unwrap();
+    assert_eq!(ssc.zero_time(), Some(Time::from_ms(2000)));
+    clock.set_time(Time::from_ms(4000));
+    assert!(ssc.wait_for_batch(Time::from_ms(4000), Duration::from_secs(30)));
+    ssc.stop(false);
+    assert_eq!(*out.lock().unwrap(), vec![(3000, vec![1]), (4000, vec![])]);
+}
+
+#[derive(Default)]
+struct Recorder {
+    events: Mutex<Vec<(&'static str, BatchInfo)>>,
+}
+
+impl StreamingListener for Recorder {
+    fn on_batch_submitted(&self, info: &BatchInfo) {
+        self.events
+            .lock()
+            .unwrap()
+            .push(("submitted", info.clone()));
+    }
+    fn on_batch_started(&self, info: &BatchInfo) {
+        self.events.lock().unwrap().push(("started", info.clone()));
+    }
+    fn on_batch_completed(&self, info: &BatchInfo) {
+        self.events
+            .lock()
+            .unwrap()
+            .push(("completed", info.clone()));
+    }
+}
+
+#[test]
+fn listeners_see_every_batch_in_order_with_records_and_delays() {
+    let (ssc, clock, _dir) = manual(1000, 0);
+    let recorder = Arc::new(Recorder::default());
+    ssc.add_streaming_listener(recorder.clone());
+    let input = test_input_stream(&ssc, vec![vec![1, 2, 3], vec![], vec![4]], 2);
+    let _ = collect_times(&input.count());
+    ssc.start().unwrap();
+    for _ in 0..3 {
+        clock.advance(Duration::from_millis(1000));
+    }
+    assert!(ssc.wait_for_batch(Time::from_ms(3000), Duration::from_secs(30)));
+    ssc.stop(true);
+    let events = recorder.events.lock().unwrap().clone();
+    let completed: Vec<&BatchInfo> = events
+        .iter()
+        .filter(|(k, _)| *k == "completed")
+        .map(|(_, i)| i)
+        .collect();
+    assert_eq!(
+        completed
+            .iter()
+            .map(|i| i.batch_time.ms())
+            .collect::<Vec<_>>(),
+        vec![1000, 2000, 3000]
+    );
+    assert_eq!(
+        completed.iter().map(|i| i.records).collect::<Vec<_>>(),
+        vec![3, 0, 1]
+    );
+    for info in &completed {
+        assert_eq!(info.output_operations, 1);
+        assert!(info.failure.is_none());
+        // The manual clock did not move while batches ran: delays are what the clock says.
+        let total = info.total_delay().unwrap();
+        assert_eq!(
+            total,
+            info.scheduling_delay().unwrap() + info.processing_delay().unwrap()
+        );
+    }
+    // Per batch: submitted before started before completed.
+    for t in [1000, 2000, 3000] {
+        let kinds: Vec<&str> = events
+            .iter()
+            .filter(|(_, i)| i.batch_time.ms() == t)
+            .map(|(k, _)| *k)
+            .collect();
+        assert_eq!(
+            kinds,
+            vec!["submitted", "started", "completed"],
+            "batch {t}"
+        );
+    }
+    assert_eq!(ssc.completed_batches().len(), 3);
+}
+
+#[test]
+fn panics_in_user_code_fail_their_batch_and_the_stream_goes_on() {
+    let (ssc, clock, _dir) = manual(1000, 0);
+    let input = test_input_stream(&ssc, vec![vec![1], vec![2], vec![3], vec![4]], 1);
+    // A task panic (inside an RDD function), a panic while building the batch (transform closure
+    // on the driver), and a panic in the output function itself.
+    let task = input.map(|x: i32| if x == 2 { panic!("task boom") } else { x });
+    let build = input.transform(|rdd, t| {
+        if t.ms() == 3000 {
+            panic!("build boom")
+        } else {
+            rdd.clone()
+        }
+    });
+    let out_task = collect_times(&task);
+    let out_build = collect_times(&build);
+    input.foreach_rdd(|_, t| {
+        if t.ms() == 4000 {
+            panic!("output boom")
+        } else {
+            Ok(())
+        }
+    });
+    ssc.start().unwrap();
+    for _ in 0..4 {
+        clock.advance(Duration::from_millis(1000));
+    }
+    assert!(ssc.wait_for_batch(Time::from_ms(4000), Duration::from_secs(30)));
+    ssc.stop(false);
+    let failures: Vec<(u64, String)> = ssc
+        .completed_batches()
+        .into_iter()
+        .filter_map(|b| b.failure.map(|f| (b.batch_time.ms(), f)))
+        .collect();
+    assert_eq!(failures.len(), 3, "{failures:?}");
+    assert!(
+        failures[0].0 == 2000 && failures[0].1.contains("task boom"),
+        "{failures:?}"
+    );
+    assert!(
+        failures[1].0 == 3000 && failures[1].1.contains("build boom"),
+        "{failures:?}"
+    );
+    assert!(
+        failures[2].0 == 4000 && failures[2].1.contains("output boom"),
+        "{failures:?}"
+    );
+    assert_eq!(
+        *out_task.lock().unwrap(),
+        vec![(1000, vec![1]), (3000, vec![3]), (4000, vec![4])]
+    );
+    assert_eq!(
+        *out_build.lock().unwrap(),
+        vec![(1000, vec![1]), (2000, vec![2]), (4000, vec![4])]
+    );
+}
+
+/// Holds batch 1000 until five batches are queued, stops, and returns the batches that ran.
+fn stop_with_queued_batches(graceful: bool) -> Vec<u64> {
+    let (ssc, clock, _dir) = manual(1000, 0);
+    let recorder = Arc::new(Recorder::default());
+    ssc.add_streaming_listener(recorder.clone());
+    let input = test_input_stream(&ssc, (0..5).map(|i| vec![i]).collect(), 1);
+    let gate = Arc::new(std::sync::Barrier::new(2));
+    let g = gate.clone();
+    let out = collect_times(&input);
+    // Hold the first batch until all five are generated, so four are queued at stop time.
+    input.foreach_rdd(move |_, t| {
+        if t.ms() == 1000 {
+            g.wait();
+        }
+        Ok(())
+    });
+    ssc.start().unwrap();
+    for _ in 0..5 {
+        clock.advance(Duration::from_millis(1000));
+    }
+    let waiter = {
+        let ssc = ssc.clone();
+        std::thread::spawn(move || {
+            ssc.await_termination();
+        })
+    };
+    assert!(!ssc.await_termination_timeout(Duration::from_millis(1)));
+    // Wait (bounded) until the generator has queued all five batches.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while recorder
+        .events
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(k, _)| *k == "submitted")
+        .count()
+        < 5
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "batches were not generated"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let stopper = {
+        let ssc = ssc.clone();
+        std::thread::spawn(move || ssc.stop(graceful))
+    };
+    gate.wait();
+    stopper.join().unwrap();
+    waiter.join().unwrap();
+    assert!(ssc.await_termination_timeout(Duration::from_millis(1)));
+    out.lock().unwrap().iter().map(|(t, _)| *t).collect()
+}
+
+#[test]
+fn graceful_stop_finishes_generated_batches() {
+    assert_eq!(
+        stop_with_queued_batches(true),
+        vec![1000, 2000, 3000, 4000, 5000]
+    );
+}
+
+#[test]
+fn immediate_stop_drops_queued_batches_after_the_running_one() {
+    assert_eq!(stop_with_queued_batches(false), vec![1000]);
+}
+
+#[test]
+fn invalid_settings_are_clear_errors() {
+    let e = StreamingContext::new("local[2]", Duration::ZERO)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("batch duration must be positive"), "{e}");
+    let e = StreamingContext::new("local[2]", Duration::from_micros(1500))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("whole number of milliseconds"), "{e}");
+    let e = StreamingContext::new("warp[9]", Duration::from_secs(1))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("invalid master"), "{e}");
+    let (ssc, _clock, _dir) = manual(1000, 0);
+    let input = test_input_stream(&ssc, vec![vec![1]], 1);
+    input.print();
+    ssc.start().unwrap();
+    assert!(
+        ssc.start()
+            .unwrap_err()
+            .to_string()
+            .contains("before start()")
+    );
+    assert!(ssc.set_clock(Clock::System).is_err());
+    ssc.stop(false);
+    ssc.stop(false);
+}
