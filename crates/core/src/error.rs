@@ -77,6 +77,14 @@ pub enum Error {
         /// The RDD.
         rdd: u64,
     },
+    /// A block of received input is gone (and input cannot be recomputed).
+    #[error(
+        "input block {block} is missing: the data it held is lost (use a replicated storage level or a write-ahead log to survive failures)"
+    )]
+    BlockLost {
+        /// The block.
+        block: String,
+    },
     /// An argument is out of range.
     #[error("invalid argument: {0}")]
     InvalidArgument(String),

@@ -11,6 +11,7 @@ use crate::dstream::DStream;
 use crate::dstream::OpSpec;
 use crate::graph::{Env, Graph, Job};
 use crate::listener::{BatchInfo, StreamingListener};
+use crate::receiver::{Receiver, ReceiverConfig, ReceiverInfo, Runner};
 use crate::time::millis;
 use crate::{Error, Result, Time};
 use parking_lot::{Condvar, Mutex};
@@ -45,6 +46,10 @@ struct Inner {
     changed: Condvar,
     stop_generating: AtomicBool,
     stop_executing: AtomicBool,
+    /// With a graceful stop: generate (without waiting for the clock) up to this batch time.
+    drain_until: std::sync::atomic::AtomicU64,
+    last_generated: std::sync::atomic::AtomicU64,
+    receiver_config: Mutex<ReceiverConfig>,
     threads: Mutex<Vec<JoinHandle<()>>>,
 }
 
@@ -90,6 +95,9 @@ impl StreamingContext {
                 changed: Condvar::new(),
                 stop_generating: AtomicBool::new(false),
                 stop_executing: AtomicBool::new(false),
+                drain_until: std::sync::atomic::AtomicU64::new(0),
+                last_generated: std::sync::atomic::AtomicU64::new(0),
+                receiver_config: Mutex::new(ReceiverConfig::default()),
                 threads: Mutex::new(Vec::new()),
             }),
         })
@@ -173,6 +181,98 @@ impl StreamingContext {
         DStream::create(&self.inner.env, &Arc::downgrade(&self.inner.graph), spec)
     }
 
+    /// An input stream computed by `compute` at every batch time (for sources that need no
+    /// receiver, such as a directory of files or a Kafka topic read directly). `compute` runs on
+    /// the job generator thread and should only decide *what* the batch holds (file names,
+    /// offsets); reading belongs in the RDD's tasks.
+    #[track_caller]
+    pub fn custom_input_stream<T: Data>(
+        &self,
+        name: &'static str,
+        compute: impl Fn(&Context, Time) -> Result<Option<Rdd<T>>> + Send + Sync + 'static,
+    ) -> DStream<T> {
+        let ctx = self.context().clone();
+        let stream = self.input_stream(name, move |t| compute(&ctx, t), None);
+        self.inner
+            .graph
+            .eager_inputs
+            .lock()
+            .push(stream.node.clone());
+        stream
+    }
+
+    /// Settings for receivers started from now on (block interval, queue bound, rate limit,
+    /// restart backoff).
+    pub fn set_receiver_config(&self, config: ReceiverConfig) {
+        *self.inner.receiver_config.lock() = config;
+    }
+
+    /// A stream of what `receiver` stores, kept at `MEMORY_ONLY_SER_2` (the guide's default for
+    /// received data; one copy in local mode).
+    #[track_caller]
+    pub fn receiver_stream<T: Data>(&self, receiver: impl Receiver<T>) -> DStream<T> {
+        self.receiver_stream_with_level(receiver, spate_core::StorageLevel::MEMORY_ONLY_SER_2)
+    }
+
+    /// [`receiver_stream`](Self::receiver_stream) at a chosen storage level.
+    #[track_caller]
+    pub fn receiver_stream_with_level<T: Data>(
+        &self,
+        receiver: impl Receiver<T>,
+        level: spate_core::StorageLevel,
+    ) -> DStream<T> {
+        let id_hint = Arc::new(std::sync::OnceLock::<Arc<Runner<T>>>::new());
+        let (runner_cell, counts_cell) = (
+            id_hint.clone(),
+            Arc::new(Mutex::new(std::collections::BTreeMap::<Time, u64>::new())),
+        );
+        let counts = counts_cell.clone();
+        let ctx = self.context().clone();
+        let stream = self.input_stream(
+            "receiver_stream",
+            move |t| {
+                let runner = runner_cell
+                    .get()
+                    .expect("the runner is set when the stream is made");
+                runner.cut(t);
+                let blocks = runner.take_blocks(Time::from_ms(0), t);
+                let records: u64 = blocks.iter().map(|b| b.records).sum();
+                let mut c = counts_cell.lock();
+                c.insert(t, records);
+                while c.len() > 64 {
+                    c.pop_first();
+                }
+                drop(c);
+                Ok(Some(ctx.block_rdd(
+                    blocks.into_iter().map(|b| b.id).collect(),
+                    true,
+                )))
+            },
+            Some(Box::new(move |t| counts.lock().get(&t).copied())),
+        );
+        let config = self.inner.receiver_config.lock().clone();
+        let runner = Arc::new(Runner::new(stream.id(), Box::new(receiver), level, config));
+        let _ = id_hint.set(runner.clone());
+        self.inner.graph.receivers.lock().push(runner);
+        self.inner
+            .graph
+            .eager_inputs
+            .lock()
+            .push(stream.node.clone());
+        stream
+    }
+
+    /// The state of every receiver.
+    pub fn receiver_info(&self) -> Vec<ReceiverInfo> {
+        self.inner
+            .graph
+            .receivers
+            .lock()
+            .iter()
+            .map(|r| r.info())
+            .collect()
+    }
+
     /// A stream fed from a queue of RDDs: each batch takes the next RDD (`one_at_a_time`) or all
     /// queued RDDs (as their union); an empty queue gives an empty batch.
     #[track_caller]
@@ -254,6 +354,11 @@ impl StreamingContext {
         inner.progress.lock().status = Status::Started;
         tracing::info!(zero_time = %zero, first_batch = %first, "streaming context started");
 
+        let receivers = inner.graph.receivers.lock().clone();
+        let listeners = inner.listeners.lock().clone();
+        for r in &receivers {
+            r.start(self.context(), clock.clone(), listeners.clone())?;
+        }
         let (tx, rx) = std::sync::mpsc::channel::<JobSet>();
         let gen_inner = inner.clone();
         let generator = std::thread::Builder::new()
@@ -276,10 +381,27 @@ impl StreamingContext {
         if inner.progress.lock().status == Status::Stopped {
             return;
         }
-        inner.stop_generating.store(true, Ordering::Release);
-        if !graceful {
+        // Receivers first: what they stored is cut into final blocks.
+        let receivers = inner.graph.receivers.lock().clone();
+        for r in &receivers {
+            r.stop();
+        }
+        if graceful {
+            // Generate, without waiting for the clock, up to the batch that takes the last
+            // received block; then let the executor finish every queued batch.
+            let batch = inner.env.batch.as_millis() as u64;
+            let now = self.clock().now().ms();
+            let last = inner.last_generated.load(Ordering::Acquire);
+            let until = if receivers.iter().any(|r| r.has_pending_blocks()) {
+                (last + batch).max(now.div_ceil(batch) * batch)
+            } else {
+                last
+            };
+            inner.drain_until.store(until.max(1), Ordering::Release);
+        } else {
             inner.stop_executing.store(true, Ordering::Release);
         }
+        inner.stop_generating.store(true, Ordering::Release);
         let current = std::thread::current().id();
         let threads: Vec<JoinHandle<()>> = inner.threads.lock().drain(..).collect();
         for t in threads {
@@ -376,9 +498,24 @@ fn generate_loop(
 ) {
     let batch = inner.env.batch;
     let mut time = first;
-    while clock.wait_until(time, &inner.stop_generating) {
+    loop {
+        if !clock.wait_until(time, &inner.stop_generating) {
+            let drain = inner.drain_until.load(Ordering::Acquire);
+            if drain == 0 || time.ms() > drain {
+                break;
+            }
+        }
         let mut jobs = Vec::new();
         let mut failure = None;
+        let eager = inner.graph.eager_inputs.lock().clone();
+        for input in eager {
+            if let Err(e) = input.generate(time) {
+                tracing::error!(batch = %time, input = input.name(), error = %e, "could not generate the input of the batch");
+                failure.get_or_insert_with(|| {
+                    format!("{} at {}: {e}", input.name(), input.call_site())
+                });
+            }
+        }
         let outputs = inner.graph.outputs.lock().clone();
         for out in outputs {
             let generated =
@@ -416,6 +553,7 @@ fn generate_loop(
             failure,
         };
         notify(inner, |l| l.on_batch_submitted(&info));
+        inner.last_generated.store(time.ms(), Ordering::Release);
         if tx.send(JobSet { info, jobs }).is_err() {
             break;
         }

@@ -55,6 +55,9 @@ pub(crate) trait DStreamBase: Send + Sync {
     fn set_remember(&self, d: Duration);
     /// Records an input stream contributed to the batch at `time`, if it knows.
     fn input_records(&self, time: Time) -> Option<u64>;
+    /// Computes the RDD of `time` if the stream has one (for input streams that must consume
+    /// their input every batch).
+    fn generate(&self, time: Time) -> crate::Result<()>;
     /// Forgets RDDs older than the remember duration before `time`.
     fn clear_metadata(&self, time: Time);
     /// Times of the RDDs currently remembered.
@@ -77,6 +80,10 @@ pub(crate) struct Graph {
     pub(crate) nodes: Mutex<Vec<Arc<dyn DStreamBase>>>,
     pub(crate) outputs: Mutex<Vec<Arc<OutputOp>>>,
     pub(crate) errors: Mutex<Vec<String>>,
+    pub(crate) receivers: Mutex<Vec<Arc<dyn crate::receiver::ReceiverRunner>>>,
+    /// Input streams whose RDD must be generated every batch even if no output reads it (so
+    /// their received blocks are consumed).
+    pub(crate) eager_inputs: Mutex<Vec<Arc<dyn DStreamBase>>>,
     pub(crate) started: std::sync::atomic::AtomicBool,
 }
 
@@ -156,5 +163,7 @@ impl Graph {
     pub(crate) fn clear(&self) {
         self.outputs.lock().clear();
         self.nodes.lock().clear();
+        self.eager_inputs.lock().clear();
+        self.receivers.lock().clear();
     }
 }

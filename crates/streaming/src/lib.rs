@@ -42,6 +42,7 @@ pub mod dstream;
 mod error;
 mod graph;
 mod listener;
+mod receiver;
 pub mod testing;
 mod time;
 
@@ -50,6 +51,9 @@ pub use context::StreamingContext;
 pub use dstream::DStream;
 pub use error::{BoxError, Error, Result};
 pub use listener::{BatchInfo, StreamingListener};
+pub use receiver::{
+    Receiver, ReceiverConfig, ReceiverContext, ReceiverError, ReceiverInfo, ReceiverStats,
+};
 pub use spate_core::{self as core, Context, Key, Rdd, StorageLevel, ToText};
 pub use spate_storage as storage;
 pub use time::Time;

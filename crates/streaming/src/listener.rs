@@ -48,4 +48,10 @@ pub trait StreamingListener: Send + Sync {
     fn on_batch_started(&self, _info: &BatchInfo) {}
     /// A batch finished (successfully or not: see [`BatchInfo::failure`]).
     fn on_batch_completed(&self, _info: &BatchInfo) {}
+    /// A receiver started.
+    fn on_receiver_started(&self, _info: &crate::ReceiverInfo) {}
+    /// A receiver failed (it is restarted after a backoff unless the error was fatal).
+    fn on_receiver_error(&self, _info: &crate::ReceiverInfo) {}
+    /// A receiver stopped.
+    fn on_receiver_stopped(&self, _info: &crate::ReceiverInfo) {}
 }

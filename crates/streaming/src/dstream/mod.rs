@@ -321,6 +321,9 @@ impl<T: Data> DStreamBase for DStreamNode<T> {
     fn set_remember(&self, d: Duration) {
         *self.remember.lock() = d;
     }
+    fn generate(&self, time: Time) -> Result<()> {
+        self.get_or_compute(time).map(|_| ())
+    }
     fn input_records(&self, time: Time) -> Option<u64> {
         self.records.as_ref().and_then(|f| f(time))
     }

@@ -1,0 +1,567 @@
+//! Receivers: user-written sources of records, run under a supervisor, with a block generator
+//! that cuts what they store into blocks.
+//!
+//! A [`Receiver`] runs in a thread of its own ([`Receiver::receive`] blocks until the source ends,
+//! fails, or the context stops) and hands records to [`ReceiverContext::store`]. Stored records
+//! go through a bounded queue (a receiver that outruns processing blocks in `store`, which slows
+//! its source: TCP back-pressure for sockets) to the *block generator*, which cuts a block every
+//! block interval and at every batch boundary and stores it in the block manager at the stream's
+//! storage level. The batch at time `t` holds the blocks cut in `(t - batch, t]`, one partition
+//! per block. A receiver that fails with a retryable error is restarted with exponential backoff;
+//! every restart is logged, counted and reported to listeners.
+
+use crate::clock::Clock;
+use crate::listener::StreamingListener;
+use crate::{Time, time::millis};
+use parking_lot::Mutex;
+use spate_core::{Context, Data, StorageLevel};
+use spate_storage::BlockId;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver as Rx, RecvTimeoutError, SyncSender, sync_channel};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// Why a receiver stopped receiving, and whether trying again can help.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReceiverError {
+    /// A transient failure (a refused or lost connection, a broker away): restart after a
+    /// backoff.
+    Retry(String),
+    /// A failure a restart cannot fix (bad configuration): the receiver stays stopped.
+    Fatal(String),
+}
+
+impl std::fmt::Display for ReceiverError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ReceiverError::Retry(m) => write!(f, "{m} (will retry)"),
+            ReceiverError::Fatal(m) => write!(f, "{m} (not retrying)"),
+        }
+    }
+}
+
+/// A source of records. Implement [`receive`](Receiver::receive): loop reading the source,
+/// calling [`ReceiverContext::store`] for each record, until the source ends (`Ok`), fails
+/// (`Err`), or [`ReceiverContext::is_stopped`] turns true (return `Ok`). Blocking reads should
+/// use a timeout so a stop is noticed promptly.
+pub trait Receiver<T: Data>: Send + 'static {
+    /// Receives records until done, failed or stopped.
+    fn receive(&mut self, ctx: &ReceiverContext<T>) -> Result<(), ReceiverError>;
+
+    /// A name for logs and listeners.
+    fn name(&self) -> String {
+        "receiver".into()
+    }
+}
+
+/// Settings of receivers (Spark's `spark.streaming.blockInterval`,
+/// `spark.streaming.receiver.maxRate`, …).
+#[derive(Clone, Debug)]
+pub struct ReceiverConfig {
+    /// How often received records are cut into a block (200 ms).
+    pub block_interval: Duration,
+    /// Records that may wait between a receiver and its block generator before `store` blocks
+    /// (the back-pressure bound; 100,000).
+    pub queue_capacity: usize,
+    /// The most records per second one receiver may store (unlimited by default).
+    pub max_rate: Option<u64>,
+    /// The first restart backoff (doubles per consecutive failure; 100 ms).
+    pub restart_backoff: Duration,
+    /// The longest restart backoff (5 s).
+    pub max_restart_backoff: Duration,
+}
+
+impl Default for ReceiverConfig {
+    fn default() -> Self {
+        ReceiverConfig {
+            block_interval: Duration::from_millis(200),
+            queue_capacity: 100_000,
+            max_rate: None,
+            restart_backoff: Duration::from_millis(100),
+            max_restart_backoff: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Counters of one receiver.
+#[derive(Debug, Default)]
+pub struct ReceiverStats {
+    /// Records stored.
+    pub records: AtomicU64,
+    /// Blocks cut.
+    pub blocks: AtomicU64,
+    /// Records the receiver skipped as malformed (reported with [`ReceiverContext::skip`]).
+    pub skipped: AtomicU64,
+    /// Errors reported (including failures that led to restarts).
+    pub errors: AtomicU64,
+    /// Restarts after failures.
+    pub restarts: AtomicU64,
+    /// The most records ever waiting in the queue to the block generator.
+    pub max_queued: AtomicU64,
+}
+
+/// A snapshot of a receiver's state for listeners and `StreamingContext::receiver_info`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReceiverInfo {
+    /// The input stream's id.
+    pub stream: usize,
+    /// The receiver's name.
+    pub name: String,
+    /// Whether it is running.
+    pub active: bool,
+    /// Records stored so far.
+    pub records: u64,
+    /// Malformed records skipped so far.
+    pub skipped: u64,
+    /// Restarts so far.
+    pub restarts: u64,
+    /// The last error, if any.
+    pub last_error: Option<String>,
+    /// The most records that ever waited between the receiver and its block generator (never
+    /// more than the queue capacity, in batches of `store_many`).
+    pub max_queued: u64,
+}
+
+enum Msg<T> {
+    Records(Vec<T>),
+    Cut(Time, SyncSender<()>),
+    Stop,
+}
+
+/// What a receiver uses to hand over records and learn whether to stop.
+pub struct ReceiverContext<T: Data> {
+    tx: SyncSender<Msg<T>>,
+    stopped: Arc<AtomicBool>,
+    shared: Arc<RunnerShared>,
+    max_rate: Option<u64>,
+    capacity: u64,
+    started: Instant,
+    stored: AtomicU64,
+}
+
+impl<T: Data> ReceiverContext<T> {
+    /// Stores one record. Blocks while the queue to the block generator is full (back-pressure)
+    /// or the rate limit is reached.
+    pub fn store(&self, record: T) {
+        self.store_many(vec![record]);
+    }
+
+    /// Stores records in order.
+    pub fn store_many(&self, records: Vec<T>) {
+        if records.is_empty() {
+            return;
+        }
+        let n = records.len() as u64;
+        if let Some(rate) = self.max_rate.filter(|r| *r > 0) {
+            let stored = self.stored.load(Ordering::Relaxed) + n;
+            let due = Duration::from_secs_f64(stored as f64 / rate as f64);
+            let elapsed = self.started.elapsed();
+            if due > elapsed {
+                std::thread::sleep(due - elapsed);
+            }
+        }
+        // Back-pressure: wait while the records not yet cut into blocks would exceed the bound.
+        {
+            let mut waiting = self.shared.waiters.lock();
+            loop {
+                let q = self.shared.queued.load(Ordering::Acquire);
+                if q == 0 || q + n <= self.capacity || self.is_stopped() {
+                    break;
+                }
+                self.shared
+                    .drained
+                    .wait_for(&mut waiting, Duration::from_millis(10));
+            }
+        }
+        let queued = self.shared.queued.fetch_add(n, Ordering::AcqRel) + n;
+        self.shared
+            .stats
+            .max_queued
+            .fetch_max(queued, Ordering::Relaxed);
+        self.stored.fetch_add(n, Ordering::Relaxed);
+        // The block generator drains until the receiver thread has exited, so this cannot block
+        // forever.
+        if self.tx.send(Msg::Records(records)).is_ok() {
+            self.shared.stats.records.fetch_add(n, Ordering::Relaxed);
+        }
+    }
+
+    /// Whether the context is stopping: return from `receive` soon.
+    pub fn is_stopped(&self) -> bool {
+        self.stopped.load(Ordering::Acquire)
+    }
+
+    /// Counts and logs a malformed record that was skipped.
+    pub fn skip(&self, why: &str) {
+        let n = self.shared.stats.skipped.fetch_add(1, Ordering::Relaxed) + 1;
+        tracing::warn!(
+            stream = self.shared.stream,
+            skipped = n,
+            "skipped a malformed record: {why}"
+        );
+    }
+
+    /// Reports an error that did not stop the receiver (counted, logged, kept as the last error).
+    pub fn report_error(&self, message: &str) {
+        self.shared.stats.errors.fetch_add(1, Ordering::Relaxed);
+        *self.shared.last_error.lock() = Some(message.to_string());
+        tracing::warn!(stream = self.shared.stream, "receiver error: {message}");
+    }
+
+    /// Records currently waiting for the block generator (at most the queue capacity).
+    pub fn queued(&self) -> u64 {
+        self.shared.queued.load(Ordering::Acquire)
+    }
+}
+
+struct RunnerShared {
+    stream: usize,
+    stats: ReceiverStats,
+    queued: AtomicU64,
+    last_error: Mutex<Option<String>>,
+    active: AtomicBool,
+    waiters: Mutex<()>,
+    drained: parking_lot::Condvar,
+}
+
+/// A received block, as the tracker records it.
+#[derive(Clone, Debug)]
+pub(crate) struct ReceivedBlock {
+    pub(crate) id: BlockId,
+    pub(crate) records: u64,
+}
+
+/// The type-erased runner the context starts and stops.
+pub(crate) trait ReceiverRunner: Send + Sync {
+    fn start(
+        &self,
+        ctx: &Context,
+        clock: Clock,
+        listeners: Vec<Arc<dyn StreamingListener>>,
+    ) -> crate::Result<()>;
+    fn stop(&self);
+    fn info(&self) -> ReceiverInfo;
+    /// Whether blocks were cut that no batch has taken yet.
+    fn has_pending_blocks(&self) -> bool;
+}
+
+/// Runs one receiver: its supervisor thread, its block generator thread, and the blocks it cut.
+pub(crate) struct Runner<T: Data> {
+    name: String,
+    receiver: Mutex<Option<Box<dyn Receiver<T>>>>,
+    level: StorageLevel,
+    config: ReceiverConfig,
+    shared: Arc<RunnerShared>,
+    stopped: Arc<AtomicBool>,
+    tx: Mutex<Option<SyncSender<Msg<T>>>>,
+    /// Blocks by the time they were cut.
+    blocks: Arc<Mutex<BTreeMap<Time, Vec<ReceivedBlock>>>>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+    ctx: Mutex<Option<Context>>,
+}
+
+impl<T: Data> Drop for Runner<T> {
+    fn drop(&mut self) {
+        // Blocks no batch took (the context stopped without draining) are freed.
+        if let Some(ctx) = self.ctx.get_mut().take() {
+            for b in self.blocks.lock().values().flatten() {
+                ctx.block_manager().remove(&b.id);
+            }
+        }
+    }
+}
+
+impl<T: Data> Runner<T> {
+    pub(crate) fn new(
+        stream: usize,
+        receiver: Box<dyn Receiver<T>>,
+        level: StorageLevel,
+        config: ReceiverConfig,
+    ) -> Runner<T> {
+        Runner {
+            name: receiver.name(),
+            receiver: Mutex::new(Some(receiver)),
+            level,
+            config,
+            shared: Arc::new(RunnerShared {
+                stream,
+                stats: ReceiverStats::default(),
+                queued: AtomicU64::new(0),
+                last_error: Mutex::new(None),
+                active: AtomicBool::new(false),
+                waiters: Mutex::new(()),
+                drained: parking_lot::Condvar::new(),
+            }),
+            stopped: Arc::new(AtomicBool::new(false)),
+            tx: Mutex::new(None),
+            blocks: Arc::default(),
+            threads: Mutex::new(Vec::new()),
+            ctx: Mutex::new(None),
+        }
+    }
+
+    /// Cuts everything stored so far into a block of time `t` (or later, to keep block times
+    /// increasing) and waits until it is stored.
+    pub(crate) fn cut(&self, t: Time) {
+        let tx = self.tx.lock().clone();
+        if let Some(tx) = tx {
+            let (ack_tx, ack_rx) = sync_channel(1);
+            if tx.send(Msg::Cut(t, ack_tx)).is_ok() {
+                let _ = ack_rx.recv();
+            }
+        }
+    }
+
+    /// Removes and returns the blocks cut in `(from, to]`, in order.
+    pub(crate) fn take_blocks(&self, from: Time, to: Time) -> Vec<ReceivedBlock> {
+        let mut blocks = self.blocks.lock();
+        let keys: Vec<Time> = blocks
+            .range(Time::from_ms(from.ms() + 1)..=to)
+            .map(|(t, _)| *t)
+            .collect();
+        keys.into_iter()
+            .flat_map(|k| blocks.remove(&k).unwrap_or_default())
+            .collect()
+    }
+}
+
+fn supervise<T: Data>(
+    mut receiver: Box<dyn Receiver<T>>,
+    rctx: ReceiverContext<T>,
+    config: ReceiverConfig,
+    name: String,
+    listeners: Vec<Arc<dyn StreamingListener>>,
+    info: impl Fn() -> ReceiverInfo,
+) {
+    let shared = rctx.shared.clone();
+    let mut backoff = config.restart_backoff;
+    shared.active.store(true, Ordering::Release);
+    for l in &listeners {
+        l.on_receiver_started(&info());
+    }
+    loop {
+        let started = Instant::now();
+        let result =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| receiver.receive(&rctx)))
+                .unwrap_or_else(|p| {
+                    let msg = p
+                        .downcast_ref::<&str>()
+                        .map(|s| s.to_string())
+                        .or_else(|| p.downcast_ref::<String>().cloned());
+                    Err(ReceiverError::Retry(format!(
+                        "the receiver panicked: {}",
+                        msg.unwrap_or_default()
+                    )))
+                });
+        if rctx.is_stopped() {
+            break;
+        }
+        match result {
+            Ok(()) => {
+                tracing::info!(stream = shared.stream, receiver = %name, "receiver finished: its source ended");
+                break;
+            }
+            Err(e) => {
+                shared.stats.errors.fetch_add(1, Ordering::Relaxed);
+                *shared.last_error.lock() = Some(e.to_string());
+                for l in &listeners {
+                    l.on_receiver_error(&info());
+                }
+                if let ReceiverError::Fatal(_) = e {
+                    tracing::error!(stream = shared.stream, receiver = %name, "receiver failed: {e}");
+                    break;
+                }
+                if started.elapsed() > config.max_restart_backoff * 2 {
+                    backoff = config.restart_backoff;
+                }
+                tracing::warn!(stream = shared.stream, receiver = %name, ?backoff, "receiver failed: {e}; restarting");
+                let until = Instant::now() + backoff;
+                while Instant::now() < until && !rctx.is_stopped() {
+                    std::thread::sleep((until - Instant::now()).min(Duration::from_millis(20)));
+                }
+                if rctx.is_stopped() {
+                    break;
+                }
+                backoff = (backoff * 2).min(config.max_restart_backoff);
+                shared.stats.restarts.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+    shared.active.store(false, Ordering::Release);
+    for l in &listeners {
+        l.on_receiver_stopped(&info());
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn generate_blocks<T: Data>(
+    rx: Rx<Msg<T>>,
+    block_limit: usize,
+    ctx: Context,
+    clock: Clock,
+    level: StorageLevel,
+    interval: Duration,
+    shared: Arc<RunnerShared>,
+    blocks: Arc<Mutex<BTreeMap<Time, Vec<ReceivedBlock>>>>,
+) {
+    let mut buf: Vec<T> = Vec::new();
+    let mut seq = 0u64;
+    let mut last = Time::from_ms(0);
+    let interval_ms = interval.as_millis().max(1) as u64;
+    let mut next = clock.now().plus(interval);
+    let mut flush = |buf: &mut Vec<T>, t: Time| {
+        last = last.max(t);
+        if buf.is_empty() {
+            return;
+        }
+        let values = std::mem::take(buf);
+        let n = values.len() as u64;
+        let id = BlockId::Input {
+            stream: shared.stream as u32,
+            unique: seq,
+        };
+        seq += 1;
+        match ctx.block_manager().put_values(id.clone(), values, level) {
+            Ok(spate_storage::PutOutcome::NotStored) => {
+                tracing::error!(block = %id, records = n, "received block did not fit in memory and its level has no disk: raise the memory budget or use a _AND_DISK level");
+                shared.stats.errors.fetch_add(1, Ordering::Relaxed);
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::error!(block = %id, records = n, error = %e, "could not store a received block");
+                shared.stats.errors.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        shared.queued.fetch_sub(n, Ordering::AcqRel);
+        {
+            let _g = shared.waiters.lock();
+            shared.drained.notify_all();
+        }
+        shared.stats.blocks.fetch_add(1, Ordering::Relaxed);
+        blocks
+            .lock()
+            .entry(last)
+            .or_default()
+            .push(ReceivedBlock { id, records: n });
+    };
+    loop {
+        match rx.recv_timeout(Duration::from_millis(10)) {
+            Ok(Msg::Records(mut r)) => {
+                buf.append(&mut r);
+                // A full block is cut at once, so a fast receiver never waits a whole interval.
+                if buf.len() >= block_limit {
+                    flush(&mut buf, clock.now());
+                }
+            }
+            Ok(Msg::Cut(t, ack)) => {
+                flush(&mut buf, t);
+                let _ = ack.send(());
+            }
+            Ok(Msg::Stop) | Err(RecvTimeoutError::Disconnected) => {
+                flush(&mut buf, clock.now());
+                break;
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+        }
+        let now = clock.now();
+        if now >= next {
+            flush(&mut buf, now);
+            next = Time::from_ms(now.ms() / interval_ms * interval_ms + interval_ms);
+        }
+    }
+}
+
+impl<T: Data> ReceiverRunner for Runner<T> {
+    fn start(
+        &self,
+        ctx: &Context,
+        clock: Clock,
+        listeners: Vec<Arc<dyn StreamingListener>>,
+    ) -> crate::Result<()> {
+        millis(self.config.block_interval, "block interval")?;
+        let Some(receiver) = self.receiver.lock().take() else {
+            return Err(crate::Error::State(
+                "a receiver can only be started once".into(),
+            ));
+        };
+        *self.ctx.lock() = Some(ctx.clone());
+        // The bound is in records (`queued`, checked by `store_many`); the channel itself only
+        // needs room for a few messages.
+        let (tx, rx) = sync_channel::<Msg<T>>(1024);
+        let limit = (self.config.queue_capacity / 2).max(1);
+        *self.tx.lock() = Some(tx.clone());
+        let shared = self.shared.clone();
+        let (c, bl, lvl, iv) = (
+            ctx.clone(),
+            self.blocks.clone(),
+            self.level,
+            self.config.block_interval,
+        );
+        let gen_clock = clock.clone();
+        let generator = std::thread::Builder::new()
+            .name(format!("spate-block-generator-{}", shared.stream))
+            .spawn(move || generate_blocks(rx, limit, c, gen_clock, lvl, iv, shared, bl))
+            .map_err(|e| {
+                crate::Error::State(format!("cannot start a block generator thread: {e}"))
+            })?;
+        let rctx = ReceiverContext {
+            tx,
+            stopped: self.stopped.clone(),
+            shared: self.shared.clone(),
+            max_rate: self.config.max_rate,
+            capacity: self.config.queue_capacity.max(1) as u64,
+            started: Instant::now(),
+            stored: AtomicU64::new(0),
+        };
+        let (config, name) = (self.config.clone(), self.name.clone());
+        let info_shared = self.shared.clone();
+        let info_name = self.name.clone();
+        let info = move || info_of(&info_shared, &info_name);
+        let supervisor = std::thread::Builder::new()
+            .name(format!("spate-receiver-{}", self.shared.stream))
+            .spawn(move || supervise(receiver, rctx, config, name, listeners, info))
+            .map_err(|e| crate::Error::State(format!("cannot start a receiver thread: {e}")))?;
+        // The supervisor first, so that it has exited (and stored everything) before the block
+        // generator is told to stop.
+        self.threads.lock().extend([supervisor, generator]);
+        Ok(())
+    }
+
+    fn stop(&self) {
+        self.stopped.store(true, Ordering::Release);
+        let threads: Vec<JoinHandle<()>> = self.threads.lock().drain(..).collect();
+        let mut threads = threads.into_iter();
+        if let Some(supervisor) = threads.next() {
+            let _ = supervisor.join();
+        }
+        if let Some(tx) = self.tx.lock().take() {
+            let _ = tx.send(Msg::Stop);
+        }
+        for t in threads {
+            let _ = t.join();
+        }
+    }
+
+    fn info(&self) -> ReceiverInfo {
+        info_of(&self.shared, &self.name)
+    }
+
+    fn has_pending_blocks(&self) -> bool {
+        !self.blocks.lock().is_empty()
+    }
+}
+
+fn info_of(shared: &RunnerShared, name: &str) -> ReceiverInfo {
+    ReceiverInfo {
+        stream: shared.stream,
+        name: name.to_string(),
+        active: shared.active.load(Ordering::Acquire),
+        records: shared.stats.records.load(Ordering::Relaxed),
+        skipped: shared.stats.skipped.load(Ordering::Relaxed),
+        restarts: shared.stats.restarts.load(Ordering::Relaxed),
+        last_error: shared.last_error.lock().clone(),
+        max_queued: shared.stats.max_queued.load(Ordering::Relaxed),
+    }
+}
