@@ -50,6 +50,8 @@ struct Inner {
     drain_until: std::sync::atomic::AtomicU64,
     last_generated: std::sync::atomic::AtomicU64,
     receiver_config: Mutex<ReceiverConfig>,
+    /// Receiver states as they were at `stop()` (the graph is cleared then).
+    final_receivers: Mutex<Vec<ReceiverInfo>>,
     threads: Mutex<Vec<JoinHandle<()>>>,
 }
 
@@ -98,6 +100,7 @@ impl StreamingContext {
                 drain_until: std::sync::atomic::AtomicU64::new(0),
                 last_generated: std::sync::atomic::AtomicU64::new(0),
                 receiver_config: Mutex::new(ReceiverConfig::default()),
+                final_receivers: Mutex::new(Vec::new()),
                 threads: Mutex::new(Vec::new()),
             }),
         })
@@ -235,7 +238,7 @@ impl StreamingContext {
                     .get()
                     .expect("the runner is set when the stream is made");
                 runner.cut(t);
-                let blocks = runner.take_blocks(Time::from_ms(0), t);
+                let blocks = runner.take_blocks(t);
                 let records: u64 = blocks.iter().map(|b| b.records).sum();
                 let mut c = counts_cell.lock();
                 c.insert(t, records);
@@ -264,13 +267,11 @@ impl StreamingContext {
 
     /// The state of every receiver.
     pub fn receiver_info(&self) -> Vec<ReceiverInfo> {
-        self.inner
-            .graph
-            .receivers
-            .lock()
-            .iter()
-            .map(|r| r.info())
-            .collect()
+        let receivers = self.inner.graph.receivers.lock();
+        if receivers.is_empty() {
+            return self.inner.final_receivers.lock().clone();
+        }
+        receivers.iter().map(|r| r.info()).collect()
     }
 
     /// A stream fed from a queue of RDDs: each batch takes the next RDD (`one_at_a_time`) or all
@@ -409,6 +410,7 @@ impl StreamingContext {
                 let _ = t.join();
             }
         }
+        *inner.final_receivers.lock() = self.receiver_info();
         inner.graph.clear();
         let mut p = inner.progress.lock();
         p.status = Status::Stopped;

@@ -62,8 +62,8 @@ pub trait Receiver<T: Data>: Send + 'static {
 pub struct ReceiverConfig {
     /// How often received records are cut into a block (200 ms).
     pub block_interval: Duration,
-    /// Records that may wait between a receiver and its block generator before `store` blocks
-    /// (the back-pressure bound; 100,000).
+    /// Records that may be received but not yet taken by a batch before `store` blocks (the
+    /// back-pressure bound, which also bounds the memory a receiver can fill; 2,000,000).
     pub queue_capacity: usize,
     /// The most records per second one receiver may store (unlimited by default).
     pub max_rate: Option<u64>,
@@ -77,7 +77,7 @@ impl Default for ReceiverConfig {
     fn default() -> Self {
         ReceiverConfig {
             block_interval: Duration::from_millis(200),
-            queue_capacity: 100_000,
+            queue_capacity: 2_000_000,
             max_rate: None,
             restart_backoff: Duration::from_millis(100),
             max_restart_backoff: Duration::from_secs(5),
@@ -119,8 +119,8 @@ pub struct ReceiverInfo {
     pub restarts: u64,
     /// The last error, if any.
     pub last_error: Option<String>,
-    /// The most records that ever waited between the receiver and its block generator (never
-    /// more than the queue capacity, in batches of `store_many`).
+    /// The most records ever received but not yet taken by a batch (at most the queue
+    /// capacity, or one `store_many` call when that alone is larger).
     pub max_queued: u64,
 }
 
@@ -210,7 +210,7 @@ impl<T: Data> ReceiverContext<T> {
         tracing::warn!(stream = self.shared.stream, "receiver error: {message}");
     }
 
-    /// Records currently waiting for the block generator (at most the queue capacity).
+    /// Records received but not yet taken by a batch (at most the queue capacity).
     pub fn queued(&self) -> u64 {
         self.shared.queued.load(Ordering::Acquire)
     }
@@ -314,16 +314,21 @@ impl<T: Data> Runner<T> {
         }
     }
 
-    /// Removes and returns the blocks cut in `(from, to]`, in order.
-    pub(crate) fn take_blocks(&self, from: Time, to: Time) -> Vec<ReceivedBlock> {
-        let mut blocks = self.blocks.lock();
-        let keys: Vec<Time> = blocks
-            .range(Time::from_ms(from.ms() + 1)..=to)
-            .map(|(t, _)| *t)
-            .collect();
-        keys.into_iter()
-            .flat_map(|k| blocks.remove(&k).unwrap_or_default())
-            .collect()
+    /// Removes and returns every block cut at or before `to`, in order.
+    pub(crate) fn take_blocks(&self, to: Time) -> Vec<ReceivedBlock> {
+        let taken: Vec<ReceivedBlock> = {
+            let mut blocks = self.blocks.lock();
+            let keys: Vec<Time> = blocks.range(..=to).map(|(t, _)| *t).collect();
+            keys.into_iter()
+                .flat_map(|k| blocks.remove(&k).unwrap_or_default())
+                .collect()
+        };
+        // Records leave the back-pressure bound only when a batch takes them.
+        let n: u64 = taken.iter().map(|b| b.records).sum();
+        self.shared.queued.fetch_sub(n, Ordering::AcqRel);
+        let _g = self.shared.waiters.lock();
+        self.shared.drained.notify_all();
+        taken
     }
 }
 
@@ -433,11 +438,6 @@ fn generate_blocks<T: Data>(
                 tracing::error!(block = %id, records = n, error = %e, "could not store a received block");
                 shared.stats.errors.fetch_add(1, Ordering::Relaxed);
             }
-        }
-        shared.queued.fetch_sub(n, Ordering::AcqRel);
-        {
-            let _g = shared.waiters.lock();
-            shared.drained.notify_all();
         }
         shared.stats.blocks.fetch_add(1, Ordering::Relaxed);
         blocks

@@ -239,10 +239,8 @@ impl<T: Data> DStreamNode<T> {
         let slide = self.slide.as_millis() as u64;
         let align = |t: Time| t.ms().saturating_sub(zero.ms()) / slide * slide + zero.ms();
         let mut out = Vec::new();
+        // Like Spark, both ends are aligned down to the slide (relative to the zero time).
         let (mut t, end) = (align(from), align(to));
-        if t < from.ms() {
-            t += slide;
-        }
         while t <= end {
             if t > zero.ms()
                 && let Some(r) = self.get_or_compute(Time::from_ms(t))?

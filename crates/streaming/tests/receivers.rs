@@ -1,0 +1,259 @@
+//! Custom receivers end to end: exact record counts, restarts that lose nothing already stored,
+//! back-pressure that bounds what a fast receiver can queue, and listener events.
+
+use spate_streaming::{
+    Clock, ManualClock, Receiver, ReceiverConfig, ReceiverContext, ReceiverError, ReceiverInfo,
+    StreamingContext, StreamingListener, Time,
+};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+fn manual() -> (StreamingContext, ManualClock, tempfile::TempDir) {
+    let ssc = StreamingContext::new("local[2]", Duration::from_secs(1)).unwrap();
+    let clock = ManualClock::new(0);
+    ssc.set_clock(Clock::Manual(clock.clone())).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    ssc.checkpoint(dir.path()).unwrap();
+    (ssc, clock, dir)
+}
+
+/// Waits (bounded) until `cond` holds.
+fn eventually(what: &str, cond: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// Stores `0..n` in chunks of `chunk`, failing once (retryably) after `fail_after` records on its
+/// first run; a restart resumes after the last stored record.
+struct Counting {
+    n: u64,
+    chunk: u64,
+    fail_after: Option<u64>,
+    next: u64,
+    runs: Arc<AtomicUsize>,
+}
+
+impl Receiver<u64> for Counting {
+    fn receive(&mut self, ctx: &ReceiverContext<u64>) -> Result<(), ReceiverError> {
+        self.runs.fetch_add(1, Ordering::SeqCst);
+        while self.next < self.n && !ctx.is_stopped() {
+            if let Some(f) = self.fail_after
+                && self.next >= f
+            {
+                self.fail_after = None;
+                return Err(ReceiverError::Retry("source hiccup".into()));
+            }
+            let end = (self.next + self.chunk).min(self.n);
+            ctx.store_many((self.next..end).collect());
+            self.next = end;
+        }
+        Ok(())
+    }
+
+    fn name(&self) -> String {
+        "counting".into()
+    }
+}
+
+fn collect(stream: &spate_streaming::DStream<u64>) -> Arc<Mutex<Vec<(u64, Vec<u64>)>>> {
+    let out: Arc<Mutex<Vec<(u64, Vec<u64>)>>> = Arc::default();
+    let o = out.clone();
+    stream.foreach_rdd(move |rdd, t| {
+        o.lock().unwrap().push((t.ms(), rdd.collect()?));
+        Ok(())
+    });
+    out
+}
+
+#[derive(Default)]
+struct Events(Mutex<Vec<(String, ReceiverInfo)>>);
+
+impl StreamingListener for Events {
+    fn on_receiver_started(&self, info: &ReceiverInfo) {
+        self.0
+            .lock()
+            .unwrap()
+            .push(("started".into(), info.clone()));
+    }
+    fn on_receiver_error(&self, info: &ReceiverInfo) {
+        self.0.lock().unwrap().push(("error".into(), info.clone()));
+    }
+    fn on_receiver_stopped(&self, info: &ReceiverInfo) {
+        self.0
+            .lock()
+            .unwrap()
+            .push(("stopped".into(), info.clone()));
+    }
+}
+
+#[test]
+fn every_stored_record_arrives_once_in_order_across_a_restart() {
+    let (ssc, clock, _dir) = manual();
+    ssc.set_receiver_config(ReceiverConfig {
+        restart_backoff: Duration::from_millis(1),
+        ..ReceiverConfig::default()
+    });
+    let events = Arc::new(Events::default());
+    ssc.add_streaming_listener(events.clone());
+    let runs = Arc::new(AtomicUsize::new(0));
+    let receiver = Counting {
+        n: 10_000,
+        chunk: 7,
+        fail_after: Some(4_000),
+        next: 0,
+        runs: runs.clone(),
+    };
+    let stream = ssc.receiver_stream(receiver);
+    let out = collect(&stream);
+    ssc.start().unwrap();
+    eventually("all records stored", || {
+        ssc.receiver_info()[0].records == 10_000
+    });
+    clock.advance(Duration::from_secs(1));
+    assert!(ssc.wait_for_batch(Time::from_ms(1000), Duration::from_secs(30)));
+    ssc.stop(true);
+
+    let out = out.lock().unwrap().clone();
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].1, (0..10_000).collect::<Vec<u64>>());
+    assert_eq!(runs.load(Ordering::SeqCst), 2);
+    let info = &events.0.lock().unwrap().clone();
+    let kinds: Vec<&str> = info.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(kinds, vec!["started", "error", "stopped"]);
+    assert!(
+        info[1]
+            .1
+            .last_error
+            .as_deref()
+            .unwrap()
+            .contains("source hiccup")
+    );
+    let last = ssc.receiver_info();
+    assert_eq!(last[0].restarts, 1);
+    assert!(!last[0].active);
+    assert_eq!(ssc.completed_batches()[0].records, 10_000);
+}
+
+#[test]
+fn records_stored_between_batches_land_in_the_next_batch() {
+    let (ssc, clock, _dir) = manual();
+    // A receiver fed from the test through a channel, so the test decides what each batch holds.
+    struct Fed(std::sync::mpsc::Receiver<Vec<u64>>);
+    impl Receiver<u64> for Fed {
+        fn receive(&mut self, ctx: &ReceiverContext<u64>) -> Result<(), ReceiverError> {
+            while !ctx.is_stopped() {
+                match self.0.recv_timeout(Duration::from_millis(5)) {
+                    Ok(v) => ctx.store_many(v),
+                    Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                    Err(_) => return Ok(()),
+                }
+            }
+            Ok(())
+        }
+    }
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stream = ssc.receiver_stream(Fed(rx));
+    let out = collect(&stream.count());
+    ssc.start().unwrap();
+    let mut stored = 0;
+    for (i, n) in [3u64, 0, 5, 1].into_iter().enumerate() {
+        tx.send((0..n).collect()).unwrap();
+        stored += n;
+        eventually("records stored", || {
+            ssc.receiver_info()[0].records == stored
+        });
+        clock.advance(Duration::from_secs(1));
+        assert!(ssc.wait_for_batch(
+            Time::from_ms((i as u64 + 1) * 1000),
+            Duration::from_secs(30)
+        ));
+    }
+    ssc.stop(true);
+    let counts: Vec<u64> = out.lock().unwrap().iter().map(|(_, v)| v[0]).collect();
+    assert_eq!(counts, vec![3, 0, 5, 1]);
+}
+
+#[test]
+fn a_receiver_faster_than_processing_is_held_at_the_queue_bound() {
+    let (ssc, clock, _dir) = manual();
+    ssc.set_receiver_config(ReceiverConfig {
+        queue_capacity: 1_000,
+        ..ReceiverConfig::default()
+    });
+    let runs = Arc::new(AtomicUsize::new(0));
+    let stream = ssc.receiver_stream(Counting {
+        n: 10_000,
+        chunk: 1,
+        fail_after: None,
+        next: 0,
+        runs,
+    });
+    let out = collect(&stream);
+    ssc.start().unwrap();
+    let mut batch = 0u64;
+    // Each batch can take at most 1,000 records; the receiver waits in between.
+    while ssc.receiver_info()[0].records < 10_000 || batch < 11 {
+        assert!(
+            batch < 100,
+            "the receiver never finished: {:?}",
+            ssc.receiver_info()
+        );
+        eventually("the receiver to fill the queue or finish", || {
+            let i = &ssc.receiver_info()[0];
+            i.records == 10_000 || i.records - batch_sum(&out) == 1_000
+        });
+        assert!(ssc.receiver_info()[0].max_queued <= 1_000);
+        batch += 1;
+        clock.advance(Duration::from_secs(1));
+        assert!(ssc.wait_for_batch(Time::from_ms(batch * 1000), Duration::from_secs(30)));
+    }
+    ssc.stop(true);
+    let all: Vec<u64> = out
+        .lock()
+        .unwrap()
+        .iter()
+        .flat_map(|(_, v)| v.clone())
+        .collect();
+    assert_eq!(all, (0..10_000).collect::<Vec<u64>>());
+    assert!(out.lock().unwrap().iter().all(|(_, v)| v.len() <= 1_000));
+    assert_eq!(ssc.receiver_info()[0].max_queued, 1_000);
+}
+
+fn batch_sum(out: &Arc<Mutex<Vec<(u64, Vec<u64>)>>>) -> u64 {
+    out.lock()
+        .unwrap()
+        .iter()
+        .map(|(_, v)| v.len() as u64)
+        .sum()
+}
+
+#[test]
+fn a_fatal_error_stops_the_receiver_and_the_stream_goes_on() {
+    struct Broken;
+    impl Receiver<u64> for Broken {
+        fn receive(&mut self, ctx: &ReceiverContext<u64>) -> Result<(), ReceiverError> {
+            ctx.store(1);
+            ctx.skip("a bad record");
+            Err(ReceiverError::Fatal("misconfigured".into()))
+        }
+    }
+    let (ssc, clock, _dir) = manual();
+    let out = collect(&ssc.receiver_stream(Broken));
+    ssc.start().unwrap();
+    eventually("the receiver to stop", || {
+        let i = &ssc.receiver_info()[0];
+        !i.active && i.last_error.is_some()
+    });
+    for t in 1..=2 {
+        clock.advance(Duration::from_secs(1));
+        assert!(ssc.wait_for_batch(Time::from_ms(t * 1000), Duration::from_secs(30)));
+    }
+    ssc.stop(false);
+    assert_eq!(*out.lock().unwrap(), vec![(1000, vec![1]), (2000, vec![])]);
+    let info = &ssc.receiver_info();
+    assert!(info.is_empty() || info[0].skipped == 1);
+}
