@@ -1,3 +1,61 @@
-//! Spate's receivers (socket, file directory, Kafka). Filled in by the receivers issue.
+//! Input sources for Spate streams: TCP sockets, a directory of files, and Kafka.
+//!
+//! Bring the [`Sources`] trait into scope to call them on a
+//! [`StreamingContext`](spate_streaming::StreamingContext), as in Spark:
+//!
+//! ```no_run
+//! use spate_receivers::Sources;
+//! use spate_streaming::{StorageLevel, StreamingContext};
+//! use std::time::Duration;
+//!
+//! let ssc = StreamingContext::new("local[2]", Duration::from_secs(1)).unwrap();
+//! let lines = ssc.socket_text_stream("localhost", 9999, StorageLevel::MEMORY_ONLY_SER_2);
+//! lines.print();
+//! ```
 
-pub use spate_streaming as streaming;
+mod error;
+mod file;
+mod socket;
+
+pub use error::{Error, Result};
+pub use file::{FileStreamConfig, MissingDirectory};
+pub use socket::{SocketConfig, SocketReceiver};
+
+use spate_streaming::{DStream, Data, StorageLevel, StreamingContext};
+use std::io::Read;
+use std::path::PathBuf;
+
+/// A converter from a socket's byte stream to records: called once per connection; yields
+/// records until the stream ends (`None`) or a read fails.
+pub type Converter<T> = std::sync::Arc<dyn Fn(Box<dyn Read + Send>) -> Box<dyn Iterator<Item = std::io::Result<T>> + Send> + Send + Sync>;
+
+/// Input sources on a [`StreamingContext`].
+pub trait Sources {
+    /// The UTF-8 lines (without terminators) read from a TCP connection to `host:port`, stored
+    /// at `level`. A refused or lost connection is logged, counted and retried with backoff; an
+    /// invalid UTF-8 line is counted and skipped with a warning.
+    fn socket_text_stream(&self, host: &str, port: u16, level: StorageLevel) -> DStream<String>;
+
+    /// [`socket_text_stream`](Self::socket_text_stream) with explicit connection settings.
+    fn socket_text_stream_with(&self, config: SocketConfig, level: StorageLevel) -> DStream<String>;
+
+    /// Records read from `host:port` by `converter`.
+    fn socket_stream<T: Data>(&self, host: &str, port: u16, converter: Converter<T>, level: StorageLevel) -> DStream<T>;
+
+    /// Records sent as length-prefixed serialized blocks: each frame is a `u32` big-endian length
+    /// followed by a block written by `spate_storage::serialize_block` holding `Vec<T>`.
+    fn raw_socket_stream<T: Data>(&self, host: &str, port: u16, level: StorageLevel) -> DStream<T>;
+
+    /// The lines of new text files appearing in `dir` (Spark's `textFileStream`).
+    fn text_file_stream(&self, dir: impl Into<PathBuf>) -> DStream<String>;
+
+    /// The lines of new files in `dir` accepted by `filter` (by file name); with
+    /// `new_files_only = false` files already present at start are read by the first batch.
+    fn file_stream(
+        &self,
+        dir: impl Into<PathBuf>,
+        filter: impl Fn(&std::path::Path) -> bool + Send + Sync + 'static,
+        new_files_only: bool,
+        config: FileStreamConfig,
+    ) -> DStream<String>;
+}

@@ -54,7 +54,7 @@ pub use listener::{BatchInfo, StreamingListener};
 pub use receiver::{
     Receiver, ReceiverConfig, ReceiverContext, ReceiverError, ReceiverInfo, ReceiverStats,
 };
-pub use spate_core::{self as core, Context, Key, Rdd, StorageLevel, ToText};
+pub use spate_core::{self as core, Context, Data, Key, Rdd, StorageLevel, ToText};
 pub use spate_storage as storage;
 pub use time::Time;
 
