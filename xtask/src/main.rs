@@ -1,5 +1,7 @@
-//! `cargo xtask`: repository chores. `cargo xtask tidy` checks the crate layering and file headers.
+//! `cargo xtask`: repository chores. `tidy` checks the crate layering and file headers; `loadgen`
+//! serves text lines over TCP at a fixed rate (the examples' and benchmarks' input).
 
+mod loadgen;
 mod tidy;
 
 use std::path::PathBuf;
@@ -34,6 +36,7 @@ fn main() -> anyhow::Result<()> {
                 anyhow::bail!("{} tidy problem(s)", problems.len())
             }
         }
+        Some("loadgen") => loadgen::run(&loadgen::LoadgenArgs::parse(&args[1..])?),
         _ => usage(),
     }
 }

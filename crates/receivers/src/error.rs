@@ -6,7 +6,9 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The directory a file stream watches does not exist.
-    #[error("the directory {0} does not exist: create it before starting the stream, or set MissingDirectory::Retry to wait for it")]
+    #[error(
+        "the directory {0} does not exist: create it before starting the stream, or set MissingDirectory::Retry to wait for it"
+    )]
     MissingDirectory(PathBuf),
     /// A file could not be read.
     #[error("{action} {path}: {source}")]

@@ -21,13 +21,17 @@ pub use error::{Error, Result};
 pub use file::{FileStreamConfig, MissingDirectory};
 pub use socket::{SocketConfig, SocketReceiver};
 
-use spate_streaming::{DStream, Data, StorageLevel, StreamingContext};
+use spate_streaming::{DStream, Data, StorageLevel};
 use std::io::Read;
 use std::path::PathBuf;
 
 /// A converter from a socket's byte stream to records: called once per connection; yields
 /// records until the stream ends (`None`) or a read fails.
-pub type Converter<T> = std::sync::Arc<dyn Fn(Box<dyn Read + Send>) -> Box<dyn Iterator<Item = std::io::Result<T>> + Send> + Send + Sync>;
+pub type Converter<T> = std::sync::Arc<
+    dyn Fn(Box<dyn Read + Send>) -> Box<dyn Iterator<Item = std::io::Result<T>> + Send>
+        + Send
+        + Sync,
+>;
 
 /// Input sources on a [`StreamingContext`].
 pub trait Sources {
@@ -37,10 +41,17 @@ pub trait Sources {
     fn socket_text_stream(&self, host: &str, port: u16, level: StorageLevel) -> DStream<String>;
 
     /// [`socket_text_stream`](Self::socket_text_stream) with explicit connection settings.
-    fn socket_text_stream_with(&self, config: SocketConfig, level: StorageLevel) -> DStream<String>;
+    fn socket_text_stream_with(&self, config: SocketConfig, level: StorageLevel)
+    -> DStream<String>;
 
     /// Records read from `host:port` by `converter`.
-    fn socket_stream<T: Data>(&self, host: &str, port: u16, converter: Converter<T>, level: StorageLevel) -> DStream<T>;
+    fn socket_stream<T: Data>(
+        &self,
+        host: &str,
+        port: u16,
+        converter: Converter<T>,
+        level: StorageLevel,
+    ) -> DStream<T>;
 
     /// Records sent as length-prefixed serialized blocks: each frame is a `u32` big-endian length
     /// followed by a block written by `spate_storage::serialize_block` holding `Vec<T>`.

@@ -204,6 +204,20 @@ impl StreamingContext {
         stream
     }
 
+    /// Adds a check that `start()` runs for `stream` (a source's preconditions, such as a
+    /// directory that must exist); an error is reported with the stream's other graph problems.
+    pub fn add_start_check<T: Data>(
+        &self,
+        stream: &DStream<T>,
+        check: impl Fn() -> std::result::Result<(), String> + Send + Sync + 'static,
+    ) {
+        self.inner
+            .graph
+            .start_checks
+            .lock()
+            .push((format!("{:?}", stream), Box::new(check)));
+    }
+
     /// Settings for receivers started from now on (block interval, queue bound, rate limit,
     /// restart backoff).
     pub fn set_receiver_config(&self, config: ReceiverConfig) {

@@ -85,7 +85,12 @@ pub(crate) struct Graph {
     /// their received blocks are consumed).
     pub(crate) eager_inputs: Mutex<Vec<Arc<dyn DStreamBase>>>,
     pub(crate) started: std::sync::atomic::AtomicBool,
+    /// Checks run by `start()` (for example: a watched directory exists), with what they check.
+    pub(crate) start_checks: Mutex<Vec<(String, StartCheck)>>,
 }
+
+/// A check `start()` runs; an `Err` is reported as a graph error.
+pub(crate) type StartCheck = Box<dyn Fn() -> Result<(), String> + Send + Sync>;
 
 impl Graph {
     pub(crate) fn add_error(&self, call_site: &str, name: &str, message: impl std::fmt::Display) {
@@ -97,6 +102,11 @@ impl Graph {
     /// Checks the graph and fills in defaults before the first batch: every problem is collected.
     pub(crate) fn prepare(&self, env: &Env, remember: Option<Duration>) -> Vec<String> {
         let mut errors = self.errors.lock().clone();
+        for (what, check) in self.start_checks.lock().iter() {
+            if let Err(e) = check() {
+                errors.push(format!("{what}: {e}"));
+            }
+        }
         let nodes = self.nodes.lock().clone();
         if self.outputs.lock().is_empty() {
             errors.push("no output operation is registered, so nothing would run: add print(), foreach_rdd(...) or a save".into());

@@ -53,6 +53,7 @@ pub use error::{BoxError, Error, Result};
 pub use listener::{BatchInfo, StreamingListener};
 pub use receiver::{
     Receiver, ReceiverConfig, ReceiverContext, ReceiverError, ReceiverInfo, ReceiverStats,
+    StopSignal,
 };
 pub use spate_core::{self as core, Context, Data, Key, Rdd, StorageLevel, ToText};
 pub use spate_storage as storage;

@@ -130,6 +130,17 @@ enum Msg<T> {
     Stop,
 }
 
+/// A flag that turns true when a receiver should stop.
+#[derive(Clone, Debug)]
+pub struct StopSignal(Arc<AtomicBool>);
+
+impl StopSignal {
+    /// Whether the receiver should stop.
+    pub fn is_stopped(&self) -> bool {
+        self.0.load(Ordering::Acquire)
+    }
+}
+
 /// What a receiver uses to hand over records and learn whether to stop.
 pub struct ReceiverContext<T: Data> {
     tx: SyncSender<Msg<T>>,
@@ -186,6 +197,12 @@ impl<T: Data> ReceiverContext<T> {
         if self.tx.send(Msg::Records(records)).is_ok() {
             self.shared.stats.records.fetch_add(n, Ordering::Relaxed);
         }
+    }
+
+    /// A cloneable flag that turns true when the receiver should stop (for readers that poll it
+    /// between timed-out reads).
+    pub fn stop_signal(&self) -> StopSignal {
+        StopSignal(self.stopped.clone())
     }
 
     /// Whether the context is stopping: return from `receive` soon.

@@ -1,153 +1,60 @@
 //! NetworkWordCount: counts the words of text lines read from a TCP socket, every second.
 //!
-//! Run `nc -lk 9999` in one terminal (type lines into it), then in another:
+//! Feed it with the bundled line generator (`cargo xtask loadgen --port 9999 --rate 1000`) or
+//! with `nc -lk 9999` (type lines), then run:
 //! `cargo run --release -p spate-examples --bin network_word_count -- localhost 9999`
 //!
-//! Options: `--master local[2]` (default), `--batches N` (stop after N batches; default: run until
-//! interrupted), `--batch-ms 1000`.
-//!
-//! Until the DStream layer and its socket receiver land, this program does the receiving itself:
-//! a thread reads lines, and every batch interval the lines received in that interval become an
-//! RDD that is word-counted on the Spate core, printed in Spark Streaming's format.
+//! Options: `--master local[2]` (default), `--batch-ms 1000`, `--batches N` (stop after N batches;
+//! default: run until interrupted). A refused or lost connection is retried with backoff.
 
 use anyhow::{Context as _, bail};
-use spate_core::{Context, ToText};
-use std::io::{BufRead, BufReader};
-use std::net::TcpStream;
-use std::sync::mpsc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
-
-struct Args {
-    host: String,
-    port: u16,
-    master: String,
-    batches: Option<u64>,
-    batch_ms: u64,
-}
-
-fn parse_args() -> anyhow::Result<Args> {
-    let mut positional = Vec::new();
-    let mut args = Args {
-        host: String::new(),
-        port: 0,
-        master: "local[2]".into(),
-        batches: None,
-        batch_ms: 1000,
-    };
-    let mut it = std::env::args().skip(1);
-    while let Some(a) = it.next() {
-        match a.as_str() {
-            "--master" => args.master = it.next().context("--master needs a value")?,
-            "--batches" => {
-                args.batches = Some(it.next().context("--batches needs a value")?.parse()?)
-            }
-            "--batch-ms" => {
-                args.batch_ms = it.next().context("--batch-ms needs a value")?.parse()?
-            }
-            "-h" | "--help" => {
-                println!(
-                    "usage: network_word_count HOST PORT [--master M] [--batches N] [--batch-ms MS]"
-                );
-                std::process::exit(0);
-            }
-            _ => positional.push(a),
-        }
-    }
-    match positional.as_slice() {
-        [host, port] => {
-            args.host = host.clone();
-            args.port = port
-                .parse()
-                .with_context(|| format!("invalid port {port:?}"))?;
-        }
-        _ => {
-            bail!("usage: network_word_count HOST PORT [--master M] [--batches N] [--batch-ms MS]")
-        }
-    }
-    if args.batch_ms == 0 {
-        bail!("--batch-ms must be positive");
-    }
-    Ok(args)
-}
-
-/// Reads lines from `host:port` forever, reconnecting with backoff when the connection is refused
-/// or lost (logged, never fatal).
-fn receive(host: String, port: u16, tx: mpsc::Sender<String>) {
-    let mut backoff = Duration::from_millis(100);
-    loop {
-        match TcpStream::connect((host.as_str(), port)) {
-            Ok(stream) => {
-                eprintln!("connected to {host}:{port}");
-                backoff = Duration::from_millis(100);
-                for line in BufReader::new(stream).lines() {
-                    match line {
-                        Ok(l) => {
-                            if tx.send(l).is_err() {
-                                return;
-                            }
-                        }
-                        Err(e) => {
-                            eprintln!(
-                                "connection to {host}:{port} lost or sent invalid UTF-8: {e}"
-                            );
-                            break;
-                        }
-                    }
-                }
-            }
-            Err(e) => eprintln!("cannot connect to {host}:{port}: {e}; retrying in {backoff:?}"),
-        }
-        std::thread::sleep(backoff);
-        backoff = (backoff * 2).min(Duration::from_secs(5));
-    }
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
+use spate_examples::arg;
+use spate_receivers::Sources;
+use spate_streaming::{StorageLevel, StreamingContext};
+use std::time::Duration;
 
 fn main() -> anyhow::Result<()> {
-    let args = parse_args()?;
-    let ctx = Context::new(&args.master)?;
-    let (tx, rx) = mpsc::channel();
-    let (host, port) = (args.host.clone(), args.port);
-    std::thread::spawn(move || receive(host, port, tx));
+    tracing_subscriber::fmt()
+        .with_env_filter(std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    let positional: Vec<String> = std::env::args()
+        .skip(1)
+        .scan(false, |skip, a| {
+            let keep = !*skip && !a.starts_with("--");
+            *skip = a.starts_with("--");
+            Some(keep.then_some(a))
+        })
+        .flatten()
+        .collect();
+    let [host, port] = positional.as_slice() else {
+        bail!("usage: network_word_count HOST PORT [--master M] [--batch-ms MS] [--batches N]");
+    };
+    let port: u16 = port
+        .parse()
+        .with_context(|| format!("invalid port {port:?}"))?;
+    let master: String = arg("--master", "local[2]".to_string())?;
+    let batch = Duration::from_millis(arg("--batch-ms", 1000)?);
+    let batches: Option<u32> = arg("--batches", 0).map(|n| (n > 0).then_some(n))?;
 
-    let batch = args.batch_ms;
-    let mut time = (now_ms() / batch + 1) * batch;
-    let mut done = 0;
-    while args.batches.is_none_or(|n| done < n) {
-        let now = now_ms();
-        if now < time {
-            std::thread::sleep(Duration::from_millis(time - now));
+    let ssc = StreamingContext::new(&master, batch)?;
+    let lines = ssc.socket_text_stream(host, port, StorageLevel::MEMORY_ONLY_SER_2);
+    let words = lines.flat_map(|line: String| {
+        line.split(' ')
+            .filter(|w| !w.is_empty())
+            .map(String::from)
+            .collect::<Vec<_>>()
+    });
+    let counts = words.map(|w| (w, 1u64)).reduce_by_key(|a, b| a + b);
+    counts.print();
+
+    ssc.start()?;
+    match batches {
+        Some(n) => {
+            ssc.await_termination_timeout(batch * n + batch / 2);
+            ssc.stop(true);
         }
-        let lines: Vec<String> = rx.try_iter().collect();
-        let counts = ctx
-            .parallelize(lines, ctx.default_parallelism())
-            .flat_map(|l: String| {
-                l.split(' ')
-                    .filter(|w| !w.is_empty())
-                    .map(String::from)
-                    .collect::<Vec<_>>()
-            })
-            .map(|w| (w, 1u64))
-            .reduce_by_key(|a, b| a + b);
-        let first = counts.take(11)?;
-        println!("-------------------------------------------");
-        println!("Time: {time} ms");
-        println!("-------------------------------------------");
-        for pair in first.iter().take(10) {
-            println!("{}", pair.to_text());
-        }
-        if first.len() > 10 {
-            println!("...");
-        }
-        println!();
-        time += batch;
-        done += 1;
+        None => ssc.await_termination(),
     }
     Ok(())
 }

@@ -1,0 +1,167 @@
+//! The file stream (Spark's `FileInputDStream`): every batch reads the files that appeared in a
+//! directory since the last batch.
+//!
+//! A file is taken by the first batch at or after its modification time, exactly once. Names
+//! starting with `.` or `_` are ignored (files being written), so write a file elsewhere (or
+//! under a hidden name) and rename it into the directory. A file whose modification time is older
+//! than the remember window (one minute by default) when it appears is ignored, as in Spark.
+//! Listing happens when the batch is generated; reading happens in the batch's tasks.
+
+use parking_lot::Mutex;
+use spate_streaming::{Context, DStream, Rdd, StreamingContext, Time};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, UNIX_EPOCH};
+
+/// What a file stream does when its directory does not exist.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum MissingDirectory {
+    /// `start()` fails with an error naming the directory.
+    #[default]
+    Error,
+    /// Each batch logs a warning and is empty until the directory appears.
+    Retry,
+}
+
+/// Settings of a file stream.
+#[derive(Clone, Debug)]
+pub struct FileStreamConfig {
+    /// What to do about a missing directory.
+    pub missing_directory: MissingDirectory,
+    /// How old (by modification time) a newly seen file may be and still be read (60 s).
+    pub remember: Duration,
+}
+
+impl Default for FileStreamConfig {
+    fn default() -> Self {
+        FileStreamConfig {
+            missing_directory: MissingDirectory::Error,
+            remember: Duration::from_secs(60),
+        }
+    }
+}
+
+pub(crate) type FileFilter = Box<dyn Fn(&Path) -> bool + Send + Sync>;
+
+struct State {
+    /// Files already taken, with their modification times (pruned past the remember window).
+    seen: HashMap<PathBuf, u64>,
+    first: bool,
+}
+
+fn mod_time_ms(path: &Path) -> Option<u64> {
+    let m = std::fs::metadata(path).ok()?;
+    if !m.is_file() {
+        return None;
+    }
+    Some(
+        m.modified()
+            .ok()?
+            .duration_since(UNIX_EPOCH)
+            .ok()?
+            .as_millis() as u64,
+    )
+}
+
+fn hidden(path: &Path) -> bool {
+    path.file_name()
+        .and_then(|n| n.to_str())
+        .is_none_or(|n| n.starts_with('.') || n.starts_with('_'))
+}
+
+/// The files of `dir` to read in the batch of time `t`, in (modification time, name) order.
+fn select(
+    dir: &Path,
+    t: Time,
+    zero: Time,
+    new_files_only: bool,
+    remember: Duration,
+    filter: &FileFilter,
+    state: &mut State,
+) -> std::io::Result<Vec<PathBuf>> {
+    let window_start = t.ms().saturating_sub(remember.as_millis() as u64);
+    let lower = if state.first {
+        if new_files_only {
+            Some(zero.ms())
+        } else {
+            None
+        }
+    } else {
+        Some(window_start)
+    };
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if hidden(&path) || !filter(&path) || state.seen.contains_key(&path) {
+            continue;
+        }
+        let Some(m) = mod_time_ms(&path) else {
+            continue;
+        };
+        // Files from the future are still being written (or the clock is off): later.
+        if m > t.ms() || lower.is_some_and(|l| m <= l) {
+            continue;
+        }
+        found.push((m, path));
+    }
+    found.sort();
+    state.first = false;
+    for (m, p) in &found {
+        state.seen.insert(p.clone(), *m);
+    }
+    state.seen.retain(|_, m| *m > window_start);
+    Ok(found.into_iter().map(|(_, p)| p).collect())
+}
+
+pub(crate) fn file_stream(
+    ssc: &StreamingContext,
+    dir: PathBuf,
+    filter: FileFilter,
+    new_files_only: bool,
+    config: FileStreamConfig,
+) -> DStream<String> {
+    let state = Arc::new(Mutex::new(State {
+        seen: HashMap::new(),
+        first: true,
+    }));
+    let batch = ssc.batch_duration();
+    let d = dir.clone();
+    let cfg = config.clone();
+    let stream = ssc.custom_input_stream("file_stream", move |ctx: &Context, t: Time| {
+        let zero = t.minus(batch);
+        let mut st = state.lock();
+        let files = match select(&d, t, zero, new_files_only, cfg.remember, &filter, &mut st) {
+            Ok(files) => files,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && cfg.missing_directory == MissingDirectory::Retry => {
+                tracing::warn!(dir = %d.display(), "the watched directory does not exist (yet); this batch is empty");
+                Vec::new()
+            }
+            Err(e) => {
+                return Err(spate_streaming::Error::Io { action: "listing the watched directory", path: d.clone(), source: e });
+            }
+        };
+        drop(st);
+        let mut rdds: Vec<Rdd<String>> = Vec::with_capacity(files.len());
+        for f in files {
+            match ctx.text_file(&f, 1) {
+                Ok(r) => rdds.push(r),
+                // Gone between listing and opening: nothing to read, nothing lost.
+                Err(e) => tracing::warn!(file = %f.display(), error = %e, "a new file vanished before it could be read"),
+            }
+        }
+        tracing::debug!(dir = %d.display(), batch = %t, files = rdds.len(), "new files");
+        Ok(Some(if rdds.is_empty() { ctx.empty_rdd() } else { ctx.union(&rdds) }))
+    });
+    if config.missing_directory == MissingDirectory::Error {
+        let d = dir.clone();
+        ssc.add_start_check(&stream, move || {
+            if d.is_dir() {
+                Ok(())
+            } else {
+                Err(crate::Error::MissingDirectory(d.clone()).to_string())
+            }
+        });
+    }
+    stream
+}

@@ -1,0 +1,372 @@
+//! Socket sources: a receiver that connects to `host:port` and reads records — UTF-8 lines, a
+//! user converter's records, or length-prefixed serialized blocks.
+//!
+//! A refused or lost connection is logged, counted and retried by the receiver supervisor with
+//! exponential backoff (the stream goes on, with empty batches meanwhile). Reads use a short
+//! timeout so a stop is noticed promptly. While the block generator's queue is full, `store`
+//! blocks and the socket is not read, so the sender is slowed by TCP flow control.
+
+use crate::{Converter, Sources};
+use spate_streaming::{
+    DStream, Data, Receiver, ReceiverContext, ReceiverError, StopSignal, StorageLevel,
+    StreamingContext,
+};
+use std::io::{BufRead, BufReader, Read};
+use std::net::{TcpStream, ToSocketAddrs};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Where and how a socket receiver connects.
+#[derive(Clone, Debug)]
+pub struct SocketConfig {
+    /// Host name or address.
+    pub host: String,
+    /// Port.
+    pub port: u16,
+    /// How long a connection attempt may take (5 s).
+    pub connect_timeout: Duration,
+    /// How often a blocked read wakes to check for a stop (200 ms).
+    pub poll_interval: Duration,
+}
+
+impl SocketConfig {
+    /// Default settings for `host:port`.
+    pub fn new(host: &str, port: u16) -> SocketConfig {
+        SocketConfig {
+            host: host.to_string(),
+            port,
+            connect_timeout: Duration::from_secs(5),
+            poll_interval: Duration::from_millis(200),
+        }
+    }
+
+    fn connect(&self, signal: &StopSignal) -> Result<StoppableStream, ReceiverError> {
+        let target = format!("{}:{}", self.host, self.port);
+        let addrs: Vec<_> = target
+            .to_socket_addrs()
+            .map_err(|e| ReceiverError::Retry(format!("cannot resolve {target}: {e}")))?
+            .collect();
+        let mut last = None;
+        for addr in addrs {
+            match TcpStream::connect_timeout(&addr, self.connect_timeout) {
+                Ok(stream) => {
+                    stream
+                        .set_read_timeout(Some(self.poll_interval))
+                        .map_err(|e| {
+                            ReceiverError::Retry(format!(
+                                "cannot configure the connection to {target}: {e}"
+                            ))
+                        })?;
+                    tracing::info!(%target, "connected");
+                    return Ok(StoppableStream {
+                        stream,
+                        signal: signal.clone(),
+                    });
+                }
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(ReceiverError::Retry(format!(
+            "cannot connect to {target}: {}",
+            last.map_or_else(|| "no address".to_string(), |e| e.to_string())
+        )))
+    }
+}
+
+/// A socket whose reads return end-of-stream once the receiver is told to stop.
+struct StoppableStream {
+    stream: TcpStream,
+    signal: StopSignal,
+}
+
+impl Read for StoppableStream {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        loop {
+            if self.signal.is_stopped() {
+                return Ok(0);
+            }
+            match self.stream.read(buf) {
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    continue;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                other => return other,
+            }
+        }
+    }
+}
+
+enum Format<T> {
+    Lines,
+    Converter(Converter<T>),
+    Frames,
+}
+
+/// A receiver reading records from a TCP connection.
+pub struct SocketReceiver<T: Data> {
+    config: SocketConfig,
+    format: Format<T>,
+}
+
+impl SocketReceiver<String> {
+    /// A receiver of UTF-8 lines.
+    pub fn lines(config: SocketConfig) -> SocketReceiver<String> {
+        SocketReceiver {
+            config,
+            format: Format::Lines,
+        }
+    }
+}
+
+impl<T: Data> SocketReceiver<T> {
+    /// A receiver whose records `converter` reads from the connection.
+    pub fn with_converter(config: SocketConfig, converter: Converter<T>) -> SocketReceiver<T> {
+        SocketReceiver {
+            config,
+            format: Format::Converter(converter),
+        }
+    }
+
+    /// A receiver of length-prefixed serialized blocks.
+    pub fn frames(config: SocketConfig) -> SocketReceiver<T> {
+        SocketReceiver {
+            config,
+            format: Format::Frames,
+        }
+    }
+}
+
+/// Records are handed over in chunks of at most this many, and whenever the socket has nothing
+/// more buffered, so a slow trickle is not held back.
+const CHUNK: usize = 4096;
+
+fn lost(target: &str, e: std::io::Error) -> ReceiverError {
+    ReceiverError::Retry(format!("connection to {target} lost: {e}"))
+}
+
+impl<T: Data> SocketReceiver<T> {
+    fn target(&self) -> String {
+        format!("{}:{}", self.config.host, self.config.port)
+    }
+
+    fn receive_lines(
+        &self,
+        reader: StoppableStream,
+        ctx: &ReceiverContext<String>,
+    ) -> Result<(), ReceiverError> {
+        let target = self.target();
+        let mut reader = BufReader::with_capacity(1 << 16, reader);
+        let mut chunk = Vec::with_capacity(CHUNK);
+        let mut line = Vec::new();
+        loop {
+            line.clear();
+            let n = reader
+                .read_until(b'\n', &mut line)
+                .map_err(|e| lost(&target, e))?;
+            if n == 0 {
+                ctx.store_many(std::mem::take(&mut chunk));
+                return if ctx.is_stopped() {
+                    Ok(())
+                } else {
+                    Err(ReceiverError::Retry(format!(
+                        "{target} closed the connection"
+                    )))
+                };
+            }
+            if line.last() == Some(&b'\n') {
+                line.pop();
+                if line.last() == Some(&b'\r') {
+                    line.pop();
+                }
+            }
+            match String::from_utf8(std::mem::take(&mut line)) {
+                Ok(s) => chunk.push(s),
+                Err(e) => {
+                    line = e.into_bytes();
+                    ctx.skip(&format!("a line from {target} is not valid UTF-8"));
+                }
+            }
+            if chunk.len() >= CHUNK || reader.buffer().is_empty() {
+                ctx.store_many(std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK)));
+            }
+        }
+    }
+
+    fn receive_converted(
+        &self,
+        reader: StoppableStream,
+        converter: &Converter<T>,
+        ctx: &ReceiverContext<T>,
+    ) -> Result<(), ReceiverError> {
+        let target = self.target();
+        let mut chunk = Vec::with_capacity(CHUNK);
+        for item in converter(Box::new(reader)) {
+            match item {
+                Ok(x) => chunk.push(x),
+                Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+                    ctx.skip(&format!(
+                        "a record from {target} could not be converted: {e}"
+                    ));
+                }
+                Err(e) => {
+                    ctx.store_many(chunk);
+                    return Err(lost(&target, e));
+                }
+            }
+            if chunk.len() >= CHUNK {
+                ctx.store_many(std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK)));
+            }
+        }
+        ctx.store_many(chunk);
+        if ctx.is_stopped() {
+            Ok(())
+        } else {
+            Err(ReceiverError::Retry(format!(
+                "{target} closed the connection"
+            )))
+        }
+    }
+
+    fn receive_frames(
+        &self,
+        mut reader: StoppableStream,
+        ctx: &ReceiverContext<T>,
+    ) -> Result<(), ReceiverError> {
+        let target = self.target();
+        let block = spate_streaming::storage::BlockId::Named(format!("socket {target}"));
+        loop {
+            let mut len = [0u8; 4];
+            if let Err(e) = reader.read_exact(&mut len) {
+                return if ctx.is_stopped()
+                    || e.kind() == std::io::ErrorKind::UnexpectedEof && ctx.is_stopped()
+                {
+                    Ok(())
+                } else if e.kind() == std::io::ErrorKind::UnexpectedEof {
+                    Err(ReceiverError::Retry(format!(
+                        "{target} closed the connection"
+                    )))
+                } else {
+                    Err(lost(&target, e))
+                };
+            }
+            let len = u32::from_be_bytes(len) as usize;
+            let mut frame = vec![0u8; len];
+            reader
+                .read_exact(&mut frame)
+                .map_err(|e| lost(&target, e))?;
+            match spate_streaming::storage::deserialize_block::<T>(&block, &frame) {
+                Ok(values) => ctx.store_many(values),
+                // A bad frame leaves the framing in doubt: count it and reconnect.
+                Err(e) => {
+                    ctx.skip(&format!("a frame from {target} is corrupt: {e}"));
+                    return Err(ReceiverError::Retry(format!(
+                        "corrupt frame from {target}; reconnecting"
+                    )));
+                }
+            }
+        }
+    }
+}
+
+impl Receiver<String> for SocketReceiver<String> {
+    fn receive(&mut self, ctx: &ReceiverContext<String>) -> Result<(), ReceiverError> {
+        let reader = self.config.connect(&ctx.stop_signal())?;
+        match &self.format {
+            Format::Lines => self.receive_lines(reader, ctx),
+            Format::Converter(c) => {
+                let c = c.clone();
+                self.receive_converted(reader, &c, ctx)
+            }
+            Format::Frames => self.receive_frames(reader, ctx),
+        }
+    }
+
+    fn name(&self) -> String {
+        format!("socket {}", self.target())
+    }
+}
+
+/// A socket receiver of any record type other than lines (`String` uses the impl above).
+struct Generic<T: Data>(SocketReceiver<T>);
+
+impl<T: Data> Receiver<T> for Generic<T> {
+    fn receive(&mut self, ctx: &ReceiverContext<T>) -> Result<(), ReceiverError> {
+        let reader = self.0.config.connect(&ctx.stop_signal())?;
+        match &self.0.format {
+            Format::Converter(c) => {
+                let c = c.clone();
+                self.0.receive_converted(reader, &c, ctx)
+            }
+            Format::Frames => self.0.receive_frames(reader, ctx),
+            Format::Lines => Err(ReceiverError::Fatal(
+                "line format needs String records".into(),
+            )),
+        }
+    }
+
+    fn name(&self) -> String {
+        format!("socket {}", self.0.target())
+    }
+}
+
+impl Sources for StreamingContext {
+    fn socket_text_stream(&self, host: &str, port: u16, level: StorageLevel) -> DStream<String> {
+        self.socket_text_stream_with(SocketConfig::new(host, port), level)
+    }
+
+    fn socket_text_stream_with(
+        &self,
+        config: SocketConfig,
+        level: StorageLevel,
+    ) -> DStream<String> {
+        self.receiver_stream_with_level(SocketReceiver::lines(config), level)
+    }
+
+    fn socket_stream<T: Data>(
+        &self,
+        host: &str,
+        port: u16,
+        converter: Converter<T>,
+        level: StorageLevel,
+    ) -> DStream<T> {
+        self.receiver_stream_with_level(
+            Generic(SocketReceiver::with_converter(
+                SocketConfig::new(host, port),
+                converter,
+            )),
+            level,
+        )
+    }
+
+    fn raw_socket_stream<T: Data>(&self, host: &str, port: u16, level: StorageLevel) -> DStream<T> {
+        self.receiver_stream_with_level(
+            Generic(SocketReceiver::frames(SocketConfig::new(host, port))),
+            level,
+        )
+    }
+
+    fn text_file_stream(&self, dir: impl Into<PathBuf>) -> DStream<String> {
+        crate::file::file_stream(
+            self,
+            dir.into(),
+            Box::new(|_| true),
+            true,
+            crate::FileStreamConfig::default(),
+        )
+    }
+
+    fn file_stream(
+        &self,
+        dir: impl Into<PathBuf>,
+        filter: impl Fn(&std::path::Path) -> bool + Send + Sync + 'static,
+        new_files_only: bool,
+        config: crate::FileStreamConfig,
+    ) -> DStream<String> {
+        crate::file::file_stream(self, dir.into(), Box::new(filter), new_files_only, config)
+    }
+}

@@ -1,0 +1,257 @@
+//! `cargo xtask loadgen`: a TCP server that sends newline-terminated text lines at a fixed rate.
+//!
+//! Lines are ~97 bytes: 16 words drawn from a 10,000-word vocabulary with Zipf-like frequencies,
+//! generated deterministically from a seed into a buffer before any client connects, so sending
+//! costs little CPU. Sending is paced against the wall clock; the achieved rate is reported every
+//! second on stderr. Every run is bounded: by `--seconds` (default 60) and optionally `--lines`.
+
+use anyhow::{Context, Result, bail};
+use std::io::Write;
+use std::net::{TcpListener, TcpStream};
+use std::time::{Duration, Instant};
+
+/// Settings of the generator.
+#[derive(Clone, Debug)]
+pub(crate) struct LoadgenArgs {
+    pub(crate) port: u16,
+    pub(crate) rate: u64,
+    pub(crate) seconds: u64,
+    pub(crate) lines: Option<u64>,
+    pub(crate) seed: u64,
+}
+
+impl LoadgenArgs {
+    pub(crate) fn parse(args: &[String]) -> Result<LoadgenArgs> {
+        let mut a = LoadgenArgs {
+            port: 9999,
+            rate: 100_000,
+            seconds: 60,
+            lines: None,
+            seed: 42,
+        };
+        let mut it = args.iter();
+        while let Some(flag) = it.next() {
+            let mut value = || it.next().with_context(|| format!("{flag} needs a value"));
+            match flag.as_str() {
+                "--port" => a.port = value()?.parse().context("--port")?,
+                "--rate" => a.rate = value()?.parse().context("--rate")?,
+                "--seconds" => a.seconds = value()?.parse().context("--seconds")?,
+                "--lines" => a.lines = Some(value()?.parse().context("--lines")?),
+                "--seed" => a.seed = value()?.parse().context("--seed")?,
+                other => bail!(
+                    "unknown loadgen option {other}; options: --port --rate --seconds --lines --seed"
+                ),
+            }
+        }
+        if a.rate == 0 {
+            bail!("--rate must be positive");
+        }
+        Ok(a)
+    }
+}
+
+/// xorshift64*: small, fast and deterministic.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    fn unit(&mut self) -> f64 {
+        (self.next() >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+/// The vocabulary: 10,000 distinct lowercase words of 2–8 letters.
+pub(crate) fn vocabulary(seed: u64) -> Vec<String> {
+    let mut rng = Rng(seed | 1);
+    let mut seen = std::collections::HashSet::new();
+    let mut words = Vec::with_capacity(10_000);
+    while words.len() < 10_000 {
+        let len = 2 + (rng.next() % 7) as usize;
+        let w: String = (0..len)
+            .map(|_| (b'a' + (rng.next() % 26) as u8) as char)
+            .collect();
+        if seen.insert(w.clone()) {
+            words.push(w);
+        }
+    }
+    words
+}
+
+/// `count` lines of 16 words, word ranks drawn with Zipf-like (1/rank) frequencies.
+pub(crate) fn lines(seed: u64, count: usize) -> Vec<String> {
+    let vocab = vocabulary(seed);
+    // Inverse-CDF sampling of 1/rank over 10,000 ranks: rank = n^u, roughly.
+    let mut rng = Rng(seed.wrapping_mul(31) | 1);
+    (0..count)
+        .map(|_| {
+            (0..16)
+                .map(|_| {
+                    let rank = (10_000f64.powf(rng.unit()) as usize).clamp(1, 10_000) - 1;
+                    vocab[rank].as_str()
+                })
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .collect()
+}
+
+/// The pre-built send buffer and the byte offset where each line starts.
+struct Buffer {
+    bytes: Vec<u8>,
+    starts: Vec<usize>,
+}
+
+fn buffer(seed: u64) -> Buffer {
+    let mut bytes = Vec::new();
+    let mut starts = Vec::new();
+    for l in lines(seed, 100_000) {
+        starts.push(bytes.len());
+        bytes.extend_from_slice(l.as_bytes());
+        bytes.push(b'\n');
+    }
+    starts.push(bytes.len());
+    Buffer { bytes, starts }
+}
+
+/// Sends lines `[from, from + n)` of the (cyclic) buffer.
+fn send(stream: &mut TcpStream, buf: &Buffer, from: u64, n: u64) -> std::io::Result<()> {
+    let total = (buf.starts.len() - 1) as u64;
+    let mut done = 0;
+    while done < n {
+        let i = ((from + done) % total) as usize;
+        let k = (n - done).min(total - i as u64) as usize;
+        stream.write_all(&buf.bytes[buf.starts[i]..buf.starts[i + k]])?;
+        done += k as u64;
+    }
+    Ok(())
+}
+
+fn serve(mut stream: TcpStream, args: &LoadgenArgs, buf: &Buffer) -> Result<u64> {
+    stream.set_nodelay(true).ok();
+    let start = Instant::now();
+    let deadline = start + Duration::from_secs(args.seconds);
+    let mut sent = 0u64;
+    let mut last_report = start;
+    let mut sent_at_report = 0u64;
+    while Instant::now() < deadline && args.lines.is_none_or(|l| sent < l) {
+        let due = (start.elapsed().as_secs_f64() * args.rate as f64) as u64;
+        let due = args.lines.map_or(due, |l| due.min(l));
+        if due > sent {
+            // At most 50 ms worth per write burst, so pacing stays smooth.
+            let n = (due - sent).min((args.rate / 20).max(1));
+            if let Err(e) = send(&mut stream, buf, sent, n) {
+                eprintln!("loadgen: client went away after {sent} lines: {e}");
+                return Ok(sent);
+            }
+            sent += n;
+        } else {
+            std::thread::sleep(Duration::from_micros(500));
+        }
+        if last_report.elapsed() >= Duration::from_secs(1) {
+            let rate = (sent - sent_at_report) as f64 / last_report.elapsed().as_secs_f64();
+            eprintln!(
+                "loadgen: {rate:.0} lines/s (target {}), {sent} lines sent",
+                args.rate
+            );
+            last_report = Instant::now();
+            sent_at_report = sent;
+        }
+    }
+    let secs = start.elapsed().as_secs_f64();
+    eprintln!(
+        "loadgen: done: {sent} lines in {secs:.2} s = {:.0} lines/s",
+        sent as f64 / secs
+    );
+    Ok(sent)
+}
+
+/// Runs the generator: serves clients one after another until the time budget is spent.
+pub(crate) fn run(args: &LoadgenArgs) -> Result<()> {
+    let buf = buffer(args.seed);
+    let listener = TcpListener::bind(("127.0.0.1", args.port))
+        .with_context(|| format!("binding 127.0.0.1:{}", args.port))?;
+    eprintln!(
+        "loadgen: serving {} lines/s of ~{} bytes on 127.0.0.1:{} for up to {} s",
+        args.rate,
+        buf.bytes.len() / (buf.starts.len() - 1),
+        args.port,
+        args.seconds
+    );
+    let end = Instant::now() + Duration::from_secs(args.seconds);
+    listener.set_nonblocking(true)?;
+    while Instant::now() < end {
+        match listener.accept() {
+            Ok((stream, peer)) => {
+                stream.set_nonblocking(false)?;
+                eprintln!("loadgen: client {peer} connected");
+                let remaining = end
+                    .saturating_duration_since(Instant::now())
+                    .as_secs()
+                    .max(1);
+                serve(
+                    stream,
+                    &LoadgenArgs {
+                        seconds: remaining,
+                        ..args.clone()
+                    },
+                    &buf,
+                )?;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                std::thread::sleep(Duration::from_millis(20))
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+
+    #[test]
+    fn lines_are_deterministic_and_about_97_bytes() {
+        let a = lines(7, 2000);
+        assert_eq!(a, lines(7, 2000));
+        let avg = a.iter().map(|l| l.len() + 1).sum::<usize>() as f64 / a.len() as f64;
+        assert!((85.0..110.0).contains(&avg), "average line length {avg}");
+        assert!(a.iter().all(|l| l.split(' ').count() == 16));
+    }
+
+    #[test]
+    fn sends_exactly_the_requested_lines_over_loopback() {
+        let listener = TcpListener::bind(("127.0.0.1", 0)).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let reader = std::thread::spawn(move || {
+            let (mut s, _) = listener.accept().unwrap();
+            let mut all = String::new();
+            s.read_to_string(&mut all).unwrap();
+            all
+        });
+        let args = LoadgenArgs {
+            port,
+            rate: 1_000_000,
+            seconds: 30,
+            lines: Some(250_000),
+            seed: 3,
+        };
+        let stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        let sent = serve(stream, &args, &buffer(3)).unwrap();
+        let text = reader.join().unwrap();
+        assert_eq!(sent, 250_000);
+        assert_eq!(text.lines().count(), 250_000);
+        let expected = lines(3, 100_000);
+        assert_eq!(
+            text.lines().nth(100_001).unwrap(),
+            expected[1],
+            "the buffer repeats"
+        );
+    }
+}
