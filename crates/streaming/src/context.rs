@@ -204,6 +204,25 @@ impl StreamingContext {
         stream
     }
 
+    /// Whether a checkpoint directory is set.
+    pub fn has_checkpoint_dir(&self) -> bool {
+        self.inner.env.checkpoint_dir.lock().is_some()
+    }
+
+    /// Every operator and output built so far, in order, with its `#[streaming_job]` static id.
+    pub(crate) fn creation_log(&self) -> Vec<(Option<usize>, String)> {
+        self.inner.graph.creation_log.lock().clone()
+    }
+
+    pub(crate) fn set_fingerprint(&self, fp: u64) {
+        *self.inner.graph.fingerprint.lock() = Some(fp);
+    }
+
+    /// The fingerprint of the `#[streaming_job]` graph this context runs, once built.
+    pub fn graph_fingerprint(&self) -> Option<u64> {
+        *self.inner.graph.fingerprint.lock()
+    }
+
     /// Adds a check that `start()` runs for `stream` (a source's preconditions, such as a
     /// directory that must exist); an error is reported with the stream's other graph problems.
     pub fn add_start_check<T: Data>(

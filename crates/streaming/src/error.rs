@@ -28,6 +28,9 @@ pub enum Error {
         /// The underlying error.
         source: std::io::Error,
     },
+    /// The graph built at run time is not the one `#[streaming_job]` saw at compile time.
+    #[error("the job's graph differs from the one checked at compile time: {0}")]
+    GraphMismatch(String),
     /// A user's output function failed.
     #[error("output operation failed: {0}")]
     Output(BoxError),

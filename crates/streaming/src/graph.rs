@@ -87,6 +87,11 @@ pub(crate) struct Graph {
     pub(crate) started: std::sync::atomic::AtomicBool,
     /// Checks run by `start()` (for example: a watched directory exists), with what they check.
     pub(crate) start_checks: Mutex<Vec<(String, StartCheck)>>,
+    /// Every operator and output in creation order, with the static id `#[streaming_job]` gave
+    /// it (if any) and a description.
+    pub(crate) creation_log: Mutex<Vec<(Option<usize>, String)>>,
+    /// The fingerprint of the job's static graph, once verified.
+    pub(crate) fingerprint: Mutex<Option<u64>>,
 }
 
 /// A check `start()` runs; an `Err` is reported as a graph error.

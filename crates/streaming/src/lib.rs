@@ -41,6 +41,7 @@ mod context;
 pub mod dstream;
 mod error;
 mod graph;
+pub mod job;
 mod listener;
 mod receiver;
 pub mod testing;
@@ -56,6 +57,8 @@ pub use receiver::{
     StopSignal,
 };
 pub use spate_core::{self as core, Context, Data, Key, Rdd, StorageLevel, ToText};
+/// Turns a job-building function into a typed job checked at compile time; see [`spate_macros`].
+pub use spate_macros::streaming_job;
 pub use spate_storage as storage;
 pub use time::Time;
 

@@ -131,6 +131,10 @@ impl<T: Data> DStream<T> {
                 );
             }
             g.nodes.lock().push(node.clone());
+            g.creation_log.lock().push((
+                crate::job::current_op(),
+                format!("{} at {}", node.name, node.call_site),
+            ));
         }
         DStream { node }
     }

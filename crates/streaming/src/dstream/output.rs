@@ -91,6 +91,10 @@ impl<T: Data> DStream<T> {
                     "output operations cannot be added after the context has started",
                 );
             }
+            g.creation_log.lock().push((
+                crate::job::current_op(),
+                format!("{} at {}", op.name, op.call_site),
+            ));
             g.outputs.lock().push(Arc::new(op));
         }
     }

@@ -1,0 +1,390 @@
+//! The runtime side of `#[streaming_job]`: the static graph the macro emits, the tags that tie
+//! each runtime operator to its static id, the run-time check that the code built exactly the
+//! graph seen at compile time, and the generated entry point's command line.
+
+use crate::{Error, Result, StreamingContext};
+use std::cell::Cell;
+use std::fmt::Write as _;
+use std::time::Duration;
+
+/// One operation of a job's static graph.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StaticOp {
+    /// Stable id: position in the job function.
+    pub id: usize,
+    /// The method (`map`, `reduce_by_key_and_window`, …).
+    pub name: &'static str,
+    /// `source`, `transform`, `combine`, `window` or `output`.
+    pub kind: &'static str,
+    /// Ids of the operations it reads.
+    pub parents: &'static [usize],
+    /// The window width in ms, when written as a literal.
+    pub window_ms: Option<u64>,
+    /// The slide of the stream it makes, in ms, when known.
+    pub slide_ms: Option<u64>,
+    /// The `let` name it is bound to.
+    pub binding: Option<&'static str>,
+    /// The element type of its input, where written on a closure parameter.
+    pub input_type: Option<&'static str>,
+    /// Where it is in the source (`file:line:column`).
+    pub location: &'static str,
+}
+
+/// A job's operator graph, known at compile time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JobGraph {
+    /// The job's name.
+    pub name: &'static str,
+    /// The job function's name.
+    pub function: &'static str,
+    /// The batch interval declared in the attribute.
+    pub batch_ms: u64,
+    /// The checkpoint directory declared in the attribute.
+    pub checkpoint: Option<&'static str>,
+    /// The default master.
+    pub master: &'static str,
+    /// The operations, by id.
+    pub ops: &'static [StaticOp],
+    /// A hash of the graph's structure (operations, edges, durations; not source locations).
+    pub fingerprint: u64,
+}
+
+impl JobGraph {
+    /// The graph as text: one operation per line.
+    pub fn to_text(&self) -> String {
+        let mut s = format!(
+            "job {} (batch {} ms, fingerprint {:016x})\n",
+            self.name, self.batch_ms, self.fingerprint
+        );
+        for op in self.ops {
+            let _ = write!(s, "  #{} {} {}", op.id, op.kind, op.name);
+            if let Some(b) = op.binding {
+                let _ = write!(s, " as {b}");
+            }
+            if !op.parents.is_empty() {
+                let _ = write!(s, " <- {:?}", op.parents);
+            }
+            if let Some(w) = op.window_ms {
+                let _ = write!(s, " window {w} ms");
+            }
+            if let Some(sl) = op.slide_ms {
+                let _ = write!(s, " slide {sl} ms");
+            }
+            if let Some(t) = op.input_type {
+                let _ = write!(s, " input {t}");
+            }
+            if !op.location.is_empty() {
+                let _ = write!(s, " at {}", op.location);
+            }
+            s.push('\n');
+        }
+        s
+    }
+
+    /// The graph in Graphviz DOT.
+    pub fn to_dot(&self) -> String {
+        let mut s = format!("digraph \"{}\" {{\n  rankdir=LR;\n", self.name);
+        for op in self.ops {
+            let shape = match op.kind {
+                "source" => "invhouse",
+                "output" => "house",
+                "window" => "box3d",
+                _ => "box",
+            };
+            let label = match op.binding {
+                Some(b) => format!("{}\\n{}", op.name, b),
+                None => op.name.to_string(),
+            };
+            let _ = writeln!(s, "  op{} [label=\"{label}\", shape={shape}];", op.id);
+            for p in op.parents {
+                let _ = writeln!(s, "  op{p} -> op{};", op.id);
+            }
+        }
+        s.push_str("}\n");
+        s
+    }
+}
+
+thread_local! {
+    static CURRENT_OP: Cell<Option<usize>> = const { Cell::new(None) };
+}
+
+/// The static id of the operation being built on this thread, if any.
+pub(crate) fn current_op() -> Option<usize> {
+    CURRENT_OP.with(Cell::get)
+}
+
+/// Runs `f` (one graph-building call of a job function) with operators tagged as static op `id`.
+/// Emitted by the macro; not meant to be called by hand.
+#[doc(hidden)]
+pub fn op<R>(id: usize, f: impl FnOnce() -> R) -> R {
+    let prev = CURRENT_OP.with(|c| c.replace(Some(id)));
+    struct Restore(Option<usize>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            CURRENT_OP.with(|c| c.set(self.0));
+        }
+    }
+    let _restore = Restore(prev);
+    f()
+}
+
+/// Implemented by streams of key-value pairs; key-value operations require it.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a stream of (key, value) pairs",
+    label = "this key-value operation needs a DStream<(K, V)>",
+    note = "key-value operations (reduce_by_key, join, update_state_by_key, …) work on pairs: map the elements to pairs first, e.g. `.map(|w| (w, 1))`"
+)]
+pub trait PairStream {}
+
+impl<K: crate::Key, V: crate::Data> PairStream for crate::DStream<(K, V)> {}
+
+/// Asserts at compile time that a receiver is a stream of pairs. Emitted by the macro.
+#[doc(hidden)]
+pub fn assert_pairs<S: PairStream + ?Sized>(_stream: &S) {}
+
+/// Builds a job's graph on `ssc` with `build` and checks that every operator it made was seen by
+/// the macro, in the same order, and that every static operation was built.
+pub fn build(ssc: &StreamingContext, graph: &JobGraph, build: fn(&StreamingContext)) -> Result<()> {
+    if let (Some(dir), false) = (graph.checkpoint, ssc.has_checkpoint_dir()) {
+        ssc.checkpoint(dir)?;
+    }
+    let before = ssc.creation_log().len();
+    build(ssc);
+    let log: Vec<(Option<usize>, String)> = ssc.creation_log().into_iter().skip(before).collect();
+    verify(graph, &log).map_err(Error::GraphMismatch)?;
+    ssc.set_fingerprint(graph.fingerprint);
+    Ok(())
+}
+
+/// Compares what was built (static tags in creation order, with a description of each runtime
+/// operator) with the static graph.
+pub(crate) fn verify(
+    graph: &JobGraph,
+    log: &[(Option<usize>, String)],
+) -> std::result::Result<(), String> {
+    let mut last = 0usize;
+    let mut seen = vec![false; graph.ops.len()];
+    for (tag, what) in log {
+        match tag {
+            None => {
+                return Err(format!(
+                    "{what} was built outside what #[streaming_job] reads (a helper function, a loop or a condition?): build every stream with `let` statements in the job function"
+                ));
+            }
+            Some(id) if *id >= graph.ops.len() => {
+                return Err(format!("{what} has static id {id}, beyond the graph"));
+            }
+            Some(id) if *id < last => {
+                let op = &graph.ops[*id];
+                return Err(format!(
+                    "operation #{id} `{}` at {} was built out of order ({what})",
+                    op.name, op.location
+                ));
+            }
+            Some(id) => {
+                last = *id;
+                seen[*id] = true;
+            }
+        }
+    }
+    if let Some(missing) = seen.iter().position(|s| !s) {
+        let op = &graph.ops[missing];
+        return Err(format!(
+            "operation #{missing} `{}` at {} was not built at run time (is it behind a condition?)",
+            op.name, op.location
+        ));
+    }
+    Ok(())
+}
+
+/// The generated entry point's command line.
+#[derive(Debug, clap::Parser)]
+#[command(about = "A Spate streaming job")]
+struct Cli {
+    /// Where to run: local, local[N], local[*], local-cluster[E,C], spate://HOST:PORT.
+    #[arg(long)]
+    master: Option<String>,
+    /// Batch interval override (e.g. 500ms, 2s).
+    #[arg(long)]
+    batch: Option<String>,
+    /// Checkpoint directory (overrides the attribute's).
+    #[arg(long)]
+    checkpoint: Option<std::path::PathBuf>,
+    /// Stop gracefully after this long (e.g. 30s, 5m); default: run until killed.
+    #[arg(long)]
+    run_for: Option<String>,
+    /// Run as an executor of a driver (cluster mode).
+    #[arg(long)]
+    executor: bool,
+    /// The driver an executor joins (HOST:PORT).
+    #[arg(long)]
+    driver: Option<String>,
+    /// Log level (error, warn, info, debug, trace).
+    #[arg(long, default_value = "info")]
+    log_level: String,
+    /// Print the job's graph as text and exit.
+    #[arg(long)]
+    print_graph: bool,
+    /// Print the job's graph as Graphviz DOT and exit.
+    #[arg(long)]
+    dot: bool,
+}
+
+fn duration(s: &str, what: &str) -> Result<Duration> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: u64 = num.parse().map_err(|_| {
+        Error::InvalidDuration(format!("{what} {s:?}: write it like 500ms, 2s or 5m"))
+    })?;
+    let ms = match unit {
+        "ms" => n,
+        "s" | "" => n * 1000,
+        "m" => n * 60_000,
+        other => {
+            return Err(Error::InvalidDuration(format!(
+                "{what} {s:?}: unknown unit {other:?}; use ms, s or m"
+            )));
+        }
+    };
+    Ok(Duration::from_millis(ms))
+}
+
+/// Parses `args` (the program name first) and runs the job until `--run-for` elapses or it is
+/// stopped.
+pub fn run<I: IntoIterator<Item = String>>(
+    graph: &JobGraph,
+    job: fn(&StreamingContext),
+    args: I,
+) -> Result<()> {
+    use clap::Parser;
+    let cli = Cli::try_parse_from(args).map_err(|e| match e.kind() {
+        clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
+            print!("{e}");
+            std::process::exit(0)
+        }
+        _ => Error::State(e.to_string()),
+    })?;
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_new(&cli.log_level)
+                .unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .try_init();
+    if cli.print_graph {
+        print!("{}", graph.to_text());
+        return Ok(());
+    }
+    if cli.dot {
+        print!("{}", graph.to_dot());
+        return Ok(());
+    }
+    if cli.executor || cli.driver.is_some() {
+        return Err(Error::State("the executor role needs cluster mode, which this build does not have yet: run with a local master".into()));
+    }
+    let batch = match &cli.batch {
+        Some(b) => duration(b, "--batch")?,
+        None => Duration::from_millis(graph.batch_ms),
+    };
+    let master = cli
+        .master
+        .clone()
+        .unwrap_or_else(|| graph.master.to_string());
+    let ssc = StreamingContext::new(&master, batch)?;
+    if let Some(dir) = &cli.checkpoint {
+        ssc.checkpoint(dir)?;
+    }
+    build(&ssc, graph, job)?;
+    ssc.start()?;
+    tracing::info!(job = graph.name, %master, ?batch, "job started");
+    match &cli.run_for {
+        Some(d) => {
+            let d = duration(d, "--run-for")?;
+            ssc.await_termination_timeout(d);
+            ssc.stop(true);
+        }
+        None => ssc.await_termination(),
+    }
+    Ok(())
+}
+
+/// [`run`] with the process's arguments; on error prints it and exits with status 1.
+pub fn main(graph: &JobGraph, job: fn(&StreamingContext)) {
+    if let Err(e) = run(graph, job, std::env::args()) {
+        eprintln!("error: {e}");
+        std::process::exit(1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    static OPS: [StaticOp; 2] = [
+        StaticOp {
+            id: 0,
+            name: "queue_stream",
+            kind: "source",
+            parents: &[],
+            window_ms: None,
+            slide_ms: Some(1000),
+            binding: Some("q"),
+            input_type: None,
+            location: "x.rs:1:1",
+        },
+        StaticOp {
+            id: 1,
+            name: "print",
+            kind: "output",
+            parents: &[0],
+            window_ms: None,
+            slide_ms: Some(1000),
+            binding: None,
+            input_type: None,
+            location: "x.rs:2:1",
+        },
+    ];
+    static GRAPH: JobGraph = JobGraph {
+        name: "t",
+        function: "t",
+        batch_ms: 1000,
+        checkpoint: None,
+        master: "local",
+        ops: &OPS,
+        fingerprint: 1,
+    };
+
+    #[test]
+    fn verification_names_what_changed() {
+        assert!(verify(&GRAPH, &[(Some(0), "a".into()), (Some(1), "b".into())]).is_ok());
+        assert!(
+            verify(
+                &GRAPH,
+                &[
+                    (Some(0), "a".into()),
+                    (Some(0), "a2".into()),
+                    (Some(1), "b".into())
+                ]
+            )
+            .is_ok()
+        );
+        let e = verify(&GRAPH, &[(Some(0), "a".into())]).unwrap_err();
+        assert!(e.contains("#1 `print`") && e.contains("not built"), "{e}");
+        let e = verify(
+            &GRAPH,
+            &[
+                (Some(0), "a".into()),
+                (None, "map at y.rs:3".into()),
+                (Some(1), "b".into()),
+            ],
+        )
+        .unwrap_err();
+        assert!(e.contains("map at y.rs:3") && e.contains("outside"), "{e}");
+        let e = verify(&GRAPH, &[(Some(1), "b".into()), (Some(0), "a".into())]).unwrap_err();
+        assert!(e.contains("out of order"), "{e}");
+        assert!(GRAPH.to_dot().contains("op0 -> op1"));
+        assert!(GRAPH.to_text().contains("#1 output print <- [0]"));
+    }
+}
