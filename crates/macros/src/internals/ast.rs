@@ -41,6 +41,25 @@ pub(crate) struct Graph {
     ssc: String,
 }
 
+/// A duration argument written as `Duration::from_secs(N)` / `Duration::from_millis(N)`: its
+/// value, spanned at the number (anything else is checked at run time instead).
+fn duration(expr: &Expr) -> Dur {
+    let lit_span = match expr {
+        Expr::Call(call) if call.args.len() == 1 => call.args[0].span(),
+        _ => expr.span(),
+    };
+    match duration_ms(expr) {
+        Some(ms) => Dur {
+            ms: Some(ms),
+            span: lit_span,
+        },
+        None => Dur {
+            ms: None,
+            span: expr.span(),
+        },
+    }
+}
+
 fn duration_ms(expr: &Expr) -> Option<u64> {
     let Expr::Call(call) = expr else { return None };
     let Expr::Path(p) = &*call.func else {
@@ -170,6 +189,12 @@ impl Graph {
                 p.expr = Box::new(inner);
                 (id, Expr::Paren(p))
             }
+            Expr::Try(t) => {
+                let (id, inner) = self.expr(cx, &t.expr);
+                let mut t = t.clone();
+                t.expr = Box::new(inner);
+                (id, Expr::Try(t))
+            }
             Expr::MethodCall(mc) => self.method_call(cx, mc),
             other => {
                 self.escape(other.to_token_stream());
@@ -274,12 +299,7 @@ impl Graph {
                 self.escape(mc.args.to_token_stream());
                 let id = self.add(method, kind, Some(info), vec![parent], span);
                 if let Some((w, s)) = info.window_args {
-                    let arg = |i: usize| {
-                        mc.args.iter().nth(i).map(|e| Dur {
-                            ms: duration_ms(e),
-                            span: e.span(),
-                        })
-                    };
+                    let arg = |i: usize| mc.args.iter().nth(i).map(duration);
                     self.nodes[id].window = arg(w);
                     self.nodes[id].slide = arg(s);
                 }

@@ -102,7 +102,10 @@ pub(crate) fn stream_op(name: &str) -> Option<OpInfo> {
         | "foreach_rdd"
         | "save_as_text_files"
         | "save_as_object_files" => op(Output, false, false, None),
-        "persist" | "cache" | "checkpoint" | "clone" => op(Same, false, false, None),
+        // The same stream (or the stream inside a Result, from `ssc.union`/`ssc.transform`).
+        "persist" | "cache" | "checkpoint" | "clone" | "unwrap" | "expect" => {
+            op(Same, false, false, None)
+        }
         _ => return None,
     })
 }

@@ -1,0 +1,14 @@
+use spate_streaming::{streaming_job, StreamingContext};
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+#[streaming_job(batch = "1s")]
+fn job(ssc: &StreamingContext) {
+    let a = ssc.queue_stream::<u64>(Arc::new(Mutex::new(VecDeque::new())), true);
+    let b = ssc.queue_stream::<u64>(Arc::new(Mutex::new(VecDeque::new())), true);
+    let slow = b.window(Duration::from_secs(4), Duration::from_secs(2));
+    ssc.union(&[a, slow]).unwrap().print();
+}
+
+fn main() {}
