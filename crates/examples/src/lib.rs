@@ -1,6 +1,8 @@
 //! Runnable Spate programs; each binary under `src/bin` opens with how to run it. This library
 //! holds what they share.
 
+pub mod jobs;
+
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 
@@ -13,19 +15,18 @@ pub const DEMO_TEXT: &[&str] = &[
     "and by opposing end them to die to sleep",
 ];
 
-/// Parses `--name value` from the command line, with a default.
-pub fn arg<T: std::str::FromStr>(name: &str, default: T) -> anyhow::Result<T> {
-    let args: Vec<String> = std::env::args().collect();
-    match args.iter().position(|a| a == name) {
-        Some(i) => {
-            let v = args
-                .get(i + 1)
-                .ok_or_else(|| anyhow::anyhow!("{name} needs a value"))?;
-            v.parse()
-                .map_err(|_| anyhow::anyhow!("invalid value {v:?} for {name}"))
-        }
-        None => Ok(default),
-    }
+/// `HOST PORT` from a job's arguments (default `localhost 9999`); an invalid port is reported
+/// and the default used.
+pub fn host_port(args: &[String]) -> (String, u16) {
+    let host = args.first().cloned().unwrap_or_else(|| "localhost".into());
+    let port = match args.get(1) {
+        None => 9999,
+        Some(p) => p.parse().unwrap_or_else(|_| {
+            eprintln!("invalid port {p:?}: using 9999");
+            9999
+        }),
+    };
+    (host, port)
 }
 
 /// A queue of `batches` RDDs of demo lines (batch `i` holds lines `i % 5` and `(i + 2) % 5`),

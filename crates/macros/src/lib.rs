@@ -1,9 +1,9 @@
 //! `#[streaming_job]`: turns a job-building function into a job whose operator graph is known,
 //! and checked, at compile time.
 //!
-//! ```ignore
-//! use spate_streaming::{streaming_job, StreamingContext};
+//! ```no_run
 //! use spate_receivers::Sources;
+//! use spate_streaming::{streaming_job, StorageLevel, StreamingContext};
 //! use std::time::Duration;
 //!
 //! #[streaming_job(batch = "1s", checkpoint = "/tmp/wc-checkpoints", name = "windowed-word-count")]
@@ -11,13 +11,17 @@
 //!     let lines = ssc.socket_text_stream("localhost", 9999, StorageLevel::MEMORY_ONLY_SER_2);
 //!     let words = lines.flat_map(|l: String| l.split(' ').map(String::from).collect::<Vec<_>>());
 //!     let counts = words
-//!         .map(|w| (w, 1i64))
+//!         .map(|w: String| (w, 1i64))
 //!         .reduce_by_key_and_window_inv(|a, b| a + b, |a, b| a - b, Duration::from_secs(30), Duration::from_secs(10));
 //!     counts.print();
 //! }
 //!
 //! fn main() {
-//!     WordCount::main(); // parses --master, --batch, --checkpoint, --run-for, … and runs the job
+//!     // The static graph, checked at compile time:
+//!     assert_eq!(WordCount::graph().ops.len(), 5);
+//!     print!("{}", WordCount::graph().to_text());
+//!     // Parses --master, --batch, --checkpoint, --run-for, --conf K=V, … and runs the job.
+//!     WordCount::main();
 //! }
 //! ```
 //!

@@ -50,6 +50,10 @@ struct Inner {
     drain_until: std::sync::atomic::AtomicU64,
     last_generated: std::sync::atomic::AtomicU64,
     receiver_config: Mutex<ReceiverConfig>,
+    /// Application settings (`--conf key=value` on a job's command line).
+    conf: Mutex<std::collections::HashMap<String, String>>,
+    /// Positional command-line arguments of a job.
+    args: Mutex<Vec<String>>,
     /// Receiver states as they were at `stop()` (the graph is cleared then).
     final_receivers: Mutex<Vec<ReceiverInfo>>,
     threads: Mutex<Vec<JoinHandle<()>>>,
@@ -101,6 +105,8 @@ impl StreamingContext {
                 last_generated: std::sync::atomic::AtomicU64::new(0),
                 receiver_config: Mutex::new(ReceiverConfig::default()),
                 final_receivers: Mutex::new(Vec::new()),
+                conf: Mutex::new(std::collections::HashMap::new()),
+                args: Mutex::new(Vec::new()),
                 threads: Mutex::new(Vec::new()),
             }),
         })
@@ -202,6 +208,31 @@ impl StreamingContext {
             .lock()
             .push(stream.node.clone());
         stream
+    }
+
+    /// Sets an application setting (what `--conf key=value` does on a job's command line).
+    pub fn set_conf(&self, key: impl Into<String>, value: impl Into<String>) {
+        self.inner.conf.lock().insert(key.into(), value.into());
+    }
+
+    /// An application setting.
+    pub fn conf(&self, key: &str) -> Option<String> {
+        self.inner.conf.lock().get(key).cloned()
+    }
+
+    /// An application setting, or `default`.
+    pub fn conf_or(&self, key: &str, default: &str) -> String {
+        self.conf(key).unwrap_or_else(|| default.to_string())
+    }
+
+    /// Sets the positional arguments a job sees (what follows the options on its command line).
+    pub fn set_args(&self, args: Vec<String>) {
+        *self.inner.args.lock() = args;
+    }
+
+    /// The job's positional command-line arguments.
+    pub fn args(&self) -> Vec<String> {
+        self.inner.args.lock().clone()
     }
 
     /// Whether a checkpoint directory is set.

@@ -229,6 +229,17 @@ struct Cli {
     /// Print the job's graph as Graphviz DOT and exit.
     #[arg(long)]
     dot: bool,
+    /// An application setting the job reads with `ssc.conf(key)` (repeatable).
+    #[arg(long = "conf", value_name = "KEY=VALUE", value_parser = key_value)]
+    conf: Vec<(String, String)>,
+    /// Arguments for the job (`ssc.args()`).
+    args: Vec<String>,
+}
+
+fn key_value(s: &str) -> std::result::Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .ok_or_else(|| format!("expected KEY=VALUE, got {s:?}"))
 }
 
 fn duration(s: &str, what: &str) -> Result<Duration> {
@@ -296,6 +307,10 @@ pub fn run<I: IntoIterator<Item = String>>(
     if let Some(dir) = &cli.checkpoint {
         ssc.checkpoint(dir)?;
     }
+    for (k, v) in cli.conf {
+        ssc.set_conf(k, v);
+    }
+    ssc.set_args(cli.args);
     build(&ssc, graph, job)?;
     ssc.start()?;
     tracing::info!(job = graph.name, %master, ?batch, "job started");

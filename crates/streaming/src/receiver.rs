@@ -192,10 +192,12 @@ impl<T: Data> ReceiverContext<T> {
             .max_queued
             .fetch_max(queued, Ordering::Relaxed);
         self.stored.fetch_add(n, Ordering::Relaxed);
+        // Counted before they are handed over, so no batch ever holds records the count lacks.
         // The block generator drains until the receiver thread has exited, so this cannot block
         // forever.
-        if self.tx.send(Msg::Records(records)).is_ok() {
-            self.shared.stats.records.fetch_add(n, Ordering::Relaxed);
+        self.shared.stats.records.fetch_add(n, Ordering::Relaxed);
+        if self.tx.send(Msg::Records(records)).is_err() {
+            self.shared.stats.records.fetch_sub(n, Ordering::Relaxed);
         }
     }
 

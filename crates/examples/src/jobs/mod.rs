@@ -1,0 +1,7 @@
+//! The example jobs, written with `#[streaming_job]`: each has a binary in `src/bin` and is
+//! compiled by the macro's pass tests.
+
+pub mod file;
+pub mod network;
+pub mod stateful;
+pub mod windowed;
