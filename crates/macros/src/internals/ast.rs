@@ -321,7 +321,7 @@ impl Graph {
                 let mut local = local.clone();
                 if let Some(init) = &mut local.init {
                     let (id, rewritten) = self.expr(cx, &init.expr);
-                    init.expr = Box::new(rewritten);
+                    *init.expr = rewritten;
                     if let Some(diverge) = &init.diverge {
                         self.escape(diverge.1.to_token_stream());
                     }
