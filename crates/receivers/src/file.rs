@@ -4,7 +4,8 @@
 //! A file is taken by the first batch at or after its modification time, exactly once. Names
 //! starting with `.` or `_` are ignored (files being written), so write a file elsewhere (or
 //! under a hidden name) and rename it into the directory. A file whose modification time is older
-//! than the remember window (one minute by default) when it appears is ignored, as in Spark.
+//! than the remember window (one minute by default) when it appears is ignored, as in Spark; so,
+//! with `new_files_only`, is one modified at or before the stream started (the zero time).
 //! Listing happens when the batch is generated; reading happens in the batch's tasks.
 
 use parking_lot::Mutex;
@@ -47,7 +48,11 @@ pub(crate) type FileFilter = Box<dyn Fn(&Path) -> bool + Send + Sync>;
 struct State {
     /// Files already taken, with their modification times (pruned past the remember window).
     seen: HashMap<PathBuf, u64>,
+    /// Whether no listing has succeeded yet.
     first: bool,
+    /// The zero time (the batch before the first), fixed by the first batch even if its listing
+    /// fails (a missing directory under `MissingDirectory::Retry`).
+    zero: Option<Time>,
 }
 
 fn mod_time_ms(path: &Path) -> Option<u64> {
@@ -81,12 +86,13 @@ fn select(
     state: &mut State,
 ) -> std::io::Result<Vec<PathBuf>> {
     let window_start = t.ms().saturating_sub(remember.as_millis() as u64);
-    let lower = if state.first {
-        if new_files_only {
-            Some(zero.ms())
-        } else {
-            None
-        }
+    // Files modified at or before `lower` are not new. With `new_files_only`, files of the zero
+    // time or earlier (present at start) never are, in every batch, as in Spark; otherwise the
+    // first listing takes everything, and later ones what is within the remember window.
+    let lower = if new_files_only {
+        Some(zero.ms().max(window_start))
+    } else if state.first {
+        None
     } else {
         Some(window_start)
     };
@@ -124,13 +130,14 @@ pub(crate) fn file_stream(
     let state = Arc::new(Mutex::new(State {
         seen: HashMap::new(),
         first: true,
+        zero: None,
     }));
     let batch = ssc.batch_duration();
     let d = dir.clone();
     let cfg = config.clone();
     let stream = ssc.custom_input_stream("file_stream", move |ctx: &Context, t: Time| {
-        let zero = t.minus(batch);
         let mut st = state.lock();
+        let zero = *st.zero.get_or_insert(t.minus(batch));
         let files = match select(&d, t, zero, new_files_only, cfg.remember, &filter, &mut st) {
             Ok(files) => files,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && cfg.missing_directory == MissingDirectory::Retry => {

@@ -14,6 +14,8 @@ use spate_streaming::{
 use std::io::{BufRead, BufReader, Read};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 /// Where and how a socket receiver connects.
@@ -61,6 +63,7 @@ impl SocketConfig {
                     return Ok(StoppableStream {
                         stream,
                         signal: signal.clone(),
+                        waiting: Arc::default(),
                     });
                 }
                 Err(e) => last = Some(e),
@@ -77,10 +80,21 @@ impl SocketConfig {
 struct StoppableStream {
     stream: TcpStream,
     signal: StopSignal,
+    /// True while a read is under way (it may be waiting for the sender).
+    waiting: Arc<AtomicBool>,
 }
 
 impl Read for StoppableStream {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.waiting.store(true, Ordering::Release);
+        let result = self.read_until_data(buf);
+        self.waiting.store(false, Ordering::Release);
+        result
+    }
+}
+
+impl StoppableStream {
+    fn read_until_data(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         loop {
             if self.signal.is_stopped() {
                 return Ok(0);
@@ -145,6 +159,20 @@ impl<T: Data> SocketReceiver<T> {
 /// more buffered, so a slow trickle is not held back.
 const CHUNK: usize = 4096;
 
+/// How often converted records are handed over while the connection waits for data (a
+/// converter's iterator blocks inside its reads, so its last records would otherwise wait for a
+/// full chunk or the end of the connection).
+const CONVERTED_FLUSH: Duration = Duration::from_millis(5);
+
+/// Sets a flag when dropped, also on unwinding.
+struct SetOnDrop<'a>(&'a AtomicBool);
+
+impl Drop for SetOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Release);
+    }
+}
+
 fn lost(target: &str, e: std::io::Error) -> ReceiverError {
     ReceiverError::Retry(format!("connection to {target} lost: {e}"))
 }
@@ -204,32 +232,57 @@ impl<T: Data> SocketReceiver<T> {
         ctx: &ReceiverContext<T>,
     ) -> Result<(), ReceiverError> {
         let target = self.target();
-        let mut chunk = Vec::with_capacity(CHUNK);
-        for item in converter(Box::new(reader)) {
-            match item {
-                Ok(x) => chunk.push(x),
-                Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
-                    ctx.skip(&format!(
-                        "a record from {target} could not be converted: {e}"
-                    ));
+        let waiting = reader.waiting.clone();
+        // Converted records not yet stored: stored by this thread once a chunk is full, and by a
+        // helper whenever the connection is waiting for data; both under the lock, so in order.
+        let pending = parking_lot::Mutex::new(Vec::with_capacity(CHUNK));
+        let done = AtomicBool::new(false);
+        std::thread::scope(|scope| {
+            scope.spawn(|| {
+                while !done.load(Ordering::Acquire) {
+                    std::thread::sleep(CONVERTED_FLUSH);
+                    if waiting.load(Ordering::Acquire) {
+                        let mut p = pending.lock();
+                        if !p.is_empty() {
+                            ctx.store_many(std::mem::take(&mut *p));
+                        }
+                    }
                 }
-                Err(e) => {
-                    ctx.store_many(chunk);
-                    return Err(lost(&target, e));
+            });
+            let _done = SetOnDrop(&done);
+            let flush = || {
+                let mut p = pending.lock();
+                ctx.store_many(std::mem::take(&mut *p));
+            };
+            for item in converter(Box::new(reader)) {
+                match item {
+                    Ok(x) => {
+                        let mut p = pending.lock();
+                        p.push(x);
+                        if p.len() >= CHUNK {
+                            ctx.store_many(std::mem::replace(&mut *p, Vec::with_capacity(CHUNK)));
+                        }
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+                        ctx.skip(&format!(
+                            "a record from {target} could not be converted: {e}"
+                        ));
+                    }
+                    Err(e) => {
+                        flush();
+                        return Err(lost(&target, e));
+                    }
                 }
             }
-            if chunk.len() >= CHUNK {
-                ctx.store_many(std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK)));
+            flush();
+            if ctx.is_stopped() {
+                Ok(())
+            } else {
+                Err(ReceiverError::Retry(format!(
+                    "{target} closed the connection"
+                )))
             }
-        }
-        ctx.store_many(chunk);
-        if ctx.is_stopped() {
-            Ok(())
-        } else {
-            Err(ReceiverError::Retry(format!(
-                "{target} closed the connection"
-            )))
-        }
+        })
     }
 
     fn receive_frames(
@@ -255,10 +308,17 @@ impl<T: Data> SocketReceiver<T> {
                 };
             }
             let len = u32::from_be_bytes(len) as usize;
-            let mut frame = vec![0u8; len];
-            reader
-                .read_exact(&mut frame)
+            // Grow the buffer only as bytes arrive: a garbage length prefix must not allocate GiBs.
+            let mut frame = Vec::with_capacity(len.min(1 << 20));
+            (&mut reader)
+                .take(len as u64)
+                .read_to_end(&mut frame)
                 .map_err(|e| lost(&target, e))?;
+            if frame.len() < len {
+                return Err(ReceiverError::Retry(format!(
+                    "{target} closed the connection in the middle of a frame"
+                )));
+            }
             match spate_streaming::storage::deserialize_block::<T>(&block, &frame) {
                 Ok(values) => ctx.store_many(values),
                 // A bad frame leaves the framing in doubt: count it and reconnect.
