@@ -85,6 +85,10 @@ pub enum Error {
         /// The block.
         block: String,
     },
+    /// An external system (a broker, a database) failed while a task read a partition from it;
+    /// the message names the system and says what to do.
+    #[error("reading an external source failed: {0}")]
+    Source(String),
     /// An argument is out of range.
     #[error("invalid argument: {0}")]
     InvalidArgument(String),

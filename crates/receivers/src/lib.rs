@@ -15,10 +15,15 @@
 
 mod error;
 mod file;
+mod kafka;
 mod socket;
 
 pub use error::{Error, Result};
 pub use file::{FileStreamConfig, MissingDirectory};
+pub use kafka::{
+    DirectKafkaConfig, DirectKafkaStream, KafkaConnection, KafkaProducer, KafkaReceiver,
+    KafkaReceiverConfig, KafkaRecord, KafkaSources, OffsetRange, StartOffsets, TopicPartition,
+};
 pub use socket::{SocketConfig, SocketReceiver};
 
 use spate_streaming::{DStream, Data, StorageLevel};

@@ -7,6 +7,7 @@ mod checkpoint;
 mod coalesce;
 mod cogroup;
 mod files;
+mod generated;
 mod map_partitions;
 mod pair;
 mod parallel;

@@ -1,0 +1,529 @@
+//! The direct Kafka stream: no receiver; each batch is a set of offset ranges, one per Kafka
+//! partition, read by the batch's own tasks (Spark 1.3's `DirectKafkaInputDStream`).
+//!
+//! At batch time `t` the *planner* (on the job generator thread) asks the brokers for the latest
+//! offset of every partition and gives the batch the range `[next, min(latest, next + max))`,
+//! where `next` is where the previous batch ended; the RDD has one partition per range, whose
+//! task fetches exactly those offsets. Ranges are a pure function of the plan, so a partition
+//! recomputed from lineage reads the same records.
+//!
+//! Failures, and why nothing is lost or read twice:
+//! - brokers unreachable while planning: the planner retries (bounded by
+//!   [`KafkaConnection::attempts`]), then the batch fails with that error and `next` does not
+//!   move, so the next batch starts where the last planned one ended;
+//! - brokers unreachable while a task reads its range (after the same bounded retries): the task
+//!   and its batch fail; when the batch completes, every range whose read failed and that no
+//!   other job of the batch read is handed back to the planner, and the next planned batch reads
+//!   it again (when no later batch was planned meanwhile, by moving `next` back, so the order is
+//!   kept);
+//! - records the broker no longer has (retention): the read fails with an error saying so, and
+//!   the stream goes on after them.
+
+use super::client::{Conn, KafkaError, read_range, start_offset};
+use super::{KafkaConnection, KafkaRecord, StartOffsets, TopicPartition, parse_brokers};
+use parking_lot::Mutex;
+use rskafka::client::partition::OffsetAt;
+use serde::{Deserialize, Serialize};
+use spate_streaming::{BatchInfo, DStream, StreamingContext, StreamingListener, Time};
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, Weak};
+
+/// How many batches' offset ranges a direct stream remembers for
+/// [`DirectKafkaStream::offset_ranges`].
+const KEEP_BATCHES: usize = 1000;
+
+/// Settings of a direct Kafka stream.
+#[derive(Clone, Debug)]
+pub struct DirectKafkaConfig {
+    /// Bootstrap brokers, `host:port` each.
+    pub brokers: Vec<String>,
+    /// Topics whose every partition is read.
+    pub topics: Vec<String>,
+    /// Where each partition starts ([`StartOffsets::Latest`] by default: the latest offsets
+    /// when the stream is created, or at its first batch if the brokers cannot be reached then).
+    pub start: StartOffsets,
+    /// The most records one batch takes from one partition (`None` or `Some(0)`: unlimited,
+    /// the default); the rest waits for the next batches. Bounds a batch after downtime.
+    pub max_records_per_partition: Option<u64>,
+    /// Timeouts, retries and fetch sizes.
+    pub connection: KafkaConnection,
+}
+
+impl DirectKafkaConfig {
+    /// Default settings for `topics` on `brokers` (`host:port,host:port`).
+    pub fn new(brokers: &str, topics: &[&str]) -> DirectKafkaConfig {
+        DirectKafkaConfig {
+            brokers: parse_brokers(brokers),
+            topics: topics.iter().map(|t| t.to_string()).collect(),
+            start: StartOffsets::Latest,
+            max_records_per_partition: None,
+            connection: KafkaConnection::default(),
+        }
+    }
+}
+
+/// The records of one partition that one batch reads: offsets `from` (inclusive) to `until`
+/// (exclusive), as Spark's `OffsetRange`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct OffsetRange {
+    /// The topic.
+    pub topic: String,
+    /// The partition.
+    pub partition: i32,
+    /// The first offset read.
+    pub from: i64,
+    /// One past the last offset read: where the next range of this partition starts.
+    pub until: i64,
+}
+
+impl OffsetRange {
+    /// The number of offsets in the range (records, unless some offsets hold transaction
+    /// markers or were compacted away).
+    pub fn count(&self) -> u64 {
+        u64::try_from(self.until - self.from).unwrap_or(0)
+    }
+
+    /// The range's topic and partition.
+    pub fn topic_partition(&self) -> TopicPartition {
+        TopicPartition::new(&self.topic, self.partition)
+    }
+
+    fn new(tp: &TopicPartition, from: i64, until: i64) -> OffsetRange {
+        OffsetRange {
+            topic: tp.topic.clone(),
+            partition: tp.partition,
+            from,
+            until,
+        }
+    }
+}
+
+/// What happened to the read of one range of a batch.
+const NOT_READ: u8 = 0;
+const READ: u8 = 1;
+const FAILED: u8 = 2;
+
+/// The offset bookkeeping of a direct stream; pure, so its rules are tested without a broker.
+#[derive(Default)]
+struct Planner {
+    /// Where the next range of each partition starts; `None` until the partitions and their
+    /// start offsets are known.
+    next: Option<BTreeMap<TopicPartition, i64>>,
+    /// Ranges whose read failed after a later range of the same partition was planned: read
+    /// again, before new records, by the next batch.
+    retry: BTreeMap<TopicPartition, Vec<(i64, i64)>>,
+    /// The ranges of recent batches and what happened to their reads.
+    batches: BTreeMap<Time, (Arc<Vec<OffsetRange>>, Arc<Vec<AtomicU8>>)>,
+    /// The batch whose planning failed, with the error (its outputs get the same error at once).
+    failed: Option<(Time, String)>,
+}
+
+impl Planner {
+    /// The ranges of the batch at `time`, given every partition's latest offset, and moves
+    /// `next` past them.
+    fn plan(
+        &mut self,
+        time: Time,
+        latest: &BTreeMap<TopicPartition, i64>,
+        max: Option<u64>,
+    ) -> Vec<OffsetRange> {
+        let Some(next) = self.next.as_mut() else {
+            return Vec::new();
+        };
+        let mut ranges = Vec::new();
+        for (tp, from) in next.iter_mut() {
+            for (a, b) in self.retry.remove(tp).unwrap_or_default() {
+                ranges.push(OffsetRange::new(tp, a, b));
+            }
+            let end = latest.get(tp).copied().unwrap_or(*from);
+            if end < *from {
+                tracing::warn!(%tp, next = *from, latest = end, "the partition now ends before where the stream is: was the topic deleted and created again? Waiting for offset {from}");
+            }
+            let cap = max
+                .filter(|m| *m > 0)
+                .map_or(i64::MAX, |m| i64::try_from(m).unwrap_or(i64::MAX));
+            let until = end.max(*from).min(from.saturating_add(cap));
+            ranges.push(OffsetRange::new(tp, *from, until));
+            *from = until;
+        }
+        let status = (0..ranges.len()).map(|_| AtomicU8::new(NOT_READ)).collect();
+        self.batches
+            .insert(time, (Arc::new(ranges.clone()), Arc::new(status)));
+        while self.batches.len() > KEEP_BATCHES {
+            self.batches.pop_first();
+        }
+        ranges
+    }
+
+    /// Called once the batch at `time` is done: every range whose read failed and that no job
+    /// of the batch read is planned again.
+    fn batch_completed(&mut self, time: Time) {
+        let Some((ranges, status)) = self.batches.get(&time).cloned() else {
+            return;
+        };
+        let Some(next) = self.next.as_mut() else {
+            return;
+        };
+        // Latest ranges first, so that a partition's failed ranges can move `next` back one
+        // after the other.
+        for (r, s) in ranges.iter().zip(status.iter()).rev() {
+            if s.swap(READ, Ordering::AcqRel) != FAILED {
+                continue;
+            }
+            let tp = r.topic_partition();
+            tracing::warn!(%tp, from = r.from, until = r.until, batch = %time, "reading a range failed; the next batch reads it again");
+            match next.get_mut(&tp) {
+                Some(n) if *n == r.until => *n = r.from,
+                _ => {
+                    let list = self.retry.entry(tp).or_default();
+                    list.push((r.from, r.until));
+                    list.sort_unstable();
+                }
+            }
+        }
+    }
+
+    fn ranges(&self, time: Time) -> Vec<OffsetRange> {
+        self.batches
+            .get(&time)
+            .map(|(r, _)| r.as_ref().clone())
+            .unwrap_or_default()
+    }
+}
+
+struct Shared {
+    conn: Result<Conn, KafkaError>,
+    config: DirectKafkaConfig,
+    planner: Mutex<Planner>,
+}
+
+impl Shared {
+    fn conn(&self) -> Result<&Conn, KafkaError> {
+        self.conn.as_ref().map_err(Clone::clone)
+    }
+
+    /// The partitions to read and where each starts; with `retry`, bounded retries.
+    fn start_offsets(&self, retry: bool) -> Result<BTreeMap<TopicPartition, i64>, KafkaError> {
+        let conn = self.conn()?;
+        let limit = conn.attempt_limit().saturating_mul(4);
+        let attempt = || {
+            conn.block_on(limit, "finding the start offsets", async {
+                let mut parts = conn.partitions_of(&self.config.topics).await?;
+                if let StartOffsets::Explicit(m) = &self.config.start {
+                    parts.extend(m.keys().cloned());
+                    parts.sort();
+                    parts.dedup();
+                }
+                let mut out = BTreeMap::new();
+                for tp in parts {
+                    let offset = start_offset(conn, &tp, &self.config.start).await?;
+                    out.insert(tp, offset);
+                }
+                Ok(out)
+            })
+        };
+        if retry {
+            conn.with_retry("finding the start offsets", attempt)
+        } else {
+            attempt()
+        }
+    }
+
+    fn latest_offsets(
+        &self,
+        parts: Vec<TopicPartition>,
+    ) -> Result<BTreeMap<TopicPartition, i64>, KafkaError> {
+        let conn = self.conn()?;
+        conn.with_retry("asking the latest offsets", || {
+            conn.block_on(conn.attempt_limit(), "asking the latest offsets", async {
+                let asks = parts.iter().map(|tp| conn.offset(tp, OffsetAt::Latest));
+                let answers = futures::future::join_all(asks).await;
+                parts
+                    .iter()
+                    .cloned()
+                    .zip(answers)
+                    .map(|(tp, a)| a.map(|o| (tp, o)))
+                    .collect()
+            })
+        })
+    }
+
+    /// Plans the batch at `time`.
+    fn plan(&self, time: Time) -> Result<Arc<Vec<OffsetRange>>, KafkaError> {
+        {
+            let p = self.planner.lock();
+            if let Some((t, e)) = &p.failed
+                && *t == time
+            {
+                return Err(KafkaError::Unreachable(e.clone()));
+            }
+            if let Some((r, _)) = p.batches.get(&time) {
+                return Ok(r.clone());
+            }
+        }
+        let result = self.plan_now(time);
+        if let Err(e) = &result {
+            self.planner.lock().failed = Some((time, e.to_string()));
+        }
+        result
+    }
+
+    fn plan_now(&self, time: Time) -> Result<Arc<Vec<OffsetRange>>, KafkaError> {
+        if self.planner.lock().next.is_none() {
+            let start = self.start_offsets(true)?;
+            let mut p = self.planner.lock();
+            if p.next.is_none() {
+                tracing::info!(offsets = ?start, "direct Kafka stream starts");
+                p.next = Some(start);
+            }
+        }
+        let parts: Vec<TopicPartition> = self
+            .planner
+            .lock()
+            .next
+            .as_ref()
+            .map(|n| n.keys().cloned().collect())
+            .unwrap_or_default();
+        let latest = self.latest_offsets(parts)?;
+        let mut p = self.planner.lock();
+        p.plan(time, &latest, self.config.max_records_per_partition);
+        Ok(p.batches
+            .get(&time)
+            .map(|(r, _)| r.clone())
+            .unwrap_or_default())
+    }
+
+    fn status(&self, time: Time) -> Option<Arc<Vec<AtomicU8>>> {
+        self.planner
+            .lock()
+            .batches
+            .get(&time)
+            .map(|(_, s)| s.clone())
+    }
+
+    /// The task of one RDD partition: reads its range.
+    fn read(&self, range: &OffsetRange, status: &AtomicU8) -> spate_core::Result<Vec<KafkaRecord>> {
+        if range.from >= range.until {
+            status.store(READ, Ordering::Release);
+            return Ok(Vec::new());
+        }
+        let tp = range.topic_partition();
+        let result = self
+            .conn()
+            .and_then(|conn| read_range(conn, &tp, range.from, range.until));
+        match result {
+            Ok(records) => {
+                status.store(READ, Ordering::Release);
+                Ok(records)
+            }
+            Err(e) if e.is_retryable() => {
+                let _ =
+                    status.compare_exchange(NOT_READ, FAILED, Ordering::AcqRel, Ordering::Acquire);
+                Err(spate_core::Error::Source(format!(
+                    "{e}; offsets [{}, {}) of {tp} will be read again by the next batch",
+                    range.from, range.until
+                )))
+            }
+            Err(e) => Err(spate_core::Error::Source(format!(
+                "{e}; offsets [{}, {}) of {tp} are skipped",
+                range.from, range.until
+            ))),
+        }
+    }
+}
+
+/// Hands failed reads back to the planner once their batch is done.
+struct Completion(Weak<Shared>);
+
+impl StreamingListener for Completion {
+    fn on_batch_completed(&self, info: &BatchInfo) {
+        if let Some(shared) = self.0.upgrade() {
+            shared.planner.lock().batch_completed(info.batch_time);
+        }
+    }
+}
+
+/// A direct Kafka stream: a [`DStream`] of [`KafkaRecord`]s (it dereferences to one) that also
+/// tells which offsets each batch holds.
+///
+/// Every record of the topics lands in exactly one batch, in offset order per partition (a
+/// range that had to be read again comes in a later batch). For exactly-once output, store each
+/// batch's results together with its [`offset_ranges`](Self::offset_ranges) in one transaction,
+/// and restart from the stored offsets with [`StartOffsets::Explicit`].
+#[derive(Clone)]
+pub struct DirectKafkaStream {
+    stream: DStream<KafkaRecord>,
+    shared: Arc<Shared>,
+}
+
+impl DirectKafkaStream {
+    #[track_caller]
+    pub(crate) fn new(ssc: &StreamingContext, config: DirectKafkaConfig) -> DirectKafkaStream {
+        let conn = Conn::new(config.brokers.clone(), config.connection.clone());
+        let eager = matches!(config.start, StartOffsets::Latest) && conn.is_ok();
+        let shared = Arc::new(Shared {
+            conn,
+            config,
+            planner: Mutex::new(Planner::default()),
+        });
+        if eager {
+            // "Latest" means the records produced from now on: resolve it now if the brokers
+            // answer at the first attempt; otherwise the first batch does.
+            match shared.start_offsets(false) {
+                Ok(start) => shared.planner.lock().next = Some(start),
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not find the latest Kafka offsets now; the first batch will")
+                }
+            }
+        }
+        ssc.add_streaming_listener(Arc::new(Completion(Arc::downgrade(&shared))));
+        let s = shared.clone();
+        let stream = ssc.custom_input_stream("direct_kafka_stream", move |ctx, time| {
+            let ranges = s.plan(time).map_err(|e| {
+                spate_streaming::Error::Core(spate_core::Error::Source(format!(
+                    "planning the Kafka batch of {time}: {e}; the next batch starts where the \
+                     last one ended"
+                )))
+            })?;
+            let status = s.status(time).unwrap_or_default();
+            let reader = s.clone();
+            let n = ranges.len();
+            Ok(Some(ctx.from_partitions(n, move |i| {
+                match (ranges.get(i), status.get(i)) {
+                    (Some(r), Some(st)) => reader.read(r, st),
+                    _ => Ok(Vec::new()),
+                }
+            })))
+        });
+        DirectKafkaStream { stream, shared }
+    }
+
+    /// The stream of records.
+    pub fn stream(&self) -> &DStream<KafkaRecord> {
+        &self.stream
+    }
+
+    /// The offset ranges of the batch at `time` (one per partition, plus any range read again),
+    /// empty if the stream has no batch at that time or forgot it (it keeps the last 1000).
+    /// Call it from `foreach_rdd` with the batch's time.
+    pub fn offset_ranges(&self, time: Time) -> Vec<OffsetRange> {
+        self.shared.planner.lock().ranges(time)
+    }
+
+    /// Where the next batch starts in each partition (empty until the start offsets are
+    /// known).
+    pub fn next_offsets(&self) -> BTreeMap<TopicPartition, i64> {
+        self.shared.planner.lock().next.clone().unwrap_or_default()
+    }
+}
+
+impl std::ops::Deref for DirectKafkaStream {
+    type Target = DStream<KafkaRecord>;
+    fn deref(&self) -> &DStream<KafkaRecord> {
+        &self.stream
+    }
+}
+
+impl std::fmt::Debug for DirectKafkaStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DirectKafkaStream")
+            .field("stream", &self.stream)
+            .field("topics", &self.shared.config.topics)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tp(p: i32) -> TopicPartition {
+        TopicPartition::new("t", p)
+    }
+
+    fn planner(next: &[(i32, i64)]) -> Planner {
+        Planner {
+            next: Some(next.iter().map(|(p, o)| (tp(*p), *o)).collect()),
+            ..Planner::default()
+        }
+    }
+
+    fn latest(l: &[(i32, i64)]) -> BTreeMap<TopicPartition, i64> {
+        l.iter().map(|(p, o)| (tp(*p), *o)).collect()
+    }
+
+    fn spans(r: &[OffsetRange]) -> Vec<(i32, i64, i64)> {
+        r.iter().map(|r| (r.partition, r.from, r.until)).collect()
+    }
+
+    fn fail(p: &Planner, time: u64, index: usize) {
+        p.batches[&Time::from_ms(time)].1[index].store(FAILED, Ordering::Release);
+    }
+
+    #[test]
+    fn ranges_are_contiguous_and_capped() {
+        let mut p = planner(&[(0, 0), (1, 5)]);
+        let r = p.plan(Time::from_ms(1000), &latest(&[(0, 10), (1, 5)]), Some(4));
+        assert_eq!(spans(&r), vec![(0, 0, 4), (1, 5, 5)]);
+        let r = p.plan(Time::from_ms(2000), &latest(&[(0, 10), (1, 9)]), Some(4));
+        assert_eq!(spans(&r), vec![(0, 4, 8), (1, 5, 9)]);
+        let r = p.plan(Time::from_ms(3000), &latest(&[(0, 10), (1, 9)]), None);
+        assert_eq!(spans(&r), vec![(0, 8, 10), (1, 9, 9)]);
+        assert_eq!(
+            spans(&p.ranges(Time::from_ms(2000))),
+            vec![(0, 4, 8), (1, 5, 9)]
+        );
+        // A partition whose end moved back (topic recreated) gets empty ranges, not negative.
+        let r = p.plan(Time::from_ms(4000), &latest(&[(0, 3), (1, 9)]), None);
+        assert_eq!(spans(&r), vec![(0, 10, 10), (1, 9, 9)]);
+    }
+
+    #[test]
+    fn a_failed_read_is_planned_again_in_order_when_nothing_came_after_it() {
+        let mut p = planner(&[(0, 0), (1, 0)]);
+        p.plan(Time::from_ms(1000), &latest(&[(0, 10), (1, 10)]), None);
+        fail(&p, 1000, 1);
+        p.batch_completed(Time::from_ms(1000));
+        let r = p.plan(Time::from_ms(2000), &latest(&[(0, 12), (1, 12)]), None);
+        assert_eq!(spans(&r), vec![(0, 10, 12), (1, 0, 12)]);
+        // Completing again changes nothing: each failure is handed back once.
+        p.batch_completed(Time::from_ms(1000));
+        assert_eq!(p.next.as_ref().unwrap()[&tp(1)], 12);
+    }
+
+    #[test]
+    fn a_failed_read_after_a_later_plan_is_read_again_first() {
+        let mut p = planner(&[(0, 0)]);
+        p.plan(Time::from_ms(1000), &latest(&[(0, 10)]), None);
+        p.plan(Time::from_ms(2000), &latest(&[(0, 15)]), None);
+        fail(&p, 1000, 0);
+        p.batch_completed(Time::from_ms(1000));
+        p.batch_completed(Time::from_ms(2000));
+        let r = p.plan(Time::from_ms(3000), &latest(&[(0, 20)]), None);
+        assert_eq!(spans(&r), vec![(0, 0, 10), (0, 15, 20)]);
+        assert!(p.retry.is_empty());
+    }
+
+    #[test]
+    fn a_range_read_by_another_job_is_not_read_again() {
+        let mut p = planner(&[(0, 0)]);
+        p.plan(Time::from_ms(1000), &latest(&[(0, 10)]), None);
+        let st = &p.batches[&Time::from_ms(1000)].1[0];
+        st.store(READ, Ordering::Release);
+        let _ = st.compare_exchange(NOT_READ, FAILED, Ordering::AcqRel, Ordering::Acquire);
+        p.batch_completed(Time::from_ms(1000));
+        let r = p.plan(Time::from_ms(2000), &latest(&[(0, 10)]), None);
+        assert_eq!(spans(&r), vec![(0, 10, 10)]);
+    }
+
+    #[test]
+    fn offset_ranges_are_bounded() {
+        let mut p = planner(&[(0, 0)]);
+        for i in 0..(KEEP_BATCHES as u64 + 10) {
+            p.plan(Time::from_ms(i * 1000), &latest(&[(0, i as i64)]), None);
+        }
+        assert_eq!(p.batches.len(), KEEP_BATCHES);
+        assert!(p.ranges(Time::from_ms(0)).is_empty());
+    }
+}
