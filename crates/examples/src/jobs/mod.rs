@@ -2,6 +2,7 @@
 //! compiled by the macro's pass tests.
 
 pub mod file;
+pub mod kafka;
 pub mod network;
 pub mod stateful;
 pub mod windowed;
