@@ -41,10 +41,6 @@ pub use rdd::{
 pub use spate_storage::{self as storage, Data, StorageLevel};
 pub use text::ToText;
 
-#[doc = include_str!("../../../README.md")]
-#[cfg(doctest)]
-pub struct ReadmeDoctests;
-
 /// Keys of pair RDDs: data that can be hashed and compared.
 pub trait Key: Data + Eq + std::hash::Hash {}
 impl<T: Data + Eq + std::hash::Hash> Key for T {}

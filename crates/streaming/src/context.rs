@@ -23,10 +23,16 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+/// The life-cycle state of a [`StreamingContext`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Status {
+pub enum Status {
+    /// Made; operators may be added.
     Initialized,
+    /// Running batches.
     Started,
+    /// `stop()` is in progress.
+    Stopping,
+    /// Stopped; it cannot be restarted.
     Stopped,
 }
 
@@ -443,8 +449,16 @@ impl StreamingContext {
     /// otherwise queued batches are dropped once the running one ends. Idempotent.
     pub fn stop(&self, graceful: bool) {
         let inner = &self.inner;
-        if inner.progress.lock().status == Status::Stopped {
-            return;
+        {
+            let mut p = inner.progress.lock();
+            if matches!(p.status, Status::Stopped | Status::Stopping) {
+                return;
+            }
+            if !graceful {
+                // Queued batches are dropped from now on; the running one finishes.
+                inner.stop_executing.store(true, Ordering::Release);
+            }
+            p.status = Status::Stopping;
         }
         // Receivers first: what they stored is cut into final blocks.
         let receivers = inner.graph.receivers.lock().clone();
@@ -463,8 +477,6 @@ impl StreamingContext {
                 last
             };
             inner.drain_until.store(until.max(1), Ordering::Release);
-        } else {
-            inner.stop_executing.store(true, Ordering::Release);
         }
         inner.stop_generating.store(true, Ordering::Release);
         let current = std::thread::current().id();
@@ -480,6 +492,11 @@ impl StreamingContext {
         p.status = Status::Stopped;
         inner.changed.notify_all();
         tracing::info!(graceful, "streaming context stopped");
+    }
+
+    /// The context's life-cycle state.
+    pub fn status(&self) -> Status {
+        self.inner.progress.lock().status
     }
 
     /// Blocks until the context is stopped.

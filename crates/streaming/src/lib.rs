@@ -48,7 +48,7 @@ pub mod testing;
 mod time;
 
 pub use clock::{Clock, ManualClock};
-pub use context::StreamingContext;
+pub use context::{Status, StreamingContext};
 pub use dstream::DStream;
 pub use error::{BoxError, Error, Result};
 pub use listener::{BatchInfo, StreamingListener};

@@ -239,6 +239,12 @@ fn stop_with_queued_batches(graceful: bool) -> Vec<u64> {
         let ssc = ssc.clone();
         std::thread::spawn(move || ssc.stop(graceful))
     };
+    // Release the held batch only once the stop has begun.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while ssc.status() != spate_streaming::Status::Stopping {
+        assert!(std::time::Instant::now() < deadline, "stop() did not begin");
+        std::thread::sleep(Duration::from_millis(1));
+    }
     gate.wait();
     stopper.join().unwrap();
     waiter.join().unwrap();
