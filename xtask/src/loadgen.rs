@@ -18,6 +18,8 @@ pub(crate) struct LoadgenArgs {
     pub(crate) seconds: u64,
     pub(crate) lines: Option<u64>,
     pub(crate) seed: u64,
+    /// No progress reports (when run inside the benchmark).
+    pub(crate) quiet: bool,
 }
 
 impl LoadgenArgs {
@@ -28,6 +30,7 @@ impl LoadgenArgs {
             seconds: 60,
             lines: None,
             seed: 42,
+            quiet: false,
         };
         let mut it = args.iter();
         while let Some(flag) = it.next() {
@@ -101,12 +104,12 @@ pub(crate) fn lines(seed: u64, count: usize) -> Vec<String> {
 }
 
 /// The pre-built send buffer and the byte offset where each line starts.
-struct Buffer {
+pub(crate) struct Buffer {
     bytes: Vec<u8>,
     starts: Vec<usize>,
 }
 
-fn buffer(seed: u64) -> Buffer {
+pub(crate) fn buffer(seed: u64) -> Buffer {
     let mut bytes = Vec::new();
     let mut starts = Vec::new();
     for l in lines(seed, 100_000) {
@@ -131,13 +134,14 @@ fn send(stream: &mut TcpStream, buf: &Buffer, from: u64, n: u64) -> std::io::Res
     Ok(())
 }
 
-fn serve(mut stream: TcpStream, args: &LoadgenArgs, buf: &Buffer) -> Result<u64> {
+pub(crate) fn serve(mut stream: TcpStream, args: &LoadgenArgs, buf: &Buffer) -> Result<u64> {
     stream.set_nodelay(true).ok();
     let start = Instant::now();
     let deadline = start + Duration::from_secs(args.seconds);
     let mut sent = 0u64;
     let mut last_report = start;
     let mut sent_at_report = 0u64;
+    let quiet = args.quiet;
     while Instant::now() < deadline && args.lines.is_none_or(|l| sent < l) {
         let due = (start.elapsed().as_secs_f64() * args.rate as f64) as u64;
         let due = args.lines.map_or(due, |l| due.min(l));
@@ -145,14 +149,16 @@ fn serve(mut stream: TcpStream, args: &LoadgenArgs, buf: &Buffer) -> Result<u64>
             // At most 50 ms worth per write burst, so pacing stays smooth.
             let n = (due - sent).min((args.rate / 20).max(1));
             if let Err(e) = send(&mut stream, buf, sent, n) {
-                eprintln!("loadgen: client went away after {sent} lines: {e}");
+                if !quiet {
+                    eprintln!("loadgen: client went away after {sent} lines: {e}");
+                }
                 return Ok(sent);
             }
             sent += n;
         } else {
             std::thread::sleep(Duration::from_micros(500));
         }
-        if last_report.elapsed() >= Duration::from_secs(1) {
+        if !quiet && last_report.elapsed() >= Duration::from_secs(1) {
             let rate = (sent - sent_at_report) as f64 / last_report.elapsed().as_secs_f64();
             eprintln!(
                 "loadgen: {rate:.0} lines/s (target {}), {sent} lines sent",
@@ -241,6 +247,7 @@ mod tests {
             seconds: 30,
             lines: Some(250_000),
             seed: 3,
+            quiet: true,
         };
         let stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
         let sent = serve(stream, &args, &buffer(3)).unwrap();

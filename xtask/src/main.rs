@@ -1,6 +1,7 @@
 //! `cargo xtask`: repository chores. `tidy` checks the crate layering and file headers; `loadgen`
 //! serves text lines over TCP at a fixed rate (the examples' and benchmarks' input).
 
+mod bench;
 mod loadgen;
 mod tidy;
 
@@ -36,6 +37,7 @@ fn main() -> anyhow::Result<()> {
                 anyhow::bail!("{} tidy problem(s)", problems.len())
             }
         }
+        Some("bench") => bench::run(&bench::BenchArgs::parse(&args[1..])?),
         Some("loadgen") => loadgen::run(&loadgen::LoadgenArgs::parse(&args[1..])?),
         _ => usage(),
     }
