@@ -216,6 +216,10 @@ fn run_spate(
     ssc.start()?;
     let zero = ssc.zero_time().map(|z| z.ms()).unwrap_or(0);
     std::thread::sleep(Duration::from_secs(warmup + measure));
+    // Give the last measured batch the time a stable job needs to finish it (one more interval
+    // and a little): a batch still running after that counts as not completed.
+    let last = spate_streaming::Time::from_ms(zero + (warmup + measure) * 1000);
+    ssc.wait_for_batch(last, Duration::from_millis(batch_ms + 500));
     let infos = collect.0.lock().unwrap_or_else(|e| e.into_inner()).clone();
     ssc.stop(false);
     let _ = std::fs::remove_dir_all(&dir);
