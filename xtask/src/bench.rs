@@ -61,6 +61,8 @@ impl Workload {
 /// Settings of a benchmark run.
 pub(crate) struct BenchArgs {
     quick: bool,
+    /// Storage level of received blocks (`MEMORY_ONLY_SER` by default).
+    level: StorageLevel,
     workloads: Vec<Workload>,
     out: PathBuf,
 }
@@ -69,6 +71,7 @@ impl BenchArgs {
     pub(crate) fn parse(args: &[String]) -> Result<BenchArgs> {
         let mut a = BenchArgs {
             quick: false,
+            level: StorageLevel::MEMORY_ONLY_SER,
             workloads: Vec::new(),
             out: crate::project_root().join("target/bench"),
         };
@@ -82,6 +85,11 @@ impl BenchArgs {
                     }
                 }
                 "--out" => a.out = PathBuf::from(it.next().context("--out needs a value")?),
+                "--level" => {
+                    let name = it.next().context("--level needs a value")?;
+                    a.level = StorageLevel::from_name(name)
+                        .with_context(|| format!("unknown storage level {name}"))?;
+                }
                 other => anyhow::bail!(
                     "unknown bench option {other}; options: --quick --workloads a,b --out DIR"
                 ),
@@ -184,6 +192,7 @@ fn run_spate(
     batch_ms: u64,
     warmup: u64,
     measure: u64,
+    level: StorageLevel,
     buf: &Arc<loadgen::Buffer>,
 ) -> Result<RunResult> {
     let listener = TcpListener::bind(("127.0.0.1", 0))?;
@@ -211,7 +220,7 @@ fn run_spate(
     ssc.checkpoint(&dir)?;
     let collect = Arc::new(Collect::default());
     ssc.add_streaming_listener(collect.clone());
-    let lines = ssc.socket_text_stream("127.0.0.1", port, StorageLevel::MEMORY_ONLY_SER);
+    let lines = ssc.socket_text_stream("127.0.0.1", port, level);
     build(workload, lines);
     ssc.start()?;
     let zero = ssc.zero_time().map(|z| z.ms()).unwrap_or(0);
@@ -471,7 +480,7 @@ pub(crate) fn run(args: &BenchArgs) -> Result<()> {
                 fmt_rate(rate as f64)
             );
             let _ = std::io::stderr().flush();
-            let r = run_spate(w, rate, 1000, warmup, measure, &buf)?;
+            let r = run_spate(w, rate, 1000, warmup, measure, args.level, &buf)?;
             eprintln!(
                 "{} (received {}/s, p50 {} ms, p99 {} ms, {}/{} batches)",
                 if r.stable { "stable" } else { "NOT stable" },
@@ -501,6 +510,7 @@ pub(crate) fn run(args: &BenchArgs) -> Result<()> {
                 ms,
                 warmup,
                 measure.min(8),
+                args.level,
                 &buf,
             )?;
             eprintln!(
@@ -538,8 +548,9 @@ pub(crate) fn run(args: &BenchArgs) -> Result<()> {
     )?;
     let mut md = String::from("# Spate benchmark\n\n");
     md.push_str(&format!(
-        "{} mode, local[2], 1 s batches, socket receiver fed by `cargo xtask loadgen` text (~97-byte lines, 16 Zipf words). Machine: {} cores, load average after the runs: {load}.\n\n",
+        "{} mode, local[2], 1 s batches, received blocks at {}, socket receiver fed by `cargo xtask loadgen` text (~97-byte lines, 16 Zipf words). Machine: {} cores, load average after the runs: {load}.\n\n",
         if args.quick { "Quick" } else { "Full" },
+        args.level,
         report.machine_cores
     ));
     md.push_str(&format!(
