@@ -1,7 +1,7 @@
 //! RDD checkpointing: writing an RDD's partitions to files under the checkpoint directory and
 //! truncating its lineage, so a long chain (a stateful stream's state) stops growing.
 
-use super::{BoxIter, CheckpointState, Compute, Dependency, Rdd, RddNode, TaskContext, arc_iter};
+use super::{BoxIter, CheckpointState, Compute, Dependency, Rdd, RddNode, TaskContext};
 use crate::scheduler;
 use crate::sync::Arc;
 use crate::{Error, PartitionerInfo, Result};
@@ -45,17 +45,18 @@ pub(crate) fn write_partition<T: Data>(path: &Path, block: &BlockId, values: &[T
     write_atomically(path, &serialize_block(block, values, Codec::None)?)
 }
 
-/// The computation of a checkpointed RDD: read partition files. Keeps the partitioner.
-struct Checkpointed {
-    dir: PathBuf,
-    partitions: usize,
-    partitioner: Option<PartitionerInfo>,
-    id: u64,
+/// An RDD read from partition files (an object file, or a checkpoint, which also keeps the
+/// partitioner of the RDD it replaces).
+pub(crate) struct PartitionFiles {
+    pub(crate) files: Vec<PathBuf>,
+    pub(crate) partitioner: Option<PartitionerInfo>,
+    /// Names the blocks in error messages.
+    pub(crate) id: u64,
 }
 
-impl<T: Data> Compute<T> for Checkpointed {
+impl<T: Data> Compute<T> for PartitionFiles {
     fn num_partitions(&self) -> usize {
-        self.partitions
+        self.files.len()
     }
     fn dependencies(&self) -> Vec<Dependency> {
         Vec::new()
@@ -65,8 +66,9 @@ impl<T: Data> Compute<T> for Checkpointed {
             rdd: self.id,
             partition: split as u32,
         };
-        let values = read_partition::<T>(&part_file(&self.dir, split), &block)?;
-        Ok(arc_iter(Arc::new(values)))
+        Ok(Box::new(
+            read_partition::<T>(&self.files[split], &block)?.into_iter(),
+        ))
     }
     fn partitioner(&self) -> Option<PartitionerInfo> {
         self.partitioner.clone()
@@ -100,9 +102,8 @@ pub(super) fn write<T: Data>(node: &RddNode<T>) -> Result<()> {
             };
             write_partition(&part_file(&d, tc.partition), &block, &values)
         })?;
-        node.replace_op(Arc::new(Checkpointed {
-            dir: dir.clone(),
-            partitions: partitions.len(),
+        node.replace_op(Arc::new(PartitionFiles {
+            files: partitions.iter().map(|p| part_file(&dir, *p)).collect(),
             partitioner: node.op().partitioner(),
             id: node.id,
         }));

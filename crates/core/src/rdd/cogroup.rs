@@ -44,6 +44,26 @@ impl<K: Key, V: Data> Side<K, V> {
     }
 }
 
+/// Every pair of one value from each side, left-major (Spark's join order).
+fn product<A: Clone, B: Clone>(xs: &[A], ys: &[B]) -> Vec<(A, B)> {
+    let mut out = Vec::with_capacity(xs.len() * ys.len());
+    for x in xs {
+        for y in ys {
+            out.push((x.clone(), y.clone()));
+        }
+    }
+    out
+}
+
+/// The values as options, or a single `None` when there are none (the outer side of a join).
+fn optional<T>(values: Vec<T>) -> Vec<Option<T>> {
+    if values.is_empty() {
+        vec![None]
+    } else {
+        values.into_iter().map(Some).collect()
+    }
+}
+
 struct CoGrouped<K: Key, V: Data, W: Data> {
     left: Side<K, V>,
     right: Side<K, W>,
@@ -136,15 +156,7 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
         partitioner: Arc<dyn Partitioner<K>>,
     ) -> Rdd<(K, (V, W))> {
         self.cogroup_with(other, partitioner)
-            .flat_map_values(|(vs, ws)| {
-                let mut out = Vec::with_capacity(vs.len() * ws.len());
-                for v in &vs {
-                    for w in &ws {
-                        out.push((v.clone(), w.clone()));
-                    }
-                }
-                out
-            })
+            .flat_map_values(|(vs, ws)| product(&vs, &ws))
     }
 
     /// Left outer join: every value of this RDD, with each matching value of `other` or `None`.
@@ -171,20 +183,7 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
         partitioner: Arc<dyn Partitioner<K>>,
     ) -> Rdd<(K, (V, Option<W>))> {
         self.cogroup_with(other, partitioner)
-            .flat_map_values(|(vs, ws)| {
-                let ws: Vec<Option<W>> = if ws.is_empty() {
-                    vec![None]
-                } else {
-                    ws.into_iter().map(Some).collect()
-                };
-                let mut out = Vec::new();
-                for v in &vs {
-                    for w in &ws {
-                        out.push((v.clone(), w.clone()));
-                    }
-                }
-                out
-            })
+            .flat_map_values(|(vs, ws)| product(&vs, &optional(ws)))
     }
 
     /// Right outer join: every value of `other`, with each matching value of this RDD or `None`.
@@ -211,20 +210,7 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
         partitioner: Arc<dyn Partitioner<K>>,
     ) -> Rdd<(K, (Option<V>, W))> {
         self.cogroup_with(other, partitioner)
-            .flat_map_values(|(vs, ws)| {
-                let vs: Vec<Option<V>> = if vs.is_empty() {
-                    vec![None]
-                } else {
-                    vs.into_iter().map(Some).collect()
-                };
-                let mut out = Vec::new();
-                for v in &vs {
-                    for w in &ws {
-                        out.push((v.clone(), w.clone()));
-                    }
-                }
-                out
-            })
+            .flat_map_values(|(vs, ws)| product(&optional(vs), &ws))
     }
 
     /// Full outer join: every value of either RDD, paired with the other side's matches or `None`.
@@ -254,25 +240,7 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
         partitioner: Arc<dyn Partitioner<K>>,
     ) -> Rdd<(K, (Option<V>, Option<W>))> {
         self.cogroup_with(other, partitioner)
-            .flat_map_values(|(vs, ws)| {
-                let vs: Vec<Option<V>> = if vs.is_empty() {
-                    vec![None]
-                } else {
-                    vs.into_iter().map(Some).collect()
-                };
-                let ws: Vec<Option<W>> = if ws.is_empty() {
-                    vec![None]
-                } else {
-                    ws.into_iter().map(Some).collect()
-                };
-                let mut out = Vec::new();
-                for v in &vs {
-                    for w in &ws {
-                        out.push((v.clone(), w.clone()));
-                    }
-                }
-                out
-            })
+            .flat_map_values(|(vs, ws)| product(&optional(vs), &optional(ws)))
     }
 }
 

@@ -4,7 +4,7 @@
 //! A save writes each partition to a temporary file and renames it into place, then writes an
 //! empty `_SUCCESS` marker, so a reader never sees half a file.
 
-use super::checkpoint::{part_file, read_partition, write_atomically, write_partition};
+use super::checkpoint::{PartitionFiles, part_file, write_atomically, write_partition};
 use super::{BoxIter, Compute, Dependency, Rdd, TaskContext};
 use crate::sync::Arc;
 use crate::{Context, Error, Result, ToText, scheduler};
@@ -107,29 +107,6 @@ impl Compute<String> for TextFile {
     }
 }
 
-struct ObjectFile {
-    files: Vec<PathBuf>,
-    id: u64,
-}
-
-impl<T: Data> Compute<T> for ObjectFile {
-    fn num_partitions(&self) -> usize {
-        self.files.len()
-    }
-    fn dependencies(&self) -> Vec<Dependency> {
-        Vec::new()
-    }
-    fn compute(&self, split: usize, _tc: &TaskContext) -> Result<BoxIter<T>> {
-        let block = BlockId::Rdd {
-            rdd: self.id,
-            partition: split as u32,
-        };
-        Ok(Box::new(
-            read_partition::<T>(&self.files[split], &block)?.into_iter(),
-        ))
-    }
-}
-
 impl Context {
     /// The lines of a text file, or of every visible file in a directory (names starting with `.`
     /// or `_` are skipped), without line terminators. Files are split into byte ranges so there
@@ -187,7 +164,11 @@ impl Context {
             self,
             "object_file",
             std::panic::Location::caller(),
-            ObjectFile { files, id },
+            PartitionFiles {
+                files,
+                partitioner: None,
+                id,
+            },
         ))
     }
 }
