@@ -155,14 +155,19 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
             let a = agg.clone();
             let bucketer: Arc<Bucketer<K, V, C>> =
                 Arc::new(move |records, partitioner: &dyn Partitioner<K>| {
-                    let mut maps: Vec<Map<K, C>> = (0..partitioner.num_partitions())
-                        .map(|_| Map::default())
-                        .collect();
+                    // Combine the whole map partition in one table, then bucket each distinct
+                    // key once: one hash per record instead of two.
+                    let mut map: Map<K, C> = Map::default();
                     for (k, v) in records {
-                        let p = partitioner.partition(&k);
-                        upsert(&mut maps[p], k, v, &*a.create, &*a.merge_value);
+                        upsert(&mut map, k, v, &*a.create, &*a.merge_value);
                     }
-                    maps.into_iter().map(|m| drain(m).collect()).collect()
+                    let n = partitioner.num_partitions();
+                    let mut buckets: Vec<Vec<(K, C)>> = (0..n).map(|_| Vec::new()).collect();
+                    for (k, c) in drain(map) {
+                        let p = if n == 1 { 0 } else { partitioner.partition(&k) };
+                        buckets[p].push((k, c));
+                    }
+                    buckets
                 });
             self.shuffle(name, partitioner, bucketer, None, move |it| {
                 let mut map: Map<K, C> = Map::default();
