@@ -35,6 +35,7 @@ mod text;
 pub use context::{Context, ContextConfig, Master};
 pub use error::{Error, Result};
 pub use partitioner::{HashPartitioner, Partitioner, PartitionerInfo};
+pub use rdd::write_atomically;
 pub use rdd::{
     BoxIter, Dependency, Rdd, RddBase, RddId, ShuffleDependencyBase, ShuffleId, TaskContext,
 };

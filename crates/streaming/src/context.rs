@@ -56,6 +56,8 @@ struct Inner {
     drain_until: std::sync::atomic::AtomicU64,
     last_generated: std::sync::atomic::AtomicU64,
     receiver_config: Mutex<ReceiverConfig>,
+    /// Set by a recovery: (zero time, last completed batch) of the checkpoint resumed from.
+    recovered: Mutex<Option<(Time, Time)>>,
     /// Application settings (`--conf key=value` on a job's command line).
     conf: Mutex<std::collections::HashMap<String, String>>,
     /// Positional command-line arguments of a job.
@@ -111,6 +113,7 @@ impl StreamingContext {
                 last_generated: std::sync::atomic::AtomicU64::new(0),
                 receiver_config: Mutex::new(ReceiverConfig::default()),
                 final_receivers: Mutex::new(Vec::new()),
+                recovered: Mutex::new(None),
                 conf: Mutex::new(std::collections::HashMap::new()),
                 args: Mutex::new(Vec::new()),
                 threads: Mutex::new(Vec::new()),
@@ -183,6 +186,17 @@ impl StreamingContext {
         compute: impl Fn(Time) -> Result<Option<Rdd<T>>> + Send + Sync + 'static,
         records: Option<Box<dyn Fn(Time) -> Option<u64> + Send + Sync>>,
     ) -> DStream<T> {
+        self.input_stream_with_state(name, compute, records, None)
+    }
+
+    #[track_caller]
+    pub(crate) fn input_stream_with_state<T: Data>(
+        &self,
+        name: &'static str,
+        compute: impl Fn(Time) -> Result<Option<Rdd<T>>> + Send + Sync + 'static,
+        records: Option<Box<dyn Fn(Time) -> Option<u64> + Send + Sync>>,
+        state: Option<crate::dstream::InputState>,
+    ) -> DStream<T> {
         let spec = OpSpec {
             name,
             parents: Vec::new(),
@@ -192,8 +206,36 @@ impl StreamingContext {
             level: spate_core::StorageLevel::NONE,
             compute: Box::new(move |_, t| compute(t)),
             records,
+            state,
         };
         DStream::create(&self.inner.env, &Arc::downgrade(&self.inner.graph), spec)
+    }
+
+    /// [`custom_input_stream`](Self::custom_input_stream) for a source with a position that must
+    /// survive a driver restart (files taken, offsets): `save` renders it for the metadata
+    /// checkpoint after every batch, `restore` reads it back in
+    /// [`get_or_create`](Self::get_or_create).
+    #[track_caller]
+    pub fn custom_input_stream_with_state<T: Data>(
+        &self,
+        name: &'static str,
+        compute: impl Fn(&Context, Time) -> Result<Option<Rdd<T>>> + Send + Sync + 'static,
+        save: impl Fn() -> String + Send + Sync + 'static,
+        restore: impl Fn(&str) -> std::result::Result<(), String> + Send + Sync + 'static,
+    ) -> DStream<T> {
+        let ctx = self.context().clone();
+        let state = crate::dstream::InputState {
+            save: Box::new(save),
+            restore: Box::new(restore),
+        };
+        let stream =
+            self.input_stream_with_state(name, move |t| compute(&ctx, t), None, Some(state));
+        self.inner
+            .graph
+            .eager_inputs
+            .lock()
+            .push(stream.node.clone());
+        stream
     }
 
     /// An input stream computed by `compute` at every batch time (for sources that need no
@@ -406,6 +448,68 @@ impl StreamingContext {
         Ok(crate::dstream::transform_all("transform", streams, f))
     }
 
+    /// Resumes from the newest usable metadata checkpoint in `dir`, or starts afresh: `create`
+    /// makes the context and builds its graph (the same code either way: graphs are rebuilt, not
+    /// deserialized). With a checkpoint, the rebuilt graph must be the one that wrote it (an error
+    /// names the operator that was added, removed or changed), stateful operators get their
+    /// checkpointed RDDs back, inputs their positions, and `start()` first re-runs every batch
+    /// after the last completed one. A damaged or foreign checkpoint file is reported by name and
+    /// an older one is tried.
+    pub fn get_or_create(
+        dir: impl AsRef<Path>,
+        create: impl FnOnce() -> Result<StreamingContext>,
+    ) -> Result<StreamingContext> {
+        let dir = dir.as_ref();
+        let saved = crate::checkpoint::read_latest(dir)?;
+        let ssc = create()?;
+        if !ssc.has_checkpoint_dir() {
+            ssc.checkpoint(dir)?;
+        }
+        if let Some(meta) = saved {
+            ssc.recover(dir, meta)?;
+        }
+        Ok(ssc)
+    }
+
+    fn recover(&self, dir: &Path, meta: crate::checkpoint::Metadata) -> Result<()> {
+        self.require_initialized("recovery")?;
+        let inner = &self.inner;
+        let batch = inner.env.batch.as_millis() as u64;
+        let refuse = |why: String| {
+            Error::State(format!(
+                "cannot resume from the checkpoint in {}: {why}; restore the code that wrote it, or start from an empty checkpoint directory",
+                dir.display()
+            ))
+        };
+        if meta.batch_ms != batch {
+            return Err(refuse(format!(
+                "it was written with {} ms batches, this context has {batch} ms",
+                meta.batch_ms
+            )));
+        }
+        let rebuilt: Vec<String> = operator_states(inner, false)
+            .into_iter()
+            .map(|o| o.name)
+            .collect();
+        crate::checkpoint::compare_graphs(&meta.operators, &rebuilt).map_err(refuse)?;
+        if let (Some(a), Some(b)) = (meta.fingerprint, *inner.graph.fingerprint.lock())
+            && a != b
+        {
+            return Err(refuse(format!(
+                "the #[streaming_job] graph fingerprint was {a:016x} and is now {b:016x}"
+            )));
+        }
+        let nodes = inner.graph.nodes.lock().clone();
+        for (node, state) in nodes.iter().zip(&meta.operators) {
+            node.restore(state)?;
+        }
+        let zero = Time::from_ms(meta.zero_ms);
+        *inner.env.zero_time.lock() = Some(zero);
+        *inner.recovered.lock() = Some((zero, Time::from_ms(meta.time_ms)));
+        tracing::info!(checkpoint = meta.time_ms, dir = %dir.display(), "resuming from a metadata checkpoint");
+        Ok(())
+    }
+
     /// Checks the graph and starts the batch timer and the job executor. Every problem with the
     /// graph (invalid durations, missing checkpoint directory, no output operation, …) is reported
     /// at once in an [`Error::InvalidGraph`].
@@ -419,8 +523,18 @@ impl StreamingContext {
         inner.graph.started.store(true, Ordering::Release);
         let clock = self.clock();
         let batch = inner.env.batch.as_millis() as u64;
-        let first = Time::from_ms((clock.now().ms() / batch + 1) * batch);
-        let zero = Time::from_ms(first.ms() - batch);
+        let (zero, first) = match *inner.recovered.lock() {
+            // Resume: every batch after the last completed one is run (those that should have run
+            // while the driver was down come at once), then new ones on time.
+            Some((zero, last)) => {
+                tracing::info!(last_completed = %last, "recovering from a checkpoint: re-running the batches after it");
+                (zero, last.plus(inner.env.batch))
+            }
+            None => {
+                let first = Time::from_ms((clock.now().ms() / batch + 1) * batch);
+                (Time::from_ms(first.ms() - batch), first)
+            }
+        };
         *inner.env.zero_time.lock() = Some(zero);
         inner.progress.lock().status = Status::Started;
         tracing::info!(zero_time = %zero, first_batch = %first, "streaming context started");
@@ -566,6 +680,52 @@ fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
         .unwrap_or_else(|| "(no message)".into())
 }
 
+/// The graph as a checkpoint records it: operators in construction order, then outputs.
+fn operator_states(inner: &Inner, with_state: bool) -> Vec<crate::checkpoint::OperatorState> {
+    let mut ops: Vec<crate::checkpoint::OperatorState> = inner
+        .graph
+        .nodes
+        .lock()
+        .iter()
+        .map(|n| crate::checkpoint::OperatorState {
+            name: n.name().to_string(),
+            rdds: if with_state {
+                n.rdd_checkpoints()
+            } else {
+                Vec::new()
+            },
+            input: if with_state { n.input_state() } else { None },
+        })
+        .collect();
+    ops.extend(
+        inner
+            .graph
+            .outputs
+            .lock()
+            .iter()
+            .map(|o| crate::checkpoint::OperatorState {
+                name: format!("output {}", o.name),
+                ..Default::default()
+            }),
+    );
+    ops
+}
+
+/// The metadata checkpoint after batch `time` completed.
+fn metadata(inner: &Inner, time: Time) -> crate::checkpoint::Metadata {
+    let batch = inner.env.batch.as_millis() as u64;
+    let zero = inner.env.zero_time().unwrap_or_default();
+    let mut meta = crate::checkpoint::Metadata::new(batch, zero, time);
+    let last = inner.last_generated.load(Ordering::Acquire);
+    meta.pending_ms = (1..)
+        .map(|k| time.ms() + k * batch)
+        .take_while(|t| *t <= last)
+        .collect();
+    meta.fingerprint = *inner.graph.fingerprint.lock();
+    meta.operators = operator_states(inner, true);
+    meta
+}
+
 fn notify(inner: &Inner, f: impl Fn(&dyn StreamingListener)) {
     let listeners = inner.listeners.lock().clone();
     for l in listeners {
@@ -679,6 +839,12 @@ fn execute_loop(inner: &Arc<Inner>, rx: std::sync::mpsc::Receiver<JobSet>) {
         let nodes = inner.graph.nodes.lock().clone();
         for n in &nodes {
             n.clear_metadata(time);
+        }
+        let dir = inner.env.checkpoint_dir.lock().clone();
+        if let Some(dir) = dir
+            && let Err(e) = crate::checkpoint::write(&dir, &metadata(inner, time))
+        {
+            tracing::error!(batch = %time, error = %e, "could not write the metadata checkpoint; a driver restart would resume from an older one");
         }
         notify(inner, |l| l.on_batch_completed(&info));
         let mut p = inner.progress.lock();

@@ -62,6 +62,12 @@ pub(crate) trait DStreamBase: Send + Sync {
     fn clear_metadata(&self, time: Time);
     /// Times of the RDDs currently remembered.
     fn generated_times(&self) -> Vec<Time>;
+    /// The RDD checkpoint directories a recovery would need, by batch time.
+    fn rdd_checkpoints(&self) -> Vec<(u64, std::path::PathBuf)>;
+    /// An input's position, saved in metadata checkpoints.
+    fn input_state(&self) -> Option<String>;
+    /// Restores RDD checkpoints and input position from a metadata checkpoint.
+    fn restore(&self, state: &crate::checkpoint::OperatorState) -> crate::Result<()>;
 }
 
 /// A job: an output operation applied to one batch's RDD.

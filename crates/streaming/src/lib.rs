@@ -36,6 +36,7 @@
 //! assert_eq!(seen.lock().unwrap()[0], vec![("a".to_string(), 2), ("b".to_string(), 1)]);
 //! ```
 
+mod checkpoint;
 mod clock;
 mod context;
 pub mod dstream;

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 /// Writes `bytes` to `path` through a temporary file that is fsynced and renamed, so a reader
 /// sees the whole file or none of it.
-pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let mut tmp = tempfile::NamedTempFile::new_in(dir)
         .map_err(Error::io("creating a temporary file in", dir))?;

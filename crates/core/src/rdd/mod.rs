@@ -15,6 +15,7 @@ mod shuffled;
 mod sort;
 mod union;
 
+pub use checkpoint::write_atomically;
 pub use shuffled::ShuffleDependency;
 
 use crate::sync::{Arc, Mutex, Weak};

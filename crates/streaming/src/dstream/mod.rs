@@ -35,6 +35,14 @@ pub(crate) struct OpSpec<T: Data> {
     pub(crate) level: StorageLevel,
     pub(crate) compute: Box<ComputeFn<T>>,
     pub(crate) records: Option<Box<dyn Fn(Time) -> Option<u64> + Send + Sync>>,
+    /// Saves and restores an input's position for metadata checkpoints.
+    pub(crate) state: Option<InputState>,
+}
+
+/// How an input saves and restores its position (for driver recovery).
+pub(crate) struct InputState {
+    pub(crate) save: Box<dyn Fn() -> String + Send + Sync>,
+    pub(crate) restore: Box<dyn Fn(&str) -> std::result::Result<(), String> + Send + Sync>,
 }
 
 impl<T: Data> OpSpec<T> {
@@ -53,6 +61,7 @@ impl<T: Data> OpSpec<T> {
             level: StorageLevel::NONE,
             compute: Box::new(compute),
             records: None,
+            state: None,
         }
     }
 }
@@ -70,6 +79,7 @@ pub(crate) struct DStreamNode<T: Data> {
     must_checkpoint: bool,
     compute: Box<ComputeFn<T>>,
     records: Option<Box<dyn Fn(Time) -> Option<u64> + Send + Sync>>,
+    state: Option<InputState>,
     generated: Mutex<BTreeMap<Time, Rdd<T>>>,
     /// Checkpoint directories of RDDs this operator checkpointed, by time.
     checkpoints: Mutex<BTreeMap<Time, PathBuf>>,
@@ -116,6 +126,7 @@ impl<T: Data> DStream<T> {
             must_checkpoint: spec.must_checkpoint,
             compute: spec.compute,
             records: spec.records,
+            state: spec.state,
             generated: Mutex::new(BTreeMap::new()),
             checkpoints: Mutex::new(BTreeMap::new()),
             level: Mutex::new(spec.level),
@@ -368,6 +379,47 @@ impl<T: Data> DStreamBase for DStreamNode<T> {
     }
     fn generated_times(&self) -> Vec<Time> {
         self.generated.lock().keys().copied().collect()
+    }
+    fn rdd_checkpoints(&self) -> Vec<(u64, PathBuf)> {
+        let mut checkpoints = self.checkpoints.lock();
+        for (t, rdd) in self.generated.lock().iter() {
+            if let Some(dir) = rdd.checkpoint_file() {
+                checkpoints.insert(*t, dir);
+            }
+        }
+        checkpoints
+            .iter()
+            .map(|(t, d)| (t.ms(), d.clone()))
+            .collect()
+    }
+    fn input_state(&self) -> Option<String> {
+        self.state.as_ref().map(|s| (s.save)())
+    }
+    fn restore(&self, state: &crate::checkpoint::OperatorState) -> Result<()> {
+        for (t, dir) in &state.rdds {
+            let rdd = self.env.ctx.object_file::<T>(dir).map_err(|e| {
+                Error::State(format!(
+                    "{} at {}: cannot read its checkpointed RDD of {} ms from {}: {e}",
+                    self.name,
+                    self.call_site,
+                    t,
+                    dir.display()
+                ))
+            })?;
+            self.generated.lock().insert(Time::from_ms(*t), rdd);
+            self.checkpoints
+                .lock()
+                .insert(Time::from_ms(*t), dir.clone());
+        }
+        if let (Some(saved), Some(s)) = (&state.input, &self.state) {
+            (s.restore)(saved).map_err(|e| {
+                Error::State(format!(
+                    "{} at {}: cannot restore its input position: {e}",
+                    self.name, self.call_site
+                ))
+            })?;
+        }
+        Ok(())
     }
 }
 
