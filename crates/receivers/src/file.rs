@@ -7,10 +7,15 @@
 //! than the remember window (one minute by default) when it appears is ignored, as in Spark; so,
 //! with `new_files_only`, is one modified at or before the stream started (the zero time).
 //! Listing happens when the batch is generated; reading happens in the batch's tasks.
+//!
+//! Under a checkpointing context the stream's position (the files taken, and the files of every
+//! batch planned but not yet completed) is part of each metadata checkpoint, so a recovered driver
+//! re-runs those batches on exactly the same files and takes no file twice.
 
 use parking_lot::Mutex;
 use spate_streaming::{Context, DStream, Rdd, StreamingContext, Time};
-use std::collections::HashMap;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
@@ -45,6 +50,10 @@ impl Default for FileStreamConfig {
 
 pub(crate) type FileFilter = Box<dyn Fn(&Path) -> bool + Send + Sync>;
 
+/// How many planned batches a stream remembers (for replay after a driver restart).
+const KEEP_BATCHES: usize = 1000;
+
+#[derive(Default, Serialize, Deserialize)]
 struct State {
     /// Files already taken, with their modification times (pruned past the remember window).
     seen: HashMap<PathBuf, u64>,
@@ -53,6 +62,26 @@ struct State {
     /// The zero time (the batch before the first), fixed by the first batch even if its listing
     /// fails (a missing directory under `MissingDirectory::Retry`).
     zero: Option<Time>,
+    /// The files each recent batch took, by batch time in ms.
+    batches: BTreeMap<u64, Vec<PathBuf>>,
+}
+
+impl State {
+    /// The position after the batch of `completed`: what was taken, and the plans of the
+    /// batches after it (already generated, to be re-run on recovery).
+    fn save(&self, completed: Time) -> String {
+        let view = State {
+            seen: self.seen.clone(),
+            first: self.first,
+            zero: self.zero,
+            batches: self
+                .batches
+                .range(completed.ms() + 1..)
+                .map(|(t, f)| (*t, f.clone()))
+                .collect(),
+        };
+        serde_json::to_string(&view).unwrap_or_default()
+    }
 }
 
 fn mod_time_ms(path: &Path) -> Option<u64> {
@@ -128,17 +157,19 @@ pub(crate) fn file_stream(
     config: FileStreamConfig,
 ) -> DStream<String> {
     let state = Arc::new(Mutex::new(State {
-        seen: HashMap::new(),
         first: true,
-        zero: None,
+        ..State::default()
     }));
+    let (saved, restored) = (state.clone(), state.clone());
     let batch = ssc.batch_duration();
     let d = dir.clone();
     let cfg = config.clone();
-    let stream = ssc.custom_input_stream("file_stream", move |ctx: &Context, t: Time| {
+    let compute = move |ctx: &Context, t: Time| {
         let mut st = state.lock();
         let zero = *st.zero.get_or_insert(t.minus(batch));
-        let files = match select(&d, t, zero, new_files_only, cfg.remember, &filter, &mut st) {
+        // A batch planned before a driver restart is re-run on the files it had.
+        let planned = st.batches.get(&t.ms()).cloned();
+        let files = match planned.map_or_else(|| select(&d, t, zero, new_files_only, cfg.remember, &filter, &mut st), Ok) {
             Ok(files) => files,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && cfg.missing_directory == MissingDirectory::Retry => {
                 tracing::warn!(dir = %d.display(), "the watched directory does not exist (yet); this batch is empty");
@@ -148,6 +179,10 @@ pub(crate) fn file_stream(
                 return Err(spate_streaming::Error::Io { action: "listing the watched directory", path: d.clone(), source: e });
             }
         };
+        st.batches.insert(t.ms(), files.clone());
+        while st.batches.len() > KEEP_BATCHES {
+            st.batches.pop_first();
+        }
         drop(st);
         let mut rdds: Vec<Rdd<String>> = Vec::with_capacity(files.len());
         for f in files {
@@ -159,7 +194,18 @@ pub(crate) fn file_stream(
         }
         tracing::debug!(dir = %d.display(), batch = %t, files = rdds.len(), "new files");
         Ok(Some(if rdds.is_empty() { ctx.empty_rdd() } else { ctx.union(&rdds) }))
-    });
+    };
+    let stream = ssc.custom_input_stream_with_state(
+        "file_stream",
+        compute,
+        move |completed| saved.lock().save(completed),
+        move |text| {
+            let state: State = serde_json::from_str(text)
+                .map_err(|e| format!("the saved file stream position is not readable: {e}"))?;
+            *restored.lock() = state;
+            Ok(())
+        },
+    );
     if config.missing_directory == MissingDirectory::Error {
         let d = dir.clone();
         ssc.add_start_check(&stream, move || {

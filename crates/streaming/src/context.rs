@@ -212,15 +212,19 @@ impl StreamingContext {
     }
 
     /// [`custom_input_stream`](Self::custom_input_stream) for a source with a position that must
-    /// survive a driver restart (files taken, offsets): `save` renders it for the metadata
-    /// checkpoint after every batch, `restore` reads it back in
-    /// [`get_or_create`](Self::get_or_create).
+    /// survive a driver restart (files taken, offsets).
+    ///
+    /// `save(t)` renders the position for the metadata checkpoint written after the batch of `t`
+    /// completed; `restore` reads it back in [`get_or_create`](Self::get_or_create), and then
+    /// `compute` is called again for every batch after `t`. The job generator may already have
+    /// planned batches after `t` when `save(t)` runs: for a recovered run to equal an
+    /// uninterrupted one, save the plans of those batches too and replay them.
     #[track_caller]
     pub fn custom_input_stream_with_state<T: Data>(
         &self,
         name: &'static str,
         compute: impl Fn(&Context, Time) -> Result<Option<Rdd<T>>> + Send + Sync + 'static,
-        save: impl Fn() -> String + Send + Sync + 'static,
+        save: impl Fn(Time) -> String + Send + Sync + 'static,
         restore: impl Fn(&str) -> std::result::Result<(), String> + Send + Sync + 'static,
     ) -> DStream<T> {
         let ctx = self.context().clone();
@@ -487,7 +491,7 @@ impl StreamingContext {
                 meta.batch_ms
             )));
         }
-        let rebuilt: Vec<String> = operator_states(inner, false)
+        let rebuilt: Vec<String> = operator_states(inner, None)
             .into_iter()
             .map(|o| o.name)
             .collect();
@@ -681,7 +685,7 @@ fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
 }
 
 /// The graph as a checkpoint records it: operators in construction order, then outputs.
-fn operator_states(inner: &Inner, with_state: bool) -> Vec<crate::checkpoint::OperatorState> {
+fn operator_states(inner: &Inner, with_state: Option<Time>) -> Vec<crate::checkpoint::OperatorState> {
     let mut ops: Vec<crate::checkpoint::OperatorState> = inner
         .graph
         .nodes
@@ -689,12 +693,12 @@ fn operator_states(inner: &Inner, with_state: bool) -> Vec<crate::checkpoint::Op
         .iter()
         .map(|n| crate::checkpoint::OperatorState {
             name: n.name().to_string(),
-            rdds: if with_state {
+            rdds: if with_state.is_some() {
                 n.rdd_checkpoints()
             } else {
                 Vec::new()
             },
-            input: if with_state { n.input_state() } else { None },
+            input: with_state.and_then(|t| n.input_state(t)),
         })
         .collect();
     ops.extend(
@@ -722,7 +726,7 @@ fn metadata(inner: &Inner, time: Time) -> crate::checkpoint::Metadata {
         .take_while(|t| *t <= last)
         .collect();
     meta.fingerprint = *inner.graph.fingerprint.lock();
-    meta.operators = operator_states(inner, true);
+    meta.operators = operator_states(inner, Some(time));
     meta
 }
 

@@ -65,7 +65,7 @@ pub(crate) trait DStreamBase: Send + Sync {
     /// The RDD checkpoint directories a recovery would need, by batch time.
     fn rdd_checkpoints(&self) -> Vec<(u64, std::path::PathBuf)>;
     /// An input's position, saved in metadata checkpoints.
-    fn input_state(&self) -> Option<String>;
+    fn input_state(&self, completed: Time) -> Option<String>;
     /// Restores RDD checkpoints and input position from a metadata checkpoint.
     fn restore(&self, state: &crate::checkpoint::OperatorState) -> crate::Result<()>;
 }

@@ -303,16 +303,49 @@ pub fn run<I: IntoIterator<Item = String>>(
         .master
         .clone()
         .unwrap_or_else(|| graph.master.to_string());
-    let ssc = StreamingContext::new(&master, batch)?;
-    if let Some(dir) = &cli.checkpoint {
-        ssc.checkpoint(dir)?;
-    }
-    for (k, v) in cli.conf {
-        ssc.set_conf(k, v);
-    }
-    ssc.set_args(cli.args);
-    build(&ssc, graph, job)?;
+    let conf = cli.conf;
+    let args = cli.args;
+    let make = || -> Result<StreamingContext> {
+        let ssc = StreamingContext::new(&master, batch)?;
+        for (k, v) in conf {
+            ssc.set_conf(k, v);
+        }
+        ssc.set_args(args);
+        Ok(ssc)
+    };
+    // A checkpoint directory (the command line's, else the attribute's) means: resume from it
+    // when it holds a checkpoint, with the graph rebuilt by the same job code and checked.
+    let dir = cli
+        .checkpoint
+        .clone()
+        .or_else(|| graph.checkpoint.map(std::path::PathBuf::from));
+    let ssc = match &dir {
+        Some(dir) => StreamingContext::get_or_create(dir, || {
+            let ssc = make()?;
+            ssc.checkpoint(dir)?;
+            build(&ssc, graph, job)?;
+            Ok(ssc)
+        })?,
+        None => {
+            let ssc = make()?;
+            build(&ssc, graph, job)?;
+            ssc
+        }
+    };
     ssc.start()?;
+    // SIGINT / SIGTERM: stop gracefully, so received data is processed and the last
+    // checkpoint is written; a second signal while stopping exits at once.
+    let on_signal = ssc.clone();
+    if let Err(e) = ctrlc::set_handler(move || {
+        if matches!(on_signal.status(), crate::Status::Stopping | crate::Status::Stopped) {
+            std::process::exit(130);
+        }
+        tracing::info!("termination signal: stopping gracefully (signal again to exit now)");
+        let ssc = on_signal.clone();
+        std::thread::spawn(move || ssc.stop(true));
+    }) {
+        tracing::warn!(error = %e, "could not install the termination signal handler");
+    }
     tracing::info!(job = graph.name, %master, ?batch, "job started");
     match &cli.run_for {
         Some(d) => {

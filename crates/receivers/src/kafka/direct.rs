@@ -17,7 +17,11 @@
 //!   it again (when no later batch was planned meanwhile, by moving `next` back, so the order is
 //!   kept);
 //! - records the broker no longer has (retention): the read fails with an error saying so, and
-//!   the stream goes on after them.
+//!   the stream goes on after them;
+//! - the driver dies: under a checkpointing context every metadata checkpoint holds the planner's
+//!   position (where each partition goes on, the ranges to read again, and the ranges of the
+//!   batches planned after the checkpointed one), so a recovered driver re-runs those batches on
+//!   the same ranges and goes on from there: no write-ahead log is needed.
 
 use super::client::{Conn, KafkaError, read_range, start_offset};
 use super::{KafkaConnection, KafkaRecord, StartOffsets, TopicPartition, parse_brokers};
@@ -119,7 +123,59 @@ struct Planner {
     failed: Option<(Time, String)>,
 }
 
+/// A planner's position as a metadata checkpoint holds it (JSON maps need string keys, hence
+/// the lists).
+#[derive(Serialize, Deserialize)]
+struct SavedPlan {
+    next: Option<Vec<(TopicPartition, i64)>>,
+    retry: Vec<(TopicPartition, Vec<(i64, i64)>)>,
+    /// The ranges of the batches planned after the checkpointed one, by time in ms.
+    pending: Vec<(u64, Vec<OffsetRange>)>,
+}
+
 impl Planner {
+    /// The position after the batch of `completed` finished. Ranges of batches up to it whose
+    /// read failed are counted as to be read again (the checkpoint is written before the
+    /// batch's completion hands them back).
+    fn save(&self, completed: Time) -> SavedPlan {
+        let mut retry = self.retry.clone();
+        for (ranges, status) in self.batches.range(..=completed).map(|(_, b)| b) {
+            for (r, st) in ranges.iter().zip(status.iter()) {
+                if st.load(Ordering::Acquire) == FAILED {
+                    let list = retry.entry(r.topic_partition()).or_default();
+                    list.push((r.from, r.until));
+                    list.sort_unstable();
+                    list.dedup();
+                }
+            }
+        }
+        SavedPlan {
+            next: self.next.as_ref().map(|n| n.clone().into_iter().collect()),
+            retry: retry.into_iter().collect(),
+            pending: self
+                .batches
+                .range(Time::from_ms(completed.ms() + 1)..)
+                .map(|(t, (r, _))| (t.ms(), r.as_ref().clone()))
+                .collect(),
+        }
+    }
+
+    /// Takes the position back from a checkpoint: the pending batches will be re-run on their
+    /// ranges.
+    fn restore(&mut self, saved: SavedPlan) {
+        self.next = saved.next.map(|n| n.into_iter().collect());
+        self.retry = saved.retry.into_iter().collect();
+        self.failed = None;
+        self.batches = saved
+            .pending
+            .into_iter()
+            .map(|(t, ranges)| {
+                let status = (0..ranges.len()).map(|_| AtomicU8::new(NOT_READ)).collect();
+                (Time::from_ms(t), (Arc::new(ranges), Arc::new(status)))
+            })
+            .collect();
+    }
+
     /// The ranges of the batch at `time`, given every partition's latest offset, and moves
     /// `next` past them.
     fn plan(
@@ -379,7 +435,8 @@ impl DirectKafkaStream {
         }
         ssc.add_streaming_listener(Arc::new(Completion(Arc::downgrade(&shared))));
         let s = shared.clone();
-        let stream = ssc.custom_input_stream("direct_kafka_stream", move |ctx, time| {
+        let (saver, restorer) = (shared.clone(), shared.clone());
+        let compute = move |ctx: &spate_streaming::Context, time: Time| {
             let ranges = s.plan(time).map_err(|e| {
                 spate_streaming::Error::Core(spate_core::Error::Source(format!(
                     "planning the Kafka batch of {time}: {e}; the next batch starts where the \
@@ -395,7 +452,23 @@ impl DirectKafkaStream {
                     _ => Ok(Vec::new()),
                 }
             })))
-        });
+        };
+        let stream = ssc.custom_input_stream_with_state(
+            "direct_kafka_stream",
+            compute,
+            move |completed| {
+                let saved = saver.planner.lock().save(completed);
+                serde_json::to_string(&saved).unwrap_or_default()
+            },
+            move |text| {
+                let saved: SavedPlan = serde_json::from_str(text).map_err(|e| {
+                    format!("the saved Kafka offsets are not readable: {e}")
+                })?;
+                restorer.planner.lock().restore(saved);
+                tracing::info!(offsets = ?restorer.planner.lock().next, "direct Kafka stream resumes from the checkpoint");
+                Ok(())
+            },
+        );
         DirectKafkaStream { stream, shared }
     }
 
@@ -459,6 +532,30 @@ mod tests {
 
     fn fail(p: &Planner, time: u64, index: usize) {
         p.batches[&Time::from_ms(time)].1[index].store(FAILED, Ordering::Release);
+    }
+
+    #[test]
+    fn a_restored_planner_replays_pending_batches_and_goes_on_where_the_old_one_was() {
+        let mut p = planner(&[(0, 0), (1, 0)]);
+        p.plan(Time::from_ms(1000), &latest(&[(0, 10), (1, 4)]), Some(5));
+        p.plan(Time::from_ms(2000), &latest(&[(0, 10), (1, 4)]), Some(5));
+        p.plan(Time::from_ms(3000), &latest(&[(0, 12), (1, 4)]), Some(5));
+        // Batch 1000 completed with a failed read of partition 1; 2000 and 3000 are pending.
+        fail(&p, 1000, 1);
+        let text = serde_json::to_string(&p.save(Time::from_ms(1000))).unwrap();
+        let mut q = Planner::default();
+        q.restore(serde_json::from_str(&text).unwrap());
+        for t in [2000, 3000] {
+            assert_eq!(
+                spans(&q.ranges(Time::from_ms(t))),
+                spans(&p.ranges(Time::from_ms(t))),
+                "batch {t} is re-run on its ranges"
+            );
+        }
+        assert!(q.ranges(Time::from_ms(1000)).is_empty(), "completed batches are not kept");
+        // The next new batch reads the failed range again, then goes on after batch 3000.
+        let r = q.plan(Time::from_ms(4000), &latest(&[(0, 20), (1, 6)]), Some(5));
+        assert_eq!(spans(&r), vec![(0, 12, 17), (1, 0, 4), (1, 4, 6)]);
     }
 
     #[test]

@@ -41,7 +41,7 @@ pub(crate) struct OpSpec<T: Data> {
 
 /// How an input saves and restores its position (for driver recovery).
 pub(crate) struct InputState {
-    pub(crate) save: Box<dyn Fn() -> String + Send + Sync>,
+    pub(crate) save: Box<dyn Fn(Time) -> String + Send + Sync>,
     pub(crate) restore: Box<dyn Fn(&str) -> std::result::Result<(), String> + Send + Sync>,
 }
 
@@ -392,8 +392,8 @@ impl<T: Data> DStreamBase for DStreamNode<T> {
             .map(|(t, d)| (t.ms(), d.clone()))
             .collect()
     }
-    fn input_state(&self) -> Option<String> {
-        self.state.as_ref().map(|s| (s.save)())
+    fn input_state(&self, completed: Time) -> Option<String> {
+        self.state.as_ref().map(|s| (s.save)(completed))
     }
     fn restore(&self, state: &crate::checkpoint::OperatorState) -> Result<()> {
         for (t, dir) in &state.rdds {
