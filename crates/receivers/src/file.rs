@@ -67,16 +67,16 @@ struct State {
 }
 
 impl State {
-    /// The position after the batch of `completed`: what was taken, and the plans of the
-    /// batches after it (already generated, to be re-run on recovery).
-    fn save(&self, completed: Time) -> String {
+    /// The position: what was taken, and the files of the batches after `from` (those after the
+    /// completed batch are re-run on recovery; the others may be recomputed for a window).
+    fn save(&self, from: Time) -> String {
         let view = State {
             seen: self.seen.clone(),
             first: self.first,
             zero: self.zero,
             batches: self
                 .batches
-                .range(completed.ms() + 1..)
+                .range(from.ms() + 1..)
                 .map(|(t, f)| (*t, f.clone()))
                 .collect(),
         };
@@ -198,7 +198,7 @@ pub(crate) fn file_stream(
     let stream = ssc.custom_input_stream_with_state(
         "file_stream",
         compute,
-        move |completed| saved.lock().save(completed),
+        move |_completed, from| saved.lock().save(from),
         move |text| {
             let state: State = serde_json::from_str(text)
                 .map_err(|e| format!("the saved file stream position is not readable: {e}"))?;

@@ -214,17 +214,19 @@ impl StreamingContext {
     /// [`custom_input_stream`](Self::custom_input_stream) for a source with a position that must
     /// survive a driver restart (files taken, offsets).
     ///
-    /// `save(t)` renders the position for the metadata checkpoint written after the batch of `t`
-    /// completed; `restore` reads it back in [`get_or_create`](Self::get_or_create), and then
-    /// `compute` is called again for every batch after `t`. The job generator may already have
-    /// planned batches after `t` when `save(t)` runs: for a recovered run to equal an
-    /// uninterrupted one, save the plans of those batches too and replay them.
+    /// `save(completed, from)` renders the position for the metadata checkpoint written after the
+    /// batch of `completed`; `restore` reads it back in [`get_or_create`](Self::get_or_create).
+    /// After a restore `compute` is called again for every batch after `completed`, and, when a
+    /// window needs them, for the remembered batches after `from` (`completed` minus the
+    /// stream's remember duration). The job generator may already have planned batches after
+    /// `completed` when `save` runs: for a recovered run to equal an uninterrupted one, save the
+    /// plans (file names, offset ranges) of every batch after `from` and replay them.
     #[track_caller]
     pub fn custom_input_stream_with_state<T: Data>(
         &self,
         name: &'static str,
         compute: impl Fn(&Context, Time) -> Result<Option<Rdd<T>>> + Send + Sync + 'static,
-        save: impl Fn(Time) -> String + Send + Sync + 'static,
+        save: impl Fn(Time, Time) -> String + Send + Sync + 'static,
         restore: impl Fn(&str) -> std::result::Result<(), String> + Send + Sync + 'static,
     ) -> DStream<T> {
         let ctx = self.context().clone();
@@ -347,14 +349,29 @@ impl StreamingContext {
         );
         let counts = counts_cell.clone();
         let ctx = self.context().clone();
-        let stream = self.input_stream(
+        let batch = self.inner.env.batch;
+        let cleaner = id_hint.clone();
+        // The receiver's position is its write-ahead log (when on), which needs nothing in the
+        // metadata checkpoint; each checkpoint lets it delete what no recovery can need (the
+        // remembered batches of the three checkpoints kept).
+        let state = crate::dstream::InputState {
+            save: Box::new(move |_completed, from| {
+                if let Some(r) = cleaner.get() {
+                    r.clean_log(Time::from_ms(
+                        from.ms().saturating_sub(3 * batch.as_millis() as u64),
+                    ));
+                }
+                String::new()
+            }),
+            restore: Box::new(|_| Ok(())),
+        };
+        let stream = self.input_stream_with_state(
             "receiver_stream",
             move |t| {
                 let runner = runner_cell
                     .get()
                     .expect("the runner is set when the stream is made");
-                runner.cut(t);
-                let blocks = runner.take_blocks(t);
+                let blocks = runner.batch_blocks(t, batch)?;
                 let records: u64 = blocks.iter().map(|b| b.records).sum();
                 let mut c = counts_cell.lock();
                 c.insert(t, records);
@@ -368,6 +385,7 @@ impl StreamingContext {
                 )))
             },
             Some(Box::new(move |t| counts.lock().get(&t).copied())),
+            Some(state),
         );
         let config = self.inner.receiver_config.lock().clone();
         let runner = Arc::new(Runner::new(stream.id(), Box::new(receiver), level, config));
@@ -545,8 +563,13 @@ impl StreamingContext {
 
         let receivers = inner.graph.receivers.lock().clone();
         let listeners = inner.listeners.lock().clone();
+        let runner_start = crate::receiver::RunnerStart {
+            checkpoint_dir: inner.env.checkpoint_dir.lock().clone(),
+            batch: inner.env.batch,
+            recovered: inner.recovered.lock().map(|(_, last)| last),
+        };
         for r in &receivers {
-            r.start(self.context(), clock.clone(), listeners.clone())?;
+            r.start(self.context(), clock.clone(), listeners.clone(), &runner_start)?;
         }
         let (tx, rx) = std::sync::mpsc::channel::<JobSet>();
         let gen_inner = inner.clone();

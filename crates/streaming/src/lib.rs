@@ -47,6 +47,7 @@ mod listener;
 mod receiver;
 pub mod testing;
 mod time;
+mod wal;
 
 pub use clock::{Clock, ManualClock};
 pub use context::{Status, StreamingContext};

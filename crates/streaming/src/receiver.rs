@@ -9,6 +9,12 @@
 //! storage level. The batch at time `t` holds the blocks cut in `(t - batch, t]`, one partition
 //! per block. A receiver that fails with a retryable error is restarted with exponential backoff;
 //! every restart is logged, counted and reported to listeners.
+//!
+//! With [`ReceiverConfig::write_ahead_log`] on, each block is first appended to the write-ahead
+//! log in the checkpoint directory (see `wal.rs`); a recovered driver reads the blocks of the
+//! batches it re-runs from there. Receivers whose source can replay (and wants an
+//! acknowledgement) use [`ReceiverContext::store_reliably`], which returns once the records are
+//! in the log.
 
 use crate::clock::Clock;
 use crate::listener::StreamingListener;
@@ -71,6 +77,11 @@ pub struct ReceiverConfig {
     pub restart_backoff: Duration,
     /// The longest restart backoff (5 s).
     pub max_restart_backoff: Duration,
+    /// Append every received block to a write-ahead log in the checkpoint directory before it
+    /// is used, so that a driver restart loses no received record (off by default, like
+    /// `spark.streaming.receiver.writeAheadLog.enable`; needs `ssc.checkpoint(dir)`). Costs a
+    /// serialization and an fsync per block.
+    pub write_ahead_log: bool,
 }
 
 impl Default for ReceiverConfig {
@@ -81,6 +92,7 @@ impl Default for ReceiverConfig {
             max_rate: None,
             restart_backoff: Duration::from_millis(100),
             max_restart_backoff: Duration::from_secs(5),
+            write_ahead_log: false,
         }
     }
 }
@@ -126,6 +138,8 @@ pub struct ReceiverInfo {
 
 enum Msg<T> {
     Records(Vec<T>),
+    /// Cut what is buffered into a block now; answer whether it is stored (and logged).
+    Flush(SyncSender<bool>),
     Cut(Time, SyncSender<()>),
     Stop,
 }
@@ -201,6 +215,25 @@ impl<T: Data> ReceiverContext<T> {
         }
     }
 
+    /// Stores records and returns once they are in a stored block: appended and synced to the
+    /// write-ahead log when it is on. Only then acknowledge them to a source that can replay,
+    /// so that neither a receiver restart nor a driver restart loses them. Fails when the block
+    /// could not be stored or logged (the records may still reach a batch; do not acknowledge).
+    pub fn store_reliably(&self, records: Vec<T>) -> Result<(), ReceiverError> {
+        self.store_many(records);
+        let (ack_tx, ack_rx) = sync_channel(1);
+        if self.tx.send(Msg::Flush(ack_tx)).is_err() {
+            return Err(ReceiverError::Fatal("the receiver is stopped".into()));
+        }
+        match ack_rx.recv() {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(ReceiverError::Retry(
+                "the received block could not be stored or logged; see the error above".into(),
+            )),
+            Err(_) => Err(ReceiverError::Fatal("the receiver is stopped".into())),
+        }
+    }
+
     /// A cloneable flag that turns true when the receiver should stop (for readers that poll it
     /// between timed-out reads).
     pub fn stop_signal(&self) -> StopSignal {
@@ -259,11 +292,31 @@ pub(crate) trait ReceiverRunner: Send + Sync {
         ctx: &Context,
         clock: Clock,
         listeners: Vec<Arc<dyn StreamingListener>>,
+        recovery: &RunnerStart,
     ) -> crate::Result<()>;
     fn stop(&self);
     fn info(&self) -> ReceiverInfo;
     /// Whether blocks were cut that no batch has taken yet.
     fn has_pending_blocks(&self) -> bool;
+}
+
+/// What a runner needs to know about the context it starts in.
+pub(crate) struct RunnerStart {
+    /// The context's checkpoint directory.
+    pub(crate) checkpoint_dir: Option<std::path::PathBuf>,
+    /// The batch interval.
+    pub(crate) batch: Duration,
+    /// The last batch completed before a driver restart, when recovering.
+    pub(crate) recovered: Option<Time>,
+}
+
+/// The log of a runner and what an earlier run of the driver left in it.
+struct RunnerWal {
+    wal: Mutex<crate::wal::Wal>,
+    /// Blocks with sequence numbers up to this one were written by the previous run.
+    old_max_seq: Option<u64>,
+    /// Batches before this time are the previous run's: only its logged blocks make them.
+    live_from: Time,
 }
 
 /// Runs one receiver: its supervisor thread, its block generator thread, and the blocks it cut.
@@ -279,6 +332,7 @@ pub(crate) struct Runner<T: Data> {
     blocks: Arc<Mutex<BTreeMap<Time, Vec<ReceivedBlock>>>>,
     threads: Mutex<Vec<JoinHandle<()>>>,
     ctx: Mutex<Option<Context>>,
+    wal: Mutex<Option<Arc<RunnerWal>>>,
 }
 
 impl<T: Data> Drop for Runner<T> {
@@ -318,6 +372,52 @@ impl<T: Data> Runner<T> {
             blocks: Arc::default(),
             threads: Mutex::new(Vec::new()),
             ctx: Mutex::new(None),
+            wal: Mutex::new(None),
+        }
+    }
+
+    /// The blocks of the batch at `t` (batch interval `batch`): those the previous run of the
+    /// driver logged for it, read back from the write-ahead log and stored again, then (for
+    /// batches of this run) those received since the last batch.
+    pub(crate) fn batch_blocks(&self, t: Time, batch: Duration) -> crate::Result<Vec<ReceivedBlock>> {
+        let wal = self.wal.lock().clone();
+        let mut blocks = Vec::new();
+        if let Some(w) = &wal
+            && let Some(old_max) = w.old_max_seq
+        {
+            let ctx = self.ctx.lock().clone();
+            let logged = w.wal.lock().read(t.minus(batch), t)?;
+            for (seq, bytes) in logged.into_iter().filter(|(s, _)| *s <= old_max) {
+                let id = BlockId::Input {
+                    stream: self.shared.stream as u32,
+                    unique: seq,
+                };
+                let values: Vec<T> = spate_storage::deserialize_block(&id, &bytes)
+                    .map_err(|e| crate::Error::State(format!("a block of the write-ahead log cannot be read: {e}")))?;
+                let records = values.len() as u64;
+                if let Some(ctx) = &ctx {
+                    ctx.block_manager()
+                        .put_values(id.clone(), values, self.level)
+                        .map_err(|e| crate::Error::State(format!("cannot store a block read back from the write-ahead log: {e}")))?;
+                }
+                blocks.push(ReceivedBlock { id, records });
+            }
+        }
+        if wal.as_ref().is_none_or(|w| t >= w.live_from) {
+            self.cut(t);
+            blocks.extend(self.take_blocks(t));
+        }
+        Ok(blocks)
+    }
+
+    /// Deletes log files no recovery can need any more: all their blocks are at or before
+    /// `before`.
+    pub(crate) fn clean_log(&self, before: Time) {
+        if let Some(w) = self.wal.lock().clone() {
+            let n = w.wal.lock().clean(before);
+            if n > 0 {
+                tracing::debug!(stream = self.shared.stream, files = n, "deleted old write-ahead log files");
+            }
         }
     }
 
@@ -429,16 +529,29 @@ fn generate_blocks<T: Data>(
     interval: Duration,
     shared: Arc<RunnerShared>,
     blocks: Arc<Mutex<BTreeMap<Time, Vec<ReceivedBlock>>>>,
+    wal: Option<Arc<RunnerWal>>,
+    first_seq: u64,
 ) {
     let mut buf: Vec<T> = Vec::new();
-    let mut seq = 0u64;
+    let mut seq = first_seq;
     let mut last = Time::from_ms(0);
+    // The latest batch cut: later blocks get later times, so that the batch at `t` holds
+    // exactly the blocks with times in `(t - batch, t]` (what the write-ahead log relies on).
+    let mut cut_at = Time::from_ms(0);
     let interval_ms = interval.as_millis().max(1) as u64;
     let mut next = clock.now().plus(interval);
-    let mut flush = |buf: &mut Vec<T>, t: Time| {
-        last = last.max(t);
+    // Returns whether the block (if any) was stored, and logged when the log is on.
+    let mut flush = |buf: &mut Vec<T>, t: Time, cut: bool| -> bool {
+        last = if cut {
+            last.max(t)
+        } else {
+            last.max(t).max(cut_at.plus(Duration::from_millis(1)))
+        };
+        if cut {
+            cut_at = cut_at.max(t);
+        }
         if buf.is_empty() {
-            return;
+            return true;
         }
         let values = std::mem::take(buf);
         let n = values.len() as u64;
@@ -447,15 +560,28 @@ fn generate_blocks<T: Data>(
             unique: seq,
         };
         seq += 1;
+        let mut ok = true;
+        if let Some(w) = &wal {
+            let logged = spate_storage::serialize_block(&id, &values, spate_storage::Codec::None)
+                .map_err(|e| crate::Error::State(e.to_string()))
+                .and_then(|bytes| w.wal.lock().append(last, id_seq(&id), &bytes));
+            if let Err(e) = logged {
+                tracing::error!(block = %id, records = n, error = %e, "could not append a received block to the write-ahead log: it is used, but a driver restart would lose it");
+                shared.stats.errors.fetch_add(1, Ordering::Relaxed);
+                ok = false;
+            }
+        }
         match ctx.block_manager().put_values(id.clone(), values, level) {
             Ok(spate_storage::PutOutcome::NotStored) => {
                 tracing::error!(block = %id, records = n, "received block did not fit in memory and its level has no disk: raise the memory budget or use a _AND_DISK level");
                 shared.stats.errors.fetch_add(1, Ordering::Relaxed);
+                ok = false;
             }
             Ok(_) => {}
             Err(e) => {
                 tracing::error!(block = %id, records = n, error = %e, "could not store a received block");
                 shared.stats.errors.fetch_add(1, Ordering::Relaxed);
+                ok = false;
             }
         }
         shared.stats.blocks.fetch_add(1, Ordering::Relaxed);
@@ -464,6 +590,7 @@ fn generate_blocks<T: Data>(
             .entry(last)
             .or_default()
             .push(ReceivedBlock { id, records: n });
+        ok
     };
     loop {
         match rx.recv_timeout(Duration::from_millis(10)) {
@@ -471,22 +598,26 @@ fn generate_blocks<T: Data>(
                 buf.append(&mut r);
                 // A full block is cut at once, so a fast receiver never waits a whole interval.
                 if buf.len() >= block_limit {
-                    flush(&mut buf, clock.now());
+                    flush(&mut buf, clock.now(), false);
                 }
             }
+            Ok(Msg::Flush(ack)) => {
+                let ok = flush(&mut buf, clock.now(), false);
+                let _ = ack.send(ok);
+            }
             Ok(Msg::Cut(t, ack)) => {
-                flush(&mut buf, t);
+                flush(&mut buf, t, true);
                 let _ = ack.send(());
             }
             Ok(Msg::Stop) | Err(RecvTimeoutError::Disconnected) => {
-                flush(&mut buf, clock.now());
+                flush(&mut buf, clock.now(), false);
                 break;
             }
             Err(RecvTimeoutError::Timeout) => {}
         }
         let now = clock.now();
         if now >= next {
-            flush(&mut buf, now);
+            flush(&mut buf, now, false);
             next = Time::from_ms(now.ms() / interval_ms * interval_ms + interval_ms);
         }
     }
@@ -498,8 +629,33 @@ impl<T: Data> ReceiverRunner for Runner<T> {
         ctx: &Context,
         clock: Clock,
         listeners: Vec<Arc<dyn StreamingListener>>,
+        recovery: &RunnerStart,
     ) -> crate::Result<()> {
         millis(self.config.block_interval, "block interval")?;
+        let mut first_seq = 0;
+        if self.config.write_ahead_log {
+            let Some(dir) = &recovery.checkpoint_dir else {
+                return Err(crate::Error::State(format!(
+                    "receiver {:?} has the write-ahead log on, which needs a checkpoint directory: call ssc.checkpoint(dir)",
+                    self.name
+                )));
+            };
+            let dir = dir.join("receivedData").join(self.shared.stream.to_string());
+            let wal = crate::wal::Wal::open(&dir, recovery.recovered.is_some())?;
+            let old_max_seq = wal.max_seq();
+            first_seq = old_max_seq.map_or(0, |s| s + 1);
+            let live_from = recovery
+                .recovered
+                .map_or(Time::from_ms(0), |t| t.plus(recovery.batch));
+            if let Some(max) = old_max_seq {
+                tracing::info!(stream = self.shared.stream, blocks = max + 1, dir = %dir.display(), "recovering received blocks from the write-ahead log");
+            }
+            *self.wal.lock() = Some(Arc::new(RunnerWal {
+                wal: Mutex::new(wal),
+                old_max_seq,
+                live_from,
+            }));
+        }
         let Some(receiver) = self.receiver.lock().take() else {
             return Err(crate::Error::State(
                 "a receiver can only be started once".into(),
@@ -519,9 +675,12 @@ impl<T: Data> ReceiverRunner for Runner<T> {
             self.config.block_interval,
         );
         let gen_clock = clock.clone();
+        let wal = self.wal.lock().clone();
         let generator = std::thread::Builder::new()
             .name(format!("spate-block-generator-{}", shared.stream))
-            .spawn(move || generate_blocks(rx, limit, c, gen_clock, lvl, iv, shared, bl))
+            .spawn(move || {
+                generate_blocks(rx, limit, c, gen_clock, lvl, iv, shared, bl, wal, first_seq)
+            })
             .map_err(|e| {
                 crate::Error::State(format!("cannot start a block generator thread: {e}"))
             })?;
@@ -569,6 +728,13 @@ impl<T: Data> ReceiverRunner for Runner<T> {
 
     fn has_pending_blocks(&self) -> bool {
         !self.blocks.lock().is_empty()
+    }
+}
+
+fn id_seq(id: &BlockId) -> u64 {
+    match id {
+        BlockId::Input { unique, .. } => *unique,
+        _ => 0,
     }
 }
 

@@ -158,3 +158,141 @@ fn an_empty_directory_creates_a_fresh_context() {
     assert_eq!(*counts.lock().unwrap(), vec![(10, 10)]);
     assert!(dir.path().join("metadata/checkpoint-10000").exists());
 }
+
+/// A receiver fed by the test: each vector it gets is stored with `store_reliably`, then
+/// acknowledged (as a source that can replay would want).
+struct Fed {
+    feed: std::sync::mpsc::Receiver<Vec<u64>>,
+    acks: std::sync::mpsc::Sender<()>,
+}
+
+impl spate_streaming::Receiver<u64> for Fed {
+    fn receive(
+        &mut self,
+        ctx: &spate_streaming::ReceiverContext<u64>,
+    ) -> std::result::Result<(), spate_streaming::ReceiverError> {
+        while !ctx.is_stopped() {
+            if let Ok(records) = self.feed.recv_timeout(Duration::from_millis(5)) {
+                ctx.store_reliably(records)?;
+                let _ = self.acks.send(());
+            }
+        }
+        Ok(())
+    }
+}
+
+struct FedJob {
+    ssc: StreamingContext,
+    feed: std::sync::mpsc::Sender<Vec<u64>>,
+    acks: std::sync::mpsc::Receiver<()>,
+}
+
+impl FedJob {
+    fn send(&self, n: usize) {
+        self.feed.send(vec![1; n]).unwrap();
+        self.acks
+            .recv_timeout(Duration::from_secs(30))
+            .expect("the receiver stored the records");
+    }
+}
+
+/// A job counting what `Fed` receives per batch and in total, with the write-ahead log on or off.
+fn fed_job(dir: &Path, clock: &ManualClock, wal: bool, counts: &Out, totals: &Out) -> FedJob {
+    let (feed_tx, feed_rx) = std::sync::mpsc::channel();
+    let (ack_tx, ack_rx) = std::sync::mpsc::channel();
+    let ssc = StreamingContext::get_or_create(dir, || {
+        let ssc = StreamingContext::new("local[2]", BATCH)?;
+        ssc.set_clock(Clock::Manual(clock.clone()))?;
+        ssc.checkpoint(dir)?;
+        ssc.set_receiver_config(spate_streaming::ReceiverConfig {
+            write_ahead_log: wal,
+            ..Default::default()
+        });
+        let records = ssc.receiver_stream(Fed {
+            feed: feed_rx,
+            acks: ack_tx,
+        });
+        let c = counts.clone();
+        records.count().foreach_rdd(move |rdd, t| {
+            c.lock().unwrap().push((t.ms() / 1000, rdd.collect()?[0]));
+            Ok(())
+        });
+        let s = totals.clone();
+        records
+            .map(|x| (0u8, x))
+            .update_state_by_key(|vs: &[u64], total: Option<u64>| {
+                Some(total.unwrap_or(0) + vs.iter().sum::<u64>())
+            })
+            .foreach_rdd(move |rdd, t| {
+                let v = rdd.collect()?;
+                s.lock().unwrap().push((t.ms() / 1000, v.first().map_or(0, |p| p.1)));
+                Ok(())
+            });
+        Ok(ssc)
+    })
+    .unwrap();
+    FedJob {
+        ssc,
+        feed: feed_tx,
+        acks: ack_rx,
+    }
+}
+
+/// Received records acknowledged to the source but not yet in a completed batch when the driver
+/// dies: with the write-ahead log the recovered driver processes them; without it they are lost
+/// (which is why the log exists).
+fn received_records_across_a_driver_restart(wal: bool) -> (Vec<(u64, u64)>, Vec<(u64, u64)>) {
+    let dir = tempfile::tempdir().unwrap();
+    let (counts, totals): (Out, Out) = Default::default();
+    let clock = ManualClock::new(0);
+    let job = fed_job(dir.path(), &clock, wal, &counts, &totals);
+    job.ssc.start().unwrap();
+    job.send(10);
+    run_until(&job.ssc, &clock, 10);
+    job.send(20);
+    run_until(&job.ssc, &clock, 20);
+    job.send(7); // acknowledged, in no batch yet
+    job.ssc.stop(false); // the driver dies
+    assert_eq!(*counts.lock().unwrap(), vec![(10, 10), (20, 20)]);
+
+    // Restarted at 40 s: batches 30 and 40 are re-run at once, then 50 as usual.
+    let clock = ManualClock::new(40_000);
+    let job = fed_job(dir.path(), &clock, wal, &counts, &totals);
+    job.ssc.start().unwrap();
+    assert!(job.ssc.wait_for_batch(Time::from_ms(40_000), Duration::from_secs(60)));
+    job.send(5);
+    run_until(&job.ssc, &clock, 50);
+    job.ssc.stop(true);
+    let c = counts.lock().unwrap().clone();
+    let t = totals.lock().unwrap().clone();
+    (c, t)
+}
+
+#[test]
+fn the_write_ahead_log_keeps_received_records_across_a_driver_restart() {
+    let (counts, totals) = received_records_across_a_driver_restart(true);
+    assert_eq!(counts, vec![(10, 10), (20, 20), (30, 7), (40, 0), (50, 5)]);
+    assert_eq!(totals, vec![(10, 10), (20, 30), (30, 37), (40, 37), (50, 42)]);
+}
+
+#[test]
+fn without_the_write_ahead_log_a_driver_restart_loses_the_unprocessed_records() {
+    let (counts, totals) = received_records_across_a_driver_restart(false);
+    assert_eq!(counts, vec![(10, 10), (20, 20), (30, 0), (40, 0), (50, 5)]);
+    assert_eq!(totals, vec![(10, 10), (20, 30), (30, 30), (40, 30), (50, 35)]);
+}
+
+#[test]
+fn the_write_ahead_log_needs_a_checkpoint_directory() {
+    let ssc = StreamingContext::new("local[2]", BATCH).unwrap();
+    ssc.set_receiver_config(spate_streaming::ReceiverConfig {
+        write_ahead_log: true,
+        ..Default::default()
+    });
+    let (_tx, feed) = std::sync::mpsc::channel();
+    let (acks, _rx) = std::sync::mpsc::channel();
+    ssc.receiver_stream(Fed { feed, acks }).count().print();
+    let err = ssc.start().unwrap_err().to_string();
+    assert!(err.contains("needs a checkpoint directory"), "{err}");
+    ssc.stop(false);
+}

@@ -129,15 +129,16 @@ struct Planner {
 struct SavedPlan {
     next: Option<Vec<(TopicPartition, i64)>>,
     retry: Vec<(TopicPartition, Vec<(i64, i64)>)>,
-    /// The ranges of the batches planned after the checkpointed one, by time in ms.
+    /// The ranges of the remembered batches and of those planned after the checkpointed one, by
+    /// time in ms.
     pending: Vec<(u64, Vec<OffsetRange>)>,
 }
 
 impl Planner {
-    /// The position after the batch of `completed` finished. Ranges of batches up to it whose
-    /// read failed are counted as to be read again (the checkpoint is written before the
-    /// batch's completion hands them back).
-    fn save(&self, completed: Time) -> SavedPlan {
+    /// The position after the batch of `completed` finished, with the ranges of every batch
+    /// after `from`. Ranges of batches up to `completed` whose read failed are counted as to be
+    /// read again (the checkpoint is written before the batch's completion hands them back).
+    fn save(&self, completed: Time, from: Time) -> SavedPlan {
         let mut retry = self.retry.clone();
         for (ranges, status) in self.batches.range(..=completed).map(|(_, b)| b) {
             for (r, st) in ranges.iter().zip(status.iter()) {
@@ -154,7 +155,7 @@ impl Planner {
             retry: retry.into_iter().collect(),
             pending: self
                 .batches
-                .range(Time::from_ms(completed.ms() + 1)..)
+                .range(Time::from_ms(from.ms() + 1)..)
                 .map(|(t, (r, _))| (t.ms(), r.as_ref().clone()))
                 .collect(),
         }
@@ -456,8 +457,8 @@ impl DirectKafkaStream {
         let stream = ssc.custom_input_stream_with_state(
             "direct_kafka_stream",
             compute,
-            move |completed| {
-                let saved = saver.planner.lock().save(completed);
+            move |completed, from| {
+                let saved = saver.planner.lock().save(completed, from);
                 serde_json::to_string(&saved).unwrap_or_default()
             },
             move |text| {
@@ -542,7 +543,7 @@ mod tests {
         p.plan(Time::from_ms(3000), &latest(&[(0, 12), (1, 4)]), Some(5));
         // Batch 1000 completed with a failed read of partition 1; 2000 and 3000 are pending.
         fail(&p, 1000, 1);
-        let text = serde_json::to_string(&p.save(Time::from_ms(1000))).unwrap();
+        let text = serde_json::to_string(&p.save(Time::from_ms(1000), Time::from_ms(1000))).unwrap();
         let mut q = Planner::default();
         q.restore(serde_json::from_str(&text).unwrap());
         for t in [2000, 3000] {

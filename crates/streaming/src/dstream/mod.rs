@@ -41,7 +41,7 @@ pub(crate) struct OpSpec<T: Data> {
 
 /// How an input saves and restores its position (for driver recovery).
 pub(crate) struct InputState {
-    pub(crate) save: Box<dyn Fn(Time) -> String + Send + Sync>,
+    pub(crate) save: Box<dyn Fn(Time, Time) -> String + Send + Sync>,
     pub(crate) restore: Box<dyn Fn(&str) -> std::result::Result<(), String> + Send + Sync>,
 }
 
@@ -393,7 +393,8 @@ impl<T: Data> DStreamBase for DStreamNode<T> {
             .collect()
     }
     fn input_state(&self, completed: Time) -> Option<String> {
-        self.state.as_ref().map(|s| (s.save)(completed))
+        let from = completed.minus(self.remember());
+        self.state.as_ref().map(|s| (s.save)(completed, from))
     }
     fn restore(&self, state: &crate::checkpoint::OperatorState) -> Result<()> {
         for (t, dir) in &state.rdds {
