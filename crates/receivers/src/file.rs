@@ -13,8 +13,8 @@
 //! re-runs those batches on exactly the same files and takes no file twice.
 
 use parking_lot::Mutex;
-use spate_streaming::{Context, DStream, Rdd, StreamingContext, Time};
 use serde::{Deserialize, Serialize};
+use spate_streaming::{Context, DStream, Rdd, StreamingContext, Time};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -169,14 +169,24 @@ pub(crate) fn file_stream(
         let zero = *st.zero.get_or_insert(t.minus(batch));
         // A batch planned before a driver restart is re-run on the files it had.
         let planned = st.batches.get(&t.ms()).cloned();
-        let files = match planned.map_or_else(|| select(&d, t, zero, new_files_only, cfg.remember, &filter, &mut st), Ok) {
+        let files = match planned.map_or_else(
+            || select(&d, t, zero, new_files_only, cfg.remember, &filter, &mut st),
+            Ok,
+        ) {
             Ok(files) => files,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && cfg.missing_directory == MissingDirectory::Retry => {
+            Err(e)
+                if e.kind() == std::io::ErrorKind::NotFound
+                    && cfg.missing_directory == MissingDirectory::Retry =>
+            {
                 tracing::warn!(dir = %d.display(), "the watched directory does not exist (yet); this batch is empty");
                 Vec::new()
             }
             Err(e) => {
-                return Err(spate_streaming::Error::Io { action: "listing the watched directory", path: d.clone(), source: e });
+                return Err(spate_streaming::Error::Io {
+                    action: "listing the watched directory",
+                    path: d.clone(),
+                    source: e,
+                });
             }
         };
         st.batches.insert(t.ms(), files.clone());
@@ -189,11 +199,17 @@ pub(crate) fn file_stream(
             match ctx.text_file(&f, 1) {
                 Ok(r) => rdds.push(r),
                 // Gone between listing and opening: nothing to read, nothing lost.
-                Err(e) => tracing::warn!(file = %f.display(), error = %e, "a new file vanished before it could be read"),
+                Err(e) => {
+                    tracing::warn!(file = %f.display(), error = %e, "a new file vanished before it could be read")
+                }
             }
         }
         tracing::debug!(dir = %d.display(), batch = %t, files = rdds.len(), "new files");
-        Ok(Some(if rdds.is_empty() { ctx.empty_rdd() } else { ctx.union(&rdds) }))
+        Ok(Some(if rdds.is_empty() {
+            ctx.empty_rdd()
+        } else {
+            ctx.union(&rdds)
+        }))
     };
     let stream = ssc.custom_input_stream_with_state(
         "file_stream",

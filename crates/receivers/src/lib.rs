@@ -17,6 +17,7 @@ mod error;
 mod file;
 mod kafka;
 mod socket;
+pub mod testing;
 
 pub use error::{Error, Result};
 pub use file::{FileStreamConfig, MissingDirectory};

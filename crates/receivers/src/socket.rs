@@ -5,6 +5,14 @@
 //! exponential backoff (the stream goes on, with empty batches meanwhile). Reads use a short
 //! timeout so a stop is noticed promptly. While the block generator's queue is full, `store`
 //! blocks and the socket is not read, so the sender is slowed by TCP flow control.
+//!
+//! A line source that can replay (keeps its lines and can start from any line number) can make
+//! the text stream lose nothing across receiver and driver restarts: with
+//! [`SocketConfig::replay`] on, the receiver's first message on every connection is
+//! `FROM <n>\n`, `n` being how many lines it already has from this source, and the source sends
+//! from line `n` on. Each stored chunk notes the line count after it; with the write-ahead log on
+//! ([`ReceiverConfig::write_ahead_log`](spate_streaming::ReceiverConfig)) that count is logged
+//! with the block, and a recovered driver resumes from the count of the last logged block.
 
 use crate::{Converter, Sources};
 use spate_streaming::{
@@ -29,6 +37,9 @@ pub struct SocketConfig {
     pub connect_timeout: Duration,
     /// How often a blocked read wakes to check for a stop (200 ms).
     pub poll_interval: Duration,
+    /// Speak the replay protocol: send `FROM <lines already received>\n` on connecting (text
+    /// streams only; off by default).
+    pub replay: bool,
 }
 
 impl SocketConfig {
@@ -39,6 +50,7 @@ impl SocketConfig {
             port,
             connect_timeout: Duration::from_secs(5),
             poll_interval: Duration::from_millis(200),
+            replay: false,
         }
     }
 
@@ -125,6 +137,8 @@ enum Format<T> {
 pub struct SocketReceiver<T: Data> {
     config: SocketConfig,
     format: Format<T>,
+    /// Lines received from this source so far (replay mode), once known.
+    received: Option<u64>,
 }
 
 impl SocketReceiver<String> {
@@ -133,6 +147,7 @@ impl SocketReceiver<String> {
         SocketReceiver {
             config,
             format: Format::Lines,
+            received: None,
         }
     }
 }
@@ -143,6 +158,7 @@ impl<T: Data> SocketReceiver<T> {
         SocketReceiver {
             config,
             format: Format::Converter(converter),
+            received: None,
         }
     }
 
@@ -151,6 +167,7 @@ impl<T: Data> SocketReceiver<T> {
         SocketReceiver {
             config,
             format: Format::Frames,
+            received: None,
         }
     }
 }
@@ -183,11 +200,22 @@ impl<T: Data> SocketReceiver<T> {
     }
 
     fn receive_lines(
-        &self,
+        &mut self,
         reader: StoppableStream,
         ctx: &ReceiverContext<String>,
     ) -> Result<(), ReceiverError> {
         let target = self.target();
+        // In replay mode every chunk notes the line count after it.
+        let replay = self.config.replay;
+        let mut received = self.received.unwrap_or(0);
+        let store = |chunk: Vec<String>, received: u64, this: &mut Self| {
+            if replay {
+                this.received = Some(received);
+                ctx.store_many_at(chunk, received.to_string());
+            } else {
+                ctx.store_many(chunk);
+            }
+        };
         let mut reader = BufReader::with_capacity(1 << 16, reader);
         let mut chunk = Vec::with_capacity(CHUNK);
         let mut line = Vec::new();
@@ -197,7 +225,7 @@ impl<T: Data> SocketReceiver<T> {
                 .read_until(b'\n', &mut line)
                 .map_err(|e| lost(&target, e))?;
             if n == 0 {
-                ctx.store_many(std::mem::take(&mut chunk));
+                store(std::mem::take(&mut chunk), received, self);
                 return if ctx.is_stopped() {
                     Ok(())
                 } else {
@@ -206,6 +234,19 @@ impl<T: Data> SocketReceiver<T> {
                     )))
                 };
             }
+            if replay && line.last() != Some(&b'\n') {
+                // The connection ended inside a line: the source sends it again, whole, on
+                // the next connection.
+                store(std::mem::take(&mut chunk), received, self);
+                return if ctx.is_stopped() {
+                    Ok(())
+                } else {
+                    Err(ReceiverError::Retry(format!(
+                        "{target} closed the connection inside a line; it is asked for again"
+                    )))
+                };
+            }
+            received += 1;
             if line.last() == Some(&b'\n') {
                 line.pop();
                 if line.last() == Some(&b'\r') {
@@ -220,7 +261,11 @@ impl<T: Data> SocketReceiver<T> {
                 }
             }
             if chunk.len() >= CHUNK || reader.buffer().is_empty() {
-                ctx.store_many(std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK)));
+                store(
+                    std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK)),
+                    received,
+                    self,
+                );
             }
         }
     }
@@ -335,7 +380,28 @@ impl<T: Data> SocketReceiver<T> {
 
 impl Receiver<String> for SocketReceiver<String> {
     fn receive(&mut self, ctx: &ReceiverContext<String>) -> Result<(), ReceiverError> {
-        let reader = self.config.connect(&ctx.stop_signal())?;
+        let mut reader = self.config.connect(&ctx.stop_signal())?;
+        if self.config.replay {
+            let from = match self.received {
+                Some(n) => n,
+                None => match ctx.logged_position() {
+                    None => 0,
+                    Some(p) => p.parse().map_err(|_| {
+                        ReceiverError::Fatal(format!(
+                            "the write-ahead log holds {p:?} as the position of {}, which is not a line count: was the checkpoint directory written by another job?",
+                            self.target()
+                        ))
+                    })?,
+                },
+            };
+            self.received = Some(from);
+            use std::io::Write as _;
+            reader
+                .stream
+                .write_all(format!("FROM {from}\n").as_bytes())
+                .map_err(|e| lost(&self.target(), e))?;
+            tracing::info!(target = %self.target(), from, "asked the source to replay from line {from}");
+        }
         match &self.format {
             Format::Lines => self.receive_lines(reader, ctx),
             Format::Converter(c) => {

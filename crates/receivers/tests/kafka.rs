@@ -7,41 +7,19 @@
 //! Needs `tansu` on PATH (`cargo install tansu --locked --features dynostore,libsql`); with
 //! `SPATE_SKIP_KAFKA=1` the tests are skipped instead.
 
+use spate_receivers::testing::{Broker, tansu_available};
 use spate_receivers::{
     DirectKafkaConfig, DirectKafkaStream, KafkaConnection, KafkaProducer, KafkaReceiverConfig,
     KafkaRecord, KafkaSources, OffsetRange, StartOffsets,
 };
 use spate_streaming::{Clock, ManualClock, StorageLevel, StreamingContext, Time};
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 // ---------------------------------------------------------------------------------------------
 // The broker.
-
-/// Whether tansu can be run; `None` means skip (only with `SPATE_SKIP_KAFKA=1`).
-fn tansu_available() -> Option<()> {
-    let found = Command::new("tansu")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if found {
-        return Some(());
-    }
-    if std::env::var("SPATE_SKIP_KAFKA").is_ok_and(|v| v == "1") {
-        eprintln!("skipping: tansu is not installed and SPATE_SKIP_KAFKA=1");
-        return None;
-    }
-    panic!(
-        "the Kafka tests need the tansu broker on PATH: install it with \
-         `cargo install tansu --locked --features dynostore,libsql` (or set SPATE_SKIP_KAFKA=1 \
-         to skip these tests)"
-    );
-}
 
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -56,144 +34,6 @@ fn eventually(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
     while !cond() {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
-/// A tansu broker on a loopback port, storing in SQLite inside its own temporary directory;
-/// killed on drop.
-struct Broker {
-    dir: tempfile::TempDir,
-    port: u16,
-    child: Option<Child>,
-}
-
-impl Broker {
-    fn start() -> Option<Broker> {
-        Broker::start_on(free_port())
-    }
-
-    fn start_on(port: u16) -> Option<Broker> {
-        tansu_available()?;
-        let mut b = Broker {
-            dir: tempfile::tempdir().expect("a temporary directory"),
-            port,
-            child: None,
-        };
-        b.restart();
-        Some(b)
-    }
-
-    fn url(&self) -> String {
-        format!("tcp://127.0.0.1:{}", self.port)
-    }
-
-    fn addr(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("tansu.log")).unwrap_or_default()
-    }
-
-    /// Starts the broker (again, on the same directory and port) and waits until it accepts
-    /// connections.
-    fn restart(&mut self) {
-        assert!(self.child.is_none(), "the broker is already running");
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.dir.path().join("tansu.log"))
-            .expect("the broker's log file");
-        let child = Command::new("tansu")
-            .current_dir(self.dir.path())
-            .args(["broker", "--listener-url", &self.url()])
-            .args(["--advertised-listener-url", &self.url()])
-            .args(["--storage-engine", "sqlite://tansu.db"])
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("log handle"))
-            .stderr(log)
-            .spawn()
-            .expect("tansu starts");
-        self.child = Some(child);
-        let addr: SocketAddr = self.addr().parse().expect("an address");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
-                return;
-            }
-            if let Some(status) = self
-                .child
-                .as_mut()
-                .and_then(|c| c.try_wait().ok().flatten())
-            {
-                panic!(
-                    "tansu exited ({status}) before accepting connections:\n{}",
-                    self.log()
-                );
-            }
-            assert!(
-                Instant::now() < deadline,
-                "tansu did not accept connections on {addr} within 20 s:\n{}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn kill(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-
-    fn create_topic(&self, topic: &str, partitions: u32) {
-        let mut child = Command::new("tansu")
-            .current_dir(self.dir.path())
-            .args(["topic", "create", topic, "--partitions"])
-            .arg(partitions.to_string())
-            .args(["--broker", &self.url()])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("tansu topic create starts");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        let status = loop {
-            if let Some(s) = child.try_wait().expect("waiting for tansu topic create") {
-                break s;
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                panic!("tansu topic create {topic} did not finish within 20 s");
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        };
-        assert!(
-            status.success(),
-            "tansu topic create {topic} failed: {status}"
-        );
-    }
-
-    /// Produces `values` to `topic`'s `partition` (keys `k<value>`), in requests of 1000.
-    fn produce(&self, topic: &str, partition: i32, values: &[String]) {
-        let producer = KafkaProducer::new(&self.addr()).expect("a producer");
-        for chunk in values.chunks(1000) {
-            let records = chunk
-                .iter()
-                .map(|v| (Some(format!("k{v}").into_bytes()), v.clone().into_bytes()))
-                .collect();
-            let offsets = producer
-                .send(topic, partition, records)
-                .expect("producing succeeded");
-            assert_eq!(offsets.len(), chunk.len());
-        }
-    }
-}
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        self.kill();
     }
 }
 

@@ -569,7 +569,12 @@ impl StreamingContext {
             recovered: inner.recovered.lock().map(|(_, last)| last),
         };
         for r in &receivers {
-            r.start(self.context(), clock.clone(), listeners.clone(), &runner_start)?;
+            r.start(
+                self.context(),
+                clock.clone(),
+                listeners.clone(),
+                &runner_start,
+            )?;
         }
         let (tx, rx) = std::sync::mpsc::channel::<JobSet>();
         let gen_inner = inner.clone();
@@ -708,7 +713,10 @@ fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
 }
 
 /// The graph as a checkpoint records it: operators in construction order, then outputs.
-fn operator_states(inner: &Inner, with_state: Option<Time>) -> Vec<crate::checkpoint::OperatorState> {
+fn operator_states(
+    inner: &Inner,
+    with_state: Option<Time>,
+) -> Vec<crate::checkpoint::OperatorState> {
     let mut ops: Vec<crate::checkpoint::OperatorState> = inner
         .graph
         .nodes

@@ -337,7 +337,10 @@ pub fn run<I: IntoIterator<Item = String>>(
     // checkpoint is written; a second signal while stopping exits at once.
     let on_signal = ssc.clone();
     if let Err(e) = ctrlc::set_handler(move || {
-        if matches!(on_signal.status(), crate::Status::Stopping | crate::Status::Stopped) {
+        if matches!(
+            on_signal.status(),
+            crate::Status::Stopping | crate::Status::Stopped
+        ) {
             std::process::exit(130);
         }
         tracing::info!("termination signal: stopping gracefully (signal again to exit now)");

@@ -137,7 +137,8 @@ pub struct ReceiverInfo {
 }
 
 enum Msg<T> {
-    Records(Vec<T>),
+    /// Records, and the source position after them if the receiver noted one.
+    Records(Vec<T>, Option<String>),
     /// Cut what is buffered into a block now; answer whether it is stored (and logged).
     Flush(SyncSender<bool>),
     Cut(Time, SyncSender<()>),
@@ -175,7 +176,29 @@ impl<T: Data> ReceiverContext<T> {
 
     /// Stores records in order.
     pub fn store_many(&self, records: Vec<T>) {
+        self.store_many_with(records, None);
+    }
+
+    /// Stores records and notes where the source is after them (an offset, a line count: any
+    /// text the receiver understands). With the write-ahead log on, the position goes into the
+    /// log with the block that holds the records, and a receiver of a recovered driver reads it
+    /// back with [`logged_position`](Self::logged_position) and asks its source to resume from
+    /// there: nothing is lost, nothing is received twice.
+    pub fn store_many_at(&self, records: Vec<T>, position: impl Into<String>) {
+        self.store_many_with(records, Some(position.into()));
+    }
+
+    /// The source position noted with the newest block a previous run of the driver wrote to the
+    /// write-ahead log; `None` without the log, on a fresh start, or when no position was noted.
+    pub fn logged_position(&self) -> Option<String> {
+        self.shared.logged_position.lock().clone()
+    }
+
+    fn store_many_with(&self, records: Vec<T>, position: Option<String>) {
         if records.is_empty() {
+            if position.is_some() {
+                let _ = self.tx.send(Msg::Records(records, position));
+            }
             return;
         }
         let n = records.len() as u64;
@@ -210,7 +233,7 @@ impl<T: Data> ReceiverContext<T> {
         // The block generator drains until the receiver thread has exited, so this cannot block
         // forever.
         self.shared.stats.records.fetch_add(n, Ordering::Relaxed);
-        if self.tx.send(Msg::Records(records)).is_err() {
+        if self.tx.send(Msg::Records(records, position)).is_err() {
             self.shared.stats.records.fetch_sub(n, Ordering::Relaxed);
         }
     }
@@ -270,6 +293,8 @@ impl<T: Data> ReceiverContext<T> {
 
 struct RunnerShared {
     stream: usize,
+    /// What the write-ahead log held as the source position at start.
+    logged_position: Mutex<Option<String>>,
     stats: ReceiverStats,
     queued: AtomicU64,
     last_error: Mutex<Option<String>>,
@@ -360,6 +385,7 @@ impl<T: Data> Runner<T> {
             config,
             shared: Arc::new(RunnerShared {
                 stream,
+                logged_position: Mutex::new(None),
                 stats: ReceiverStats::default(),
                 queued: AtomicU64::new(0),
                 last_error: Mutex::new(None),
@@ -379,7 +405,11 @@ impl<T: Data> Runner<T> {
     /// The blocks of the batch at `t` (batch interval `batch`): those the previous run of the
     /// driver logged for it, read back from the write-ahead log and stored again, then (for
     /// batches of this run) those received since the last batch.
-    pub(crate) fn batch_blocks(&self, t: Time, batch: Duration) -> crate::Result<Vec<ReceivedBlock>> {
+    pub(crate) fn batch_blocks(
+        &self,
+        t: Time,
+        batch: Duration,
+    ) -> crate::Result<Vec<ReceivedBlock>> {
         let wal = self.wal.lock().clone();
         let mut blocks = Vec::new();
         if let Some(w) = &wal
@@ -392,13 +422,21 @@ impl<T: Data> Runner<T> {
                     stream: self.shared.stream as u32,
                     unique: seq,
                 };
-                let values: Vec<T> = spate_storage::deserialize_block(&id, &bytes)
-                    .map_err(|e| crate::Error::State(format!("a block of the write-ahead log cannot be read: {e}")))?;
+                let values: Vec<T> =
+                    spate_storage::deserialize_block(&id, &bytes).map_err(|e| {
+                        crate::Error::State(format!(
+                            "a block of the write-ahead log cannot be read: {e}"
+                        ))
+                    })?;
                 let records = values.len() as u64;
                 if let Some(ctx) = &ctx {
                     ctx.block_manager()
                         .put_values(id.clone(), values, self.level)
-                        .map_err(|e| crate::Error::State(format!("cannot store a block read back from the write-ahead log: {e}")))?;
+                        .map_err(|e| {
+                            crate::Error::State(format!(
+                                "cannot store a block read back from the write-ahead log: {e}"
+                            ))
+                        })?;
                 }
                 blocks.push(ReceivedBlock { id, records });
             }
@@ -416,7 +454,11 @@ impl<T: Data> Runner<T> {
         if let Some(w) = self.wal.lock().clone() {
             let n = w.wal.lock().clean(before);
             if n > 0 {
-                tracing::debug!(stream = self.shared.stream, files = n, "deleted old write-ahead log files");
+                tracing::debug!(
+                    stream = self.shared.stream,
+                    files = n,
+                    "deleted old write-ahead log files"
+                );
             }
         }
     }
@@ -533,6 +575,8 @@ fn generate_blocks<T: Data>(
     first_seq: u64,
 ) {
     let mut buf: Vec<T> = Vec::new();
+    // The source position after the last record in `buf`, if noted.
+    let mut position: Option<String> = None;
     let mut seq = first_seq;
     let mut last = Time::from_ms(0);
     // The latest batch cut: later blocks get later times, so that the batch at `t` holds
@@ -541,7 +585,7 @@ fn generate_blocks<T: Data>(
     let interval_ms = interval.as_millis().max(1) as u64;
     let mut next = clock.now().plus(interval);
     // Returns whether the block (if any) was stored, and logged when the log is on.
-    let mut flush = |buf: &mut Vec<T>, t: Time, cut: bool| -> bool {
+    let mut flush = |buf: &mut Vec<T>, position: &mut Option<String>, t: Time, cut: bool| -> bool {
         last = if cut {
             last.max(t)
         } else {
@@ -554,6 +598,7 @@ fn generate_blocks<T: Data>(
             return true;
         }
         let values = std::mem::take(buf);
+        let position = position.take();
         let n = values.len() as u64;
         let id = BlockId::Input {
             stream: shared.stream as u32,
@@ -564,7 +609,11 @@ fn generate_blocks<T: Data>(
         if let Some(w) = &wal {
             let logged = spate_storage::serialize_block(&id, &values, spate_storage::Codec::None)
                 .map_err(|e| crate::Error::State(e.to_string()))
-                .and_then(|bytes| w.wal.lock().append(last, id_seq(&id), &bytes));
+                .and_then(|bytes| {
+                    w.wal
+                        .lock()
+                        .append(last, id_seq(&id), position.as_deref(), &bytes)
+                });
             if let Err(e) = logged {
                 tracing::error!(block = %id, records = n, error = %e, "could not append a received block to the write-ahead log: it is used, but a driver restart would lose it");
                 shared.stats.errors.fetch_add(1, Ordering::Relaxed);
@@ -594,30 +643,33 @@ fn generate_blocks<T: Data>(
     };
     loop {
         match rx.recv_timeout(Duration::from_millis(10)) {
-            Ok(Msg::Records(mut r)) => {
+            Ok(Msg::Records(mut r, p)) => {
                 buf.append(&mut r);
+                if p.is_some() {
+                    position = p;
+                }
                 // A full block is cut at once, so a fast receiver never waits a whole interval.
                 if buf.len() >= block_limit {
-                    flush(&mut buf, clock.now(), false);
+                    flush(&mut buf, &mut position, clock.now(), false);
                 }
             }
             Ok(Msg::Flush(ack)) => {
-                let ok = flush(&mut buf, clock.now(), false);
+                let ok = flush(&mut buf, &mut position, clock.now(), false);
                 let _ = ack.send(ok);
             }
             Ok(Msg::Cut(t, ack)) => {
-                flush(&mut buf, t, true);
+                flush(&mut buf, &mut position, t, true);
                 let _ = ack.send(());
             }
             Ok(Msg::Stop) | Err(RecvTimeoutError::Disconnected) => {
-                flush(&mut buf, clock.now(), false);
+                flush(&mut buf, &mut position, clock.now(), false);
                 break;
             }
             Err(RecvTimeoutError::Timeout) => {}
         }
         let now = clock.now();
         if now >= next {
-            flush(&mut buf, now, false);
+            flush(&mut buf, &mut position, now, false);
             next = Time::from_ms(now.ms() / interval_ms * interval_ms + interval_ms);
         }
     }
@@ -640,13 +692,16 @@ impl<T: Data> ReceiverRunner for Runner<T> {
                     self.name
                 )));
             };
-            let dir = dir.join("receivedData").join(self.shared.stream.to_string());
+            let dir = dir
+                .join("receivedData")
+                .join(self.shared.stream.to_string());
             let wal = crate::wal::Wal::open(&dir, recovery.recovered.is_some())?;
             let old_max_seq = wal.max_seq();
             first_seq = old_max_seq.map_or(0, |s| s + 1);
             let live_from = recovery
                 .recovered
                 .map_or(Time::from_ms(0), |t| t.plus(recovery.batch));
+            *self.shared.logged_position.lock() = wal.last_position();
             if let Some(max) = old_max_seq {
                 tracing::info!(stream = self.shared.stream, blocks = max + 1, dir = %dir.display(), "recovering received blocks from the write-ahead log");
             }

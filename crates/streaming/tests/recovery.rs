@@ -225,7 +225,9 @@ fn fed_job(dir: &Path, clock: &ManualClock, wal: bool, counts: &Out, totals: &Ou
             })
             .foreach_rdd(move |rdd, t| {
                 let v = rdd.collect()?;
-                s.lock().unwrap().push((t.ms() / 1000, v.first().map_or(0, |p| p.1)));
+                s.lock()
+                    .unwrap()
+                    .push((t.ms() / 1000, v.first().map_or(0, |p| p.1)));
                 Ok(())
             });
         Ok(ssc)
@@ -259,7 +261,10 @@ fn received_records_across_a_driver_restart(wal: bool) -> (Vec<(u64, u64)>, Vec<
     let clock = ManualClock::new(40_000);
     let job = fed_job(dir.path(), &clock, wal, &counts, &totals);
     job.ssc.start().unwrap();
-    assert!(job.ssc.wait_for_batch(Time::from_ms(40_000), Duration::from_secs(60)));
+    assert!(
+        job.ssc
+            .wait_for_batch(Time::from_ms(40_000), Duration::from_secs(60))
+    );
     job.send(5);
     run_until(&job.ssc, &clock, 50);
     job.ssc.stop(true);
@@ -272,14 +277,20 @@ fn received_records_across_a_driver_restart(wal: bool) -> (Vec<(u64, u64)>, Vec<
 fn the_write_ahead_log_keeps_received_records_across_a_driver_restart() {
     let (counts, totals) = received_records_across_a_driver_restart(true);
     assert_eq!(counts, vec![(10, 10), (20, 20), (30, 7), (40, 0), (50, 5)]);
-    assert_eq!(totals, vec![(10, 10), (20, 30), (30, 37), (40, 37), (50, 42)]);
+    assert_eq!(
+        totals,
+        vec![(10, 10), (20, 30), (30, 37), (40, 37), (50, 42)]
+    );
 }
 
 #[test]
 fn without_the_write_ahead_log_a_driver_restart_loses_the_unprocessed_records() {
     let (counts, totals) = received_records_across_a_driver_restart(false);
     assert_eq!(counts, vec![(10, 10), (20, 20), (30, 0), (40, 0), (50, 5)]);
-    assert_eq!(totals, vec![(10, 10), (20, 30), (30, 30), (40, 30), (50, 35)]);
+    assert_eq!(
+        totals,
+        vec![(10, 10), (20, 30), (30, 30), (40, 30), (50, 35)]
+    );
 }
 
 #[test]

@@ -4,5 +4,6 @@
 pub mod file;
 pub mod kafka;
 pub mod network;
+pub mod recoverable;
 pub mod stateful;
 pub mod windowed;

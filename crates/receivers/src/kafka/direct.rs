@@ -543,7 +543,8 @@ mod tests {
         p.plan(Time::from_ms(3000), &latest(&[(0, 12), (1, 4)]), Some(5));
         // Batch 1000 completed with a failed read of partition 1; 2000 and 3000 are pending.
         fail(&p, 1000, 1);
-        let text = serde_json::to_string(&p.save(Time::from_ms(1000), Time::from_ms(1000))).unwrap();
+        let text =
+            serde_json::to_string(&p.save(Time::from_ms(1000), Time::from_ms(1000))).unwrap();
         let mut q = Planner::default();
         q.restore(serde_json::from_str(&text).unwrap());
         for t in [2000, 3000] {
@@ -553,7 +554,10 @@ mod tests {
                 "batch {t} is re-run on its ranges"
             );
         }
-        assert!(q.ranges(Time::from_ms(1000)).is_empty(), "completed batches are not kept");
+        assert!(
+            q.ranges(Time::from_ms(1000)).is_empty(),
+            "completed batches are not kept"
+        );
         // The next new batch reads the failed range again, then goes on after batch 3000.
         let r = q.plan(Time::from_ms(4000), &latest(&[(0, 20), (1, 6)]), Some(5));
         assert_eq!(spans(&r), vec![(0, 12, 17), (1, 0, 4), (1, 4, 6)]);

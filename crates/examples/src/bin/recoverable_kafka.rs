@@ -1,0 +1,8 @@
+//! RecoverableKafka: a job that resumes from its checkpoint directory after a crash (see
+//! `spate_examples::jobs::recoverable`).
+//!
+//! `cargo run --release -p spate-examples --bin recoverable_kafka -- --checkpoint /tmp/ckpt --conf out=/tmp/out ARGS`
+
+fn main() {
+    spate_examples::jobs::recoverable::RecoverableKafka::main();
+}

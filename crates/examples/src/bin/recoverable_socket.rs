@@ -1,0 +1,8 @@
+//! RecoverableSocket: a job that resumes from its checkpoint directory after a crash (see
+//! `spate_examples::jobs::recoverable`).
+//!
+//! `cargo run --release -p spate-examples --bin recoverable_socket -- --checkpoint /tmp/ckpt --conf out=/tmp/out ARGS`
+
+fn main() {
+    spate_examples::jobs::recoverable::RecoverableSocket::main();
+}

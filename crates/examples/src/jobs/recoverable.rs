@@ -1,0 +1,102 @@
+//! Jobs that survive a driver crash: run them with `--checkpoint DIR`, kill them (even with
+//! `kill -9`) and start them again with the same directory, and their saved outputs are those of
+//! a run that never stopped. The driver-recovery tests run them as child processes.
+//!
+//! Both save, under `--conf out=DIR`, one directory per batch and output
+//! (`DIR/<output>-<batch time in ms>.txt/part-*`), which a rerun of a batch replaces whole.
+
+use spate_receivers::{KafkaSources, SocketConfig, Sources, StartOffsets};
+use spate_streaming::{ReceiverConfig, StorageLevel, StreamingContext, streaming_job};
+use std::sync::Arc;
+use std::time::Duration;
+
+fn out_dir(ssc: &StreamingContext) -> String {
+    ssc.conf("out")
+        .unwrap_or_else(|| "target/recoverable-out".into())
+}
+
+/// Word counts of a direct Kafka stream: over a sliding window of three batches (kept with an
+/// inverse function) and running totals (`update_state_by_key`). Arguments: `BROKERS TOPIC`;
+/// it reads the topic from its earliest offsets, at most `--conf max-per-partition=N` records
+/// (20) per partition per batch, so the batches of a topic written beforehand do not depend on
+/// timing.
+#[streaming_job(
+    batch = "500ms",
+    checkpoint = "target/checkpoints/recoverable-kafka",
+    name = "recoverable-kafka"
+)]
+pub fn recoverable_kafka(ssc: &StreamingContext) {
+    let args = ssc.args();
+    let brokers = args
+        .first()
+        .cloned()
+        .unwrap_or_else(|| "127.0.0.1:9092".into());
+    let topic = args.get(1).cloned().unwrap_or_else(|| "lines".into());
+    let max = ssc
+        .conf("max-per-partition")
+        .and_then(|m| m.parse().ok())
+        .unwrap_or(20);
+    let out = out_dir(ssc);
+    let records = ssc.direct_kafka_stream(
+        &brokers,
+        &[topic.as_str()],
+        StartOffsets::Earliest,
+        Some(max),
+    );
+    let words = records.flat_map(|r: spate_receivers::KafkaRecord| {
+        r.value_lossy()
+            .split_whitespace()
+            .map(String::from)
+            .collect::<Vec<_>>()
+    });
+    let pairs = words.map(|w: String| (w, 1i64));
+    let windowed = pairs.reduce_by_key_and_window_inv_n(
+        |a, b| a + b,
+        |a, b| a - b,
+        Duration::from_millis(1500),
+        Duration::from_millis(500),
+        2,
+        Some(Arc::new(|kv: &(String, i64)| kv.1 > 0)),
+    );
+    windowed.save_as_text_files(format!("{out}/window"), "txt");
+    let totals = pairs.update_state_by_key(|new: &[i64], total: Option<i64>| {
+        Some(total.unwrap_or(0) + new.iter().sum::<i64>())
+    });
+    totals.save_as_text_files(format!("{out}/totals"), "txt");
+}
+
+/// Running word totals and per-batch line counts of a socket text stream whose source can
+/// replay (`SocketConfig::replay`), with the write-ahead log on: across a driver crash no line
+/// is lost or counted twice. Arguments: `HOST PORT`.
+#[streaming_job(
+    batch = "500ms",
+    checkpoint = "target/checkpoints/recoverable-socket",
+    name = "recoverable-socket"
+)]
+pub fn recoverable_socket(ssc: &StreamingContext) {
+    let (host, port) = crate::host_port(&ssc.args());
+    let out = out_dir(ssc);
+    ssc.set_receiver_config(ReceiverConfig {
+        write_ahead_log: true,
+        ..ReceiverConfig::default()
+    });
+    let lines = ssc.socket_text_stream_with(
+        SocketConfig {
+            replay: true,
+            ..SocketConfig::new(&host, port)
+        },
+        StorageLevel::MEMORY_ONLY_SER,
+    );
+    lines
+        .count()
+        .save_as_text_files(format!("{out}/lines"), "txt");
+    let words =
+        lines.flat_map(|l: String| l.split_whitespace().map(String::from).collect::<Vec<_>>());
+    let totals =
+        words
+            .map(|w: String| (w, 1u64))
+            .update_state_by_key(|new: &[u64], total: Option<u64>| {
+                Some(total.unwrap_or(0) + new.iter().sum::<u64>())
+            });
+    totals.save_as_text_files(format!("{out}/totals"), "txt");
+}

@@ -1,0 +1,461 @@
+//! Driver crashes with real processes: a windowed, stateful job runs as a child process, is
+//! killed with SIGKILL at a random batch, and is started again on the same checkpoint directory.
+//!
+//! - Direct Kafka (a real tansu broker): the saved outputs of every batch equal, file for file,
+//!   those of a run that was never killed, and the final totals equal a count made here.
+//! - A socket text stream with the write-ahead log on, fed by a replayable line server: every
+//!   line is counted exactly once (per-batch line counts add up to the lines sent, and the final
+//!   word totals equal a count made here), although which batch a line lands in depends on
+//!   timing.
+//!
+//! Both runs end with SIGTERM, which must stop the job gracefully (exit status 0).
+//!
+//! The Kafka test needs `tansu` on PATH (see `spate_receivers::testing`).
+
+use spate_receivers::KafkaProducer;
+use spate_receivers::testing::Broker;
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+const BATCH_MS: u64 = 500;
+
+/// A small deterministic generator for the kill point (the seed is printed, to rerun a failure).
+fn random_below(n: u64) -> u64 {
+    let seed = std::env::var("SPATE_CRASH_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(7, |d| d.subsec_nanos() as u64)
+        });
+    eprintln!("kill point seed: {seed} (set SPATE_CRASH_SEED to repeat)");
+    let mut x = seed ^ 0x9E37_79B9_7F4A_7C15;
+    x ^= x >> 33;
+    x = x.wrapping_mul(0xFF51_AFD7_ED55_8CCD);
+    x ^= x >> 33;
+    x % n
+}
+
+/// A job process writing its log to a file in `dir`.
+struct Job {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Job {
+    fn start(bin: &str, dir: &Path, run: &str, args: &[&str]) -> Job {
+        let log = dir.join(format!("{run}.log"));
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .expect("a log file");
+        let child = Command::new(bin)
+            .arg("--checkpoint")
+            .arg(dir.join("checkpoint"))
+            .arg("--conf")
+            .arg(format!("out={}", dir.join("out").display()))
+            .args(["--log-level", "warn"])
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(file.try_clone().expect("a log handle"))
+            .stderr(file)
+            .spawn()
+            .expect("the job starts");
+        Job { child, log }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Fails the test (with the job's log) if the job has exited.
+    fn check_alive(&mut self) {
+        if let Some(status) = self.child.try_wait().expect("waiting for the job") {
+            panic!("the job exited ({status}) early:\n{}", self.log());
+        }
+    }
+
+    /// Kills the process with SIGKILL.
+    fn crash(mut self) {
+        self.child.kill().expect("SIGKILL");
+        let _ = self.child.wait();
+    }
+
+    /// Sends SIGTERM and expects a graceful exit with status 0 within 30 s.
+    fn terminate(mut self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success());
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(s) = self.child.try_wait().expect("waiting for the job") {
+                assert!(
+                    s.success(),
+                    "SIGTERM should stop the job gracefully, but it exited with {s}:\n{}",
+                    self.log()
+                );
+                return;
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!(
+                    "the job did not stop within 30 s of SIGTERM:\n{}",
+                    self.log()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// The saved outputs named `name` under `out`: batch time → the sorted lines of all parts.
+fn outputs(out: &Path, name: &str) -> BTreeMap<u64, Vec<String>> {
+    let mut found = BTreeMap::new();
+    let Ok(entries) = std::fs::read_dir(out) else {
+        return found;
+    };
+    for e in entries.flatten() {
+        let file_name = e.file_name().to_string_lossy().into_owned();
+        let Some(time) = file_name
+            .strip_prefix(&format!("{name}-"))
+            .and_then(|r| r.strip_suffix(".txt"))
+            .and_then(|t| t.parse::<u64>().ok())
+        else {
+            continue;
+        };
+        let mut lines = Vec::new();
+        let mut parts: Vec<PathBuf> = std::fs::read_dir(e.path())
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|p| p.path())
+            .filter(|p| {
+                p.file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with("part-"))
+            })
+            .collect();
+        parts.sort();
+        for p in parts {
+            let text = std::fs::read_to_string(&p).expect("a part file");
+            lines.extend(text.lines().map(String::from));
+        }
+        lines.sort();
+        found.insert(time, lines);
+    }
+    found
+}
+
+/// Waits until `ready` holds for the outputs, checking that the job is alive; fails after 60 s.
+fn wait_for(job: &mut Job, what: &str, mut ready: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !ready() {
+        job.check_alive();
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}:\n{}",
+            job.log()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Parses `(word,count)` lines into a map.
+fn counts(lines: &[String]) -> BTreeMap<String, u64> {
+    lines
+        .iter()
+        .map(|l| {
+            let inner = l.trim_start_matches('(').trim_end_matches(')');
+            let (w, n) = inner.rsplit_once(',').expect("a (word,count) line");
+            (w.to_string(), n.trim().parse().expect("a count"))
+        })
+        .collect()
+}
+
+fn word_counts<'a>(lines: impl IntoIterator<Item = &'a String>) -> BTreeMap<String, u64> {
+    let mut m = BTreeMap::new();
+    for l in lines {
+        for w in l.split_whitespace() {
+            *m.entry(w.to_string()).or_default() += 1;
+        }
+    }
+    m
+}
+
+/// Line `i` of the test input: a few words from small vocabularies, so counts repeat.
+fn line(i: u64) -> String {
+    format!("w{} v{} u{}", i % 17, (i * 7) % 23, (i * 13) % 5)
+}
+
+// ---------------------------------------------------------------------------------------------
+
+const PARTITIONS: i32 = 2;
+const PER_PARTITION: u64 = 200;
+const MAX_PER_BATCH: u64 = 20;
+
+/// Runs the Kafka job on `dir` until it has saved `batches` batches of totals; with `kill_after`,
+/// it is first killed once it has saved that many, then started again.
+fn run_kafka_job(
+    broker: &Broker,
+    dir: &Path,
+    batches: usize,
+    kill_after: Option<usize>,
+) -> BTreeMap<u64, Vec<String>> {
+    let bin = env!("CARGO_BIN_EXE_recoverable_kafka");
+    let addr = broker.addr();
+    let max = format!("max-per-partition={MAX_PER_BATCH}");
+    let args = ["--conf", max.as_str(), addr.as_str(), "lines"];
+    let out = dir.join("out");
+    let saved = |n: usize| outputs(&out, "totals").len() >= n;
+    let mut job = Job::start(bin, dir, "first", &args);
+    if let Some(k) = kill_after {
+        wait_for(&mut job, &format!("{k} batches before the crash"), || {
+            saved(k)
+        });
+        job.crash();
+        job = Job::start(bin, dir, "recovered", &args);
+        let log = job.log.clone();
+        wait_for(&mut job, "the recovered run's batches", || saved(batches));
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        assert!(
+            !text.contains("ERROR"),
+            "the recovered run logged errors:\n{text}"
+        );
+    } else {
+        wait_for(&mut job, "the reference run's batches", || saved(batches));
+    }
+    job.terminate();
+    let mut all = outputs(&out, "totals");
+    for (t, w) in outputs(&out, "window") {
+        all.insert(t + 1, w); // odd keys: the window outputs (batch times are even)
+    }
+    all
+}
+
+/// Batch outputs keyed by batch number from the first batch (the two runs' clocks differ).
+fn by_batch(outputs: &BTreeMap<u64, Vec<String>>, batches: usize) -> Vec<(u64, u64, Vec<String>)> {
+    let first = outputs.keys().next().copied().unwrap_or(0) & !1;
+    outputs
+        .iter()
+        .map(|(t, lines)| ((t - first) / BATCH_MS, t & 1, lines.clone()))
+        .filter(|(i, _, _)| (*i as usize) < batches)
+        .collect()
+}
+
+#[test]
+fn a_killed_direct_kafka_job_resumes_with_the_outputs_of_an_uninterrupted_run() {
+    let Some(broker) = Broker::start() else {
+        return;
+    };
+    broker.create_topic("lines", PARTITIONS as u32);
+    let producer = KafkaProducer::new(&broker.addr()).expect("a producer");
+    let mut sent = Vec::new();
+    for p in 0..PARTITIONS {
+        let lines: Vec<String> = (0..PER_PARTITION)
+            .map(|i| line(i * PARTITIONS as u64 + p as u64))
+            .collect();
+        for chunk in lines.chunks(100) {
+            producer
+                .send(
+                    "lines",
+                    p,
+                    chunk
+                        .iter()
+                        .map(|l| (None, l.clone().into_bytes()))
+                        .collect(),
+                )
+                .expect("producing");
+        }
+        sent.extend(lines);
+    }
+    // The topic lasts 10 batches; two more show the windows emptying and the totals holding.
+    let batches = (PER_PARTITION / MAX_PER_BATCH) as usize + 2;
+    let kill_after = 1 + random_below(8) as usize;
+    eprintln!("killing after {kill_after} saved batches");
+
+    let reference = tempfile::tempdir().unwrap();
+    let expected = by_batch(
+        &run_kafka_job(&broker, reference.path(), batches, None),
+        batches,
+    );
+    let crashed = tempfile::tempdir().unwrap();
+    let got = by_batch(
+        &run_kafka_job(&broker, crashed.path(), batches, Some(kill_after)),
+        batches,
+    );
+
+    assert_eq!(
+        expected.len(),
+        2 * batches,
+        "every batch saved both outputs"
+    );
+    for (e, g) in expected.iter().zip(&got) {
+        assert_eq!(
+            e,
+            g,
+            "batch {} ({}) differs after the crash",
+            e.0,
+            if e.1 == 1 { "window" } else { "totals" }
+        );
+    }
+    assert_eq!(got.len(), expected.len());
+    // And the last totals are the word counts of everything produced.
+    let last_totals = &expected
+        .iter()
+        .rev()
+        .find(|(_, kind, _)| *kind == 0)
+        .expect("totals")
+        .2;
+    assert_eq!(counts(last_totals), word_counts(&sent));
+}
+
+// ---------------------------------------------------------------------------------------------
+
+/// A line server that can replay: a client's first line is `FROM <n>`, and it is sent lines
+/// `n..total` at about `rate` lines per second, then the connection stays open and idle.
+struct ReplayServer {
+    port: u16,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl ReplayServer {
+    fn start(total: u64, rate: u64) -> ReplayServer {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("a loopback port");
+        listener.set_nonblocking(true).expect("non-blocking accept");
+        let port = listener.local_addr().expect("an address").port();
+        let stop = Arc::new(AtomicBool::new(false));
+        let s = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let deadline = Instant::now() + Duration::from_secs(300);
+            while !s.load(Ordering::Acquire) && Instant::now() < deadline {
+                match listener.accept() {
+                    Ok((conn, _)) => {
+                        let s = s.clone();
+                        std::thread::spawn(move || serve(conn, total, rate, &s));
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(5)),
+                }
+            }
+        });
+        ReplayServer {
+            port,
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for ReplayServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Release);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn serve(conn: TcpStream, total: u64, rate: u64, stop: &AtomicBool) {
+    conn.set_nonblocking(false).ok();
+    let mut first = String::new();
+    if BufReader::new(conn.try_clone().expect("a handle"))
+        .read_line(&mut first)
+        .is_err()
+    {
+        return;
+    }
+    let Some(from) = first
+        .trim()
+        .strip_prefix("FROM ")
+        .and_then(|n| n.parse::<u64>().ok())
+    else {
+        return;
+    };
+    let mut conn = conn;
+    let per_tick = (rate / 100).max(1);
+    let mut i = from;
+    while i < total && !stop.load(Ordering::Acquire) {
+        let end = (i + per_tick).min(total);
+        let chunk: String = (i..end).map(|j| line(j) + "\n").collect();
+        if conn.write_all(chunk.as_bytes()).is_err() {
+            return; // the job died: it will ask again
+        }
+        i = end;
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // Keep the connection open (a closed one would make the receiver reconnect in a loop).
+    let mut buf = [0u8; 64];
+    conn.set_read_timeout(Some(Duration::from_millis(50))).ok();
+    while !stop.load(Ordering::Acquire) {
+        match std::io::Read::read(&mut conn, &mut buf) {
+            Ok(0) => return,
+            Ok(_) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(_) => return,
+        }
+    }
+}
+
+#[test]
+fn a_killed_socket_job_with_the_write_ahead_log_counts_every_line_once() {
+    const TOTAL: u64 = 4000;
+    let server = ReplayServer::start(TOTAL, 1000);
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let bin = env!("CARGO_BIN_EXE_recoverable_socket");
+    let port = server.port.to_string();
+    let args = ["127.0.0.1", port.as_str()];
+    let kill_after = 2 + random_below(5) as usize;
+    eprintln!("killing after {kill_after} saved batches");
+
+    let mut job = Job::start(bin, dir.path(), "first", &args);
+    wait_for(&mut job, "batches before the crash", || {
+        outputs(&out, "lines").len() >= kill_after
+    });
+    job.crash();
+    let mut job = Job::start(bin, dir.path(), "recovered", &args);
+    let all: Vec<String> = (0..TOTAL).map(line).collect();
+    let expected = word_counts(&all);
+    // Done when the latest totals count every word of every line.
+    wait_for(&mut job, "every line to be counted", || {
+        outputs(&out, "totals")
+            .values()
+            .next_back()
+            .is_some_and(|t| counts(t) == expected)
+    });
+    job.terminate();
+
+    let per_batch: u64 = outputs(&out, "lines")
+        .values()
+        .map(|l| l.first().map_or(0, |n| n.parse::<u64>().expect("a count")))
+        .sum();
+    assert_eq!(
+        per_batch, TOTAL,
+        "the per-batch line counts add up to the lines sent"
+    );
+    let totals = outputs(&out, "totals");
+    assert_eq!(
+        counts(totals.values().next_back().expect("totals")),
+        expected,
+        "the last totals count every line once"
+    );
+    // The batches are contiguous: none was skipped across the crash.
+    let times: Vec<u64> = totals.keys().copied().collect();
+    assert!(
+        times.windows(2).all(|w| w[1] - w[0] == BATCH_MS),
+        "batch times have gaps: {times:?}"
+    );
+}
