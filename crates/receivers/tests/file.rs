@@ -361,3 +361,49 @@ fn with_missing_directory_retry_batches_are_empty_until_the_directory_appears() 
     let all: Vec<String> = run.stop().into_values().flatten().collect();
     assert_eq!(all, concat(&[&early, &late]));
 }
+
+/// A started file stream on a checkpointing context made by `get_or_create` on `checkpoint`.
+fn recoverable(checkpoint: &Path, data: &Path, clock: ManualClock, zero: u64) -> Run {
+    let out: Arc<Mutex<BTreeMap<u64, Vec<String>>>> = Arc::default();
+    let ssc = StreamingContext::get_or_create(checkpoint, || {
+        let ssc = StreamingContext::new("local[2]", BATCH)?;
+        ssc.set_clock(Clock::Manual(clock.clone()))?;
+        ssc.checkpoint(checkpoint)?;
+        let o = out.clone();
+        // Not only new files: a fresh stream's first batch takes every file there.
+        let files = ssc.file_stream(data, |_| true, false, FileStreamConfig::default());
+        files.foreach_rdd(move |rdd, t| {
+            let lines = rdd.collect()?;
+            o.lock().unwrap().insert(t.ms(), lines);
+            Ok(())
+        });
+        Ok(ssc)
+    })
+    .unwrap();
+    ssc.start().unwrap();
+    assert_eq!(ssc.zero_time(), Some(Time::from_ms(zero)));
+    Run { ssc, clock, out }
+}
+
+#[test]
+fn after_a_driver_restart_the_file_stream_reads_only_the_files_it_had_not_taken() {
+    let data = tempfile::tempdir().unwrap();
+    let checkpoint = tempfile::tempdir().unwrap();
+    let (a, b, c) = (lines_of("a", 3), lines_of("b", 2), lines_of("c", 4));
+    let zero = (wall_ms() / 1000 - 1) * 1000;
+    let run = recoverable(checkpoint.path(), data.path(), ManualClock::new(zero), zero);
+    write_at(&data.path().join("a.txt"), &a, zero + 500);
+    assert_eq!(run.batch(), (zero + 1000, a.clone()));
+    write_at(&data.path().join("b.txt"), &b, zero + 1500);
+    assert_eq!(run.batch(), (zero + 2000, b.clone()));
+    run.stop(); // the driver dies after the batch of zero + 2 s
+
+    // The restarted driver resumes at zero + 3 s knowing the files taken before: `a` and `b` are
+    // not read again (a fresh stream would take them all in its first batch).
+    write_at(&data.path().join("c.txt"), &c, zero + 2500);
+    let clock = ManualClock::new(zero + 2000);
+    let run = recoverable(checkpoint.path(), data.path(), clock, zero);
+    assert_eq!(run.batch(), (zero + 3000, c));
+    run.empty_batches(1);
+    run.stop();
+}

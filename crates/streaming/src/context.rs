@@ -350,20 +350,26 @@ impl StreamingContext {
         let counts = counts_cell.clone();
         let ctx = self.context().clone();
         let batch = self.inner.env.batch;
-        let cleaner = id_hint.clone();
-        // The receiver's position is its write-ahead log (when on), which needs nothing in the
-        // metadata checkpoint; each checkpoint lets it delete what no recovery can need (the
-        // remembered batches of the three checkpoints kept).
+        let (cleaner, restorer) = (id_hint.clone(), id_hint.clone());
+        // With the write-ahead log on, the metadata checkpoint lists the blocks of the batches a
+        // recovery may re-run (the log holds them; the list checks it), and each checkpoint lets
+        // the log delete what no recovery can need (the remembered batches of the three
+        // checkpoints kept).
         let state = crate::dstream::InputState {
             save: Box::new(move |_completed, from| {
-                if let Some(r) = cleaner.get() {
-                    r.clean_log(Time::from_ms(
-                        from.ms().saturating_sub(3 * batch.as_millis() as u64),
-                    ));
-                }
-                String::new()
+                let Some(r) = cleaner.get() else {
+                    return String::new();
+                };
+                r.clean_log(Time::from_ms(
+                    from.ms().saturating_sub(3 * batch.as_millis() as u64),
+                ));
+                r.save_allocations(from)
             }),
-            restore: Box::new(|_| Ok(())),
+            restore: Box::new(move |text| {
+                restorer
+                    .get()
+                    .map_or(Ok(()), |r| r.restore_allocations(text))
+            }),
         };
         let stream = self.input_stream_with_state(
             "receiver_stream",

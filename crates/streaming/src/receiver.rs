@@ -358,6 +358,10 @@ pub(crate) struct Runner<T: Data> {
     threads: Mutex<Vec<JoinHandle<()>>>,
     ctx: Mutex<Option<Context>>,
     wal: Mutex<Option<Arc<RunnerWal>>>,
+    /// The sequence numbers of the blocks of recent batches (for metadata checkpoints), and
+    /// those a metadata checkpoint recorded (to check the log on recovery).
+    allocated: Mutex<BTreeMap<Time, Vec<u64>>>,
+    recorded: Mutex<BTreeMap<Time, Vec<u64>>>,
 }
 
 impl<T: Data> Drop for Runner<T> {
@@ -399,7 +403,38 @@ impl<T: Data> Runner<T> {
             threads: Mutex::new(Vec::new()),
             ctx: Mutex::new(None),
             wal: Mutex::new(None),
+            allocated: Mutex::new(BTreeMap::new()),
+            recorded: Mutex::new(BTreeMap::new()),
         }
+    }
+
+    /// The block sequence numbers of every batch after `from`, as JSON, for the metadata
+    /// checkpoint (empty without the write-ahead log).
+    pub(crate) fn save_allocations(&self, from: Time) -> String {
+        if self.wal.lock().is_none() && !self.config.write_ahead_log {
+            return String::new();
+        }
+        let a = self.allocated.lock();
+        let list: Vec<(u64, &Vec<u64>)> = a
+            .range(from.plus(Duration::from_millis(1))..)
+            .map(|(t, s)| (t.ms(), s))
+            .collect();
+        serde_json::to_string(&list).unwrap_or_default()
+    }
+
+    /// Takes back what a metadata checkpoint recorded of the blocks of each batch.
+    pub(crate) fn restore_allocations(&self, text: &str) -> Result<(), String> {
+        if text.is_empty() {
+            return Ok(());
+        }
+        let list: Vec<(u64, Vec<u64>)> = serde_json::from_str(text).map_err(|e| {
+            format!("the saved block ids of a receiver stream are not readable: {e}")
+        })?;
+        *self.recorded.lock() = list
+            .into_iter()
+            .map(|(t, s)| (Time::from_ms(t), s))
+            .collect();
+        Ok(())
     }
 
     /// The blocks of the batch at `t` (batch interval `batch`): those the previous run of the
@@ -441,10 +476,27 @@ impl<T: Data> Runner<T> {
                 blocks.push(ReceivedBlock { id, records });
             }
         }
+        if let Some(expected) = self.recorded.lock().get(&t) {
+            let missing: Vec<u64> = expected
+                .iter()
+                .filter(|s| !blocks.iter().any(|b| id_seq(&b.id) == **s))
+                .copied()
+                .collect();
+            if !missing.is_empty() {
+                tracing::error!(stream = self.shared.stream, batch = %t, ?missing, "the write-ahead log lacks blocks the checkpoint lists for this batch (deleted or damaged): their records are lost");
+                self.shared.stats.errors.fetch_add(1, Ordering::Relaxed);
+            }
+        }
         if wal.as_ref().is_none_or(|w| t >= w.live_from) {
             self.cut(t);
             blocks.extend(self.take_blocks(t));
         }
+        let mut a = self.allocated.lock();
+        a.insert(t, blocks.iter().map(|b| id_seq(&b.id)).collect());
+        while a.len() > 1000 {
+            a.pop_first();
+        }
+        drop(a);
         Ok(blocks)
     }
 
