@@ -234,7 +234,23 @@ fn run_kafka_job(
         wait_for(&mut job, "the reference run's batches", || saved(batches));
     }
     job.terminate();
+    // The graceful stop finished the last batch and checkpointed it.
+    let last_checkpoint = std::fs::read_dir(dir.join("checkpoint/metadata"))
+        .expect("metadata checkpoints")
+        .flatten()
+        .filter_map(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .strip_prefix("checkpoint-")
+                .and_then(|t| t.parse::<u64>().ok())
+        })
+        .max();
     let mut all = outputs(&out, "totals");
+    assert_eq!(
+        last_checkpoint,
+        all.keys().next_back().copied(),
+        "the last checkpoint is the last batch's"
+    );
     for (t, w) in outputs(&out, "window") {
         all.insert(t + 1, w); // odd keys: the window outputs (batch times are even)
     }

@@ -6,7 +6,10 @@
 //! order per partition, and moves the positions past it (an offset that keeps giving no record,
 //! such as a transaction marker, is stepped over after three tries). Positions are saved to the
 //! group's file every [`KafkaReceiverConfig::save_interval`] while they change, and when the
-//! receiver stops or fails. A failure to reach the brokers ends `receive` with
+//! receiver stops or fails. With the write-ahead log on, every stored batch of records also
+//! carries the positions after it into the log, and a receiver of a recovered driver resumes at
+//! the positions of the last logged block (the file may be ahead of it). A failure to reach the
+//! brokers ends `receive` with
 //! [`ReceiverError::Retry`]: the supervisor restarts it with backoff, and it resumes at the
 //! positions of what it stored.
 
@@ -200,7 +203,13 @@ impl Receiver<KafkaRecord> for KafkaReceiver {
         })?;
         let file = self.positions_file();
         if !self.loaded {
-            if let Some(f) = &file {
+            if let Some(logged) = rctx.logged_position() {
+                // The write-ahead log holds the positions after the last block it has: resume
+                // exactly there (the positions file may be ahead of what reached the log).
+                self.positions = parse_positions(&logged, "in the write-ahead log")
+                    .map_err(ReceiverError::Fatal)?;
+                tracing::info!(group = %self.config.group, "resuming at the Kafka positions of the write-ahead log");
+            } else if let Some(f) = &file {
                 self.positions = load_positions(f).map_err(ReceiverError::Fatal)?;
                 if !self.positions.is_empty() {
                     tracing::info!(group = %self.config.group, file = %f.display(), "resuming at saved Kafka positions");
@@ -280,8 +289,10 @@ impl Receiver<KafkaRecord> for KafkaReceiver {
                             .collect();
                         if let Some(last) = records.last() {
                             let next = last.offset.saturating_add(1);
-                            rctx.store_many(records);
                             self.positions.insert(tp.clone(), next);
+                            // Noted with the records: with the write-ahead log on, a recovered
+                            // driver resumes exactly after the last logged record.
+                            rctx.store_many_at(records, render_positions(&self.positions));
                             empty.remove(&tp);
                             dirty = true;
                         } else if high > at {
@@ -339,6 +350,20 @@ fn load_positions(path: &Path) -> Result<BTreeMap<TopicPartition, i64>, String> 
             ));
         }
     };
+    parse_positions(&text, &path.display().to_string())
+}
+
+/// Renders positions as lines of `topic<TAB>partition<TAB>next offset`.
+fn render_positions(positions: &BTreeMap<TopicPartition, i64>) -> String {
+    let mut text = String::new();
+    for (tp, o) in positions {
+        text.push_str(&format!("{}\t{}\t{o}\n", tp.topic, tp.partition));
+    }
+    text
+}
+
+/// Parses what [`render_positions`] wrote (`#` lines are comments); `source` names it in errors.
+fn parse_positions(text: &str, source: &str) -> Result<BTreeMap<TopicPartition, i64>, String> {
     let mut out = BTreeMap::new();
     for (n, line) in text.lines().enumerate() {
         if line.trim().is_empty() || line.starts_with('#') {
@@ -359,7 +384,7 @@ fn load_positions(path: &Path) -> Result<BTreeMap<TopicPartition, i64>, String> 
                 "the Kafka positions file {} is damaged at line {}: {line:?} is not \
                  `topic<TAB>partition<TAB>offset`; fix the line, or delete the file to start \
                  the group afresh",
-                path.display(),
+                source,
                 n + 1
             ));
         };
@@ -380,9 +405,7 @@ fn save_positions(
     let mut text = format!(
         "# Kafka positions of the Spate consumer group {group}: topic, partition, next offset\n"
     );
-    for (tp, o) in positions {
-        text.push_str(&format!("{}\t{}\t{o}\n", tp.topic, tp.partition));
-    }
+    text.push_str(&render_positions(positions));
     let tmp = path.with_extension("offsets.tmp");
     std::fs::write(&tmp, text)?;
     std::fs::rename(&tmp, path)
