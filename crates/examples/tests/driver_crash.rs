@@ -62,7 +62,7 @@ impl Job {
             .arg(dir.join("checkpoint"))
             .arg("--conf")
             .arg(format!("out={}", dir.join("out").display()))
-            .args(["--log-level", "warn"])
+            .args(["--log-level", "warn", "--no-ui"])
             .args(args)
             .stdin(Stdio::null())
             .stdout(file.try_clone().expect("a log handle"))

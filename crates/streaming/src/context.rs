@@ -303,6 +303,47 @@ impl StreamingContext {
         *self.inner.graph.fingerprint.lock() = Some(fp);
     }
 
+    /// Records the `#[streaming_job]` graph this context runs (for the monitoring page).
+    pub(crate) fn set_job_graph(&self, graph: crate::job::JobGraph) {
+        *self.inner.graph.job_graph.lock() = Some(graph);
+    }
+
+    /// The `#[streaming_job]` graph this context runs, once built.
+    pub fn job_graph(&self) -> Option<crate::job::JobGraph> {
+        *self.inner.graph.job_graph.lock()
+    }
+
+    /// The operators the code built (ids in construction order, then the outputs), for the
+    /// monitoring page of a job without `#[streaming_job]`.
+    pub(crate) fn operator_views(&self) -> Vec<crate::ui::OperatorView> {
+        let nodes = self.inner.graph.nodes.lock().clone();
+        let mut ops: Vec<crate::ui::OperatorView> = nodes
+            .iter()
+            .map(|n| crate::ui::OperatorView {
+                id: n.id(),
+                name: n.name().to_string(),
+                kind: None,
+                parents: n.parents().iter().map(|p| p.id()).collect(),
+                window_ms: None,
+                slide_ms: Some(n.slide().as_millis() as u64),
+                location: n.call_site().to_string(),
+            })
+            .collect();
+        let next = ops.iter().map(|o| o.id + 1).max().unwrap_or(0);
+        for (i, o) in self.inner.graph.outputs.lock().iter().enumerate() {
+            ops.push(crate::ui::OperatorView {
+                id: next + i,
+                name: o.name.to_string(),
+                kind: Some("output".into()),
+                parents: vec![o.parent],
+                window_ms: None,
+                slide_ms: None,
+                location: o.call_site.to_string(),
+            });
+        }
+        ops
+    }
+
     /// The fingerprint of the `#[streaming_job]` graph this context runs, once built.
     pub fn graph_fingerprint(&self) -> Option<u64> {
         *self.inner.graph.fingerprint.lock()
@@ -789,6 +830,8 @@ fn generate_loop(
                 break;
             }
         }
+        let span = tracing::info_span!("generate", time = time.ms());
+        let _entered = span.enter();
         let mut jobs = Vec::new();
         let mut failure = None;
         let eager = inner.graph.eager_inputs.lock().clone();
@@ -820,19 +863,21 @@ fn generate_loop(
                 }
             }
         }
-        let records = inner
+        let input_records: Vec<(usize, u64)> = inner
             .graph
             .nodes
             .lock()
             .iter()
-            .filter_map(|n| n.input_records(time))
-            .sum();
+            .filter_map(|n| n.input_records(time).map(|r| (n.id(), r)))
+            .collect();
+        let records = input_records.iter().map(|(_, r)| r).sum();
         let info = BatchInfo {
             batch_time: time,
             submission_time: clock.now(),
             processing_start: None,
             processing_end: None,
             records,
+            input_records,
             output_operations: jobs.len(),
             failure,
         };
@@ -852,6 +897,10 @@ fn execute_loop(inner: &Arc<Inner>, rx: std::sync::mpsc::Receiver<JobSet>) {
             break;
         }
         let time = info.batch_time;
+        // Everything logged while the batch runs (here and in its tasks' threads that enter the
+        // span) carries the batch time.
+        let span = tracing::info_span!("batch", time = time.ms());
+        let _entered = span.enter();
         info.processing_start = Some(clock.now());
         notify(inner, |l| l.on_batch_started(&info));
         for job in jobs {

@@ -76,6 +76,8 @@ pub(crate) type Job = Box<dyn FnOnce() -> crate::Result<()> + Send>;
 /// An output operation: makes the job of a batch.
 pub(crate) struct OutputOp {
     pub(crate) name: &'static str,
+    /// The id of the stream it writes.
+    pub(crate) parent: usize,
     pub(crate) call_site: String,
     pub(crate) generate: Box<dyn Fn(Time) -> crate::Result<Option<Job>> + Send + Sync>,
 }
@@ -98,6 +100,8 @@ pub(crate) struct Graph {
     pub(crate) creation_log: Mutex<Vec<(Option<usize>, String)>>,
     /// The fingerprint of the job's static graph, once verified.
     pub(crate) fingerprint: Mutex<Option<u64>>,
+    /// The `#[streaming_job]` graph, when the job was built by one.
+    pub(crate) job_graph: Mutex<Option<crate::job::JobGraph>>,
 }
 
 /// A check `start()` runs; an `Err` is reported as a graph error.

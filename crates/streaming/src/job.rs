@@ -154,6 +154,7 @@ pub fn build(ssc: &StreamingContext, graph: &JobGraph, build: fn(&StreamingConte
     let log: Vec<(Option<usize>, String)> = ssc.creation_log().into_iter().skip(before).collect();
     verify(graph, &log).map_err(Error::GraphMismatch)?;
     ssc.set_fingerprint(graph.fingerprint);
+    ssc.set_job_graph(*graph);
     Ok(())
 }
 
@@ -220,6 +221,16 @@ struct Cli {
     /// The driver an executor joins (HOST:PORT).
     #[arg(long)]
     driver: Option<String>,
+    /// Port of the monitoring page (/, /api/*, /metrics); the next free one of the 16 after it
+    /// is taken if it is busy.
+    #[arg(long, default_value_t = 4040)]
+    ui_port: u16,
+    /// Address the monitoring page listens on.
+    #[arg(long, default_value = "127.0.0.1")]
+    ui_host: String,
+    /// Do not serve the monitoring page.
+    #[arg(long)]
+    no_ui: bool,
     /// Log level (error, warn, info, debug, trace).
     #[arg(long, default_value = "info")]
     log_level: String,
@@ -332,6 +343,11 @@ pub fn run<I: IntoIterator<Item = String>>(
             ssc
         }
     };
+    let _ui = if cli.no_ui {
+        None
+    } else {
+        start_ui(&ssc, &cli.ui_host, cli.ui_port)
+    };
     ssc.start()?;
     // SIGINT / SIGTERM: stop gracefully, so received data is processed and the last
     // checkpoint is written; a second signal while stopping exits at once.
@@ -359,6 +375,25 @@ pub fn run<I: IntoIterator<Item = String>>(
         None => ssc.await_termination(),
     }
     Ok(())
+}
+
+/// Starts the monitoring page on the first free port of `port..port + 16`; a failure is logged,
+/// not fatal (the job runs without the page).
+fn start_ui(ssc: &StreamingContext, host: &str, port: u16) -> Option<crate::ui::UiHandle> {
+    let mut last = None;
+    for p in port..port.saturating_add(16) {
+        match ssc.start_ui((host, p)) {
+            Ok(ui) => {
+                eprintln!("monitoring page: http://{}/", ui.addr());
+                return Some(ui);
+            }
+            Err(e) => last = Some(e),
+        }
+    }
+    if let Some(e) = last {
+        tracing::warn!(error = %e, "the job runs without its monitoring page");
+    }
+    None
 }
 
 /// [`run`] with the process's arguments; on error prints it and exits with status 1.

@@ -47,6 +47,7 @@ mod listener;
 mod receiver;
 pub mod testing;
 mod time;
+pub mod ui;
 mod wal;
 
 pub use clock::{Clock, ManualClock};

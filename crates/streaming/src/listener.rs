@@ -16,6 +16,9 @@ pub struct BatchInfo {
     pub processing_end: Option<Time>,
     /// Records the input streams contributed to the batch, where they know it.
     pub records: u64,
+    /// The same, by input stream id (the `stream` of [`ReceiverInfo`](crate::ReceiverInfo) for
+    /// receiver streams).
+    pub input_records: Vec<(usize, u64)>,
     /// Number of output operations run.
     pub output_operations: usize,
     /// The first failure among its jobs, if any.

@@ -75,6 +75,7 @@ impl<T: Data> DStream<T> {
         let job = Arc::new(job);
         let op = OutputOp {
             name,
+            parent: self.id(),
             call_site: format!("{}:{}", location.file(), location.line()),
             generate: Box::new(move |t| {
                 Ok(stream.node.get_or_compute(t)?.map(|rdd| {

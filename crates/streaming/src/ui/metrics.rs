@@ -1,0 +1,176 @@
+//! `/metrics`: the monitor's counters and the block manager's, in Prometheus text format 0.0.4.
+
+use super::{BUCKETS, Histogram, Monitor};
+use std::fmt::Write as _;
+
+fn escape(label: &str) -> String {
+    label
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+fn header(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+}
+
+fn scalar(out: &mut String, name: &str, kind: &str, help: &str, value: impl std::fmt::Display) {
+    header(out, name, kind, help);
+    let _ = writeln!(out, "{name} {value}");
+}
+
+fn histogram(out: &mut String, name: &str, help: &str, h: &Histogram) {
+    header(out, name, "histogram", help);
+    for (b, c) in BUCKETS.iter().zip(h.counts) {
+        let _ = writeln!(out, "{name}_bucket{{le=\"{b}\"}} {c}");
+    }
+    let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {}", h.count);
+    let _ = writeln!(out, "{name}_sum {}", h.sum);
+    let _ = writeln!(out, "{name}_count {}", h.count);
+}
+
+/// Renders every metric.
+pub(super) fn render(monitor: &Monitor, stats: &spate_storage::StorageStats) -> String {
+    let mut out = String::new();
+    let receivers = monitor.receivers();
+    let st = monitor.state.lock();
+    scalar(
+        &mut out,
+        "spate_batch_interval_seconds",
+        "gauge",
+        "The batch interval.",
+        monitor.batch_ms as f64 / 1000.0,
+    );
+    scalar(
+        &mut out,
+        "spate_batches_completed_total",
+        "counter",
+        "Batches whose every output operation succeeded.",
+        st.completed,
+    );
+    scalar(
+        &mut out,
+        "spate_batches_failed_total",
+        "counter",
+        "Batches with a failed output operation.",
+        st.failed,
+    );
+    header(
+        &mut out,
+        "spate_input_records_total",
+        "counter",
+        "Records each input stream contributed to completed batches.",
+    );
+    for (stream, n) in &st.records {
+        let _ = writeln!(out, "spate_input_records_total{{stream=\"{stream}\"}} {n}");
+    }
+    header(
+        &mut out,
+        "spate_receiver_records_total",
+        "counter",
+        "Records of each receiver in completed batches.",
+    );
+    for r in &receivers {
+        let _ = writeln!(
+            out,
+            "spate_receiver_records_total{{stream=\"{}\",receiver=\"{}\"}} {}",
+            r.stream,
+            escape(&r.name),
+            r.records
+        );
+    }
+    header(
+        &mut out,
+        "spate_receiver_restarts_total",
+        "counter",
+        "Restarts of each receiver.",
+    );
+    for r in &receivers {
+        let _ = writeln!(
+            out,
+            "spate_receiver_restarts_total{{stream=\"{}\",receiver=\"{}\"}} {}",
+            r.stream,
+            escape(&r.name),
+            r.restarts
+        );
+    }
+    histogram(
+        &mut out,
+        "spate_batch_total_delay_seconds",
+        "From the batch time to the end of its processing.",
+        &st.total,
+    );
+    histogram(
+        &mut out,
+        "spate_batch_scheduling_delay_seconds",
+        "From the batch time to the start of its processing.",
+        &st.scheduling,
+    );
+    histogram(
+        &mut out,
+        "spate_batch_processing_delay_seconds",
+        "Time the batch's output operations took.",
+        &st.processing,
+    );
+    drop(st);
+    scalar(
+        &mut out,
+        "spate_blocks_memory_bytes",
+        "gauge",
+        "Bytes of blocks in memory.",
+        stats.memory_bytes,
+    );
+    scalar(
+        &mut out,
+        "spate_blocks_memory_capacity_bytes",
+        "gauge",
+        "The memory budget of the block store.",
+        stats.memory_capacity,
+    );
+    scalar(
+        &mut out,
+        "spate_blocks_memory",
+        "gauge",
+        "Blocks in memory.",
+        stats.memory_blocks,
+    );
+    scalar(
+        &mut out,
+        "spate_blocks_disk_bytes",
+        "gauge",
+        "Bytes of blocks on disk.",
+        stats.disk_bytes,
+    );
+    scalar(
+        &mut out,
+        "spate_blocks_disk",
+        "gauge",
+        "Blocks on disk.",
+        stats.disk_blocks,
+    );
+    header(
+        &mut out,
+        "spate_block_evictions_total",
+        "counter",
+        "Blocks evicted from memory: dropped (memory-only levels) or spilled to disk.",
+    );
+    let _ = writeln!(
+        out,
+        "spate_block_evictions_total{{outcome=\"dropped\"}} {}",
+        stats.evictions_dropped
+    );
+    let _ = writeln!(
+        out,
+        "spate_block_evictions_total{{outcome=\"spilled\"}} {}",
+        stats.evictions_spilled
+    );
+    scalar(
+        &mut out,
+        "spate_block_puts_not_stored_total",
+        "counter",
+        "Blocks that could not be stored anywhere.",
+        stats.puts_not_stored,
+    );
+    out
+}

@@ -1,0 +1,433 @@
+//! The monitoring server against a running job on a manual clock: the JSON APIs match the
+//! `BatchInfo`s a listener of the test received, `/metrics` counts the same batches and
+//! records, the graph is the static one of a `#[streaming_job]`, and the page's charts have one
+//! point per batch. Then the page in a real headless browser (Debian's chromium): the screenshot
+//! has the charts' colors once batches ran, and none before (skipped, with a message, where no
+//! browser is installed; `.ci/run` installs one).
+
+use spate_streaming::{
+    BatchInfo, Clock, ManualClock, Receiver, ReceiverContext, ReceiverError, StreamingContext,
+    StreamingListener,
+};
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::Duration;
+
+/// `GET path` over plain HTTP/1.1; returns the status code and the body.
+fn get(addr: SocketAddr, path: &str) -> (u16, String) {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).expect("a response");
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").expect("headers and body");
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .expect("a status code");
+    // axum may answer with chunked encoding: undo it.
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        let mut out = String::new();
+        let mut rest = body;
+        while let Some((size, after)) = rest.split_once("\r\n") {
+            let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+            if n == 0 {
+                break;
+            }
+            out.push_str(&after[..n]);
+            rest = &after[n + 2..];
+        }
+        out
+    } else {
+        body.to_string()
+    };
+    (status, body)
+}
+
+fn json(addr: SocketAddr, path: &str) -> serde_json::Value {
+    let (status, body) = get(addr, path);
+    assert_eq!(status, 200, "{path}: {body}");
+    serde_json::from_str(&body).unwrap_or_else(|e| panic!("{path} is not JSON ({e}): {body}"))
+}
+
+/// A receiver storing what the test sends it; each vector is acknowledged once stored.
+struct Fed {
+    feed: mpsc::Receiver<Vec<String>>,
+    acks: mpsc::Sender<()>,
+}
+
+impl Receiver<String> for Fed {
+    fn receive(&mut self, ctx: &ReceiverContext<String>) -> Result<(), ReceiverError> {
+        while !ctx.is_stopped() {
+            if let Ok(records) = self.feed.recv_timeout(Duration::from_millis(5)) {
+                ctx.store_reliably(records)?;
+                let _ = self.acks.send(());
+            }
+        }
+        Ok(())
+    }
+
+    fn name(&self) -> String {
+        "test feed".into()
+    }
+}
+
+#[derive(Default)]
+struct Collect(Mutex<Vec<BatchInfo>>);
+
+impl StreamingListener for Collect {
+    fn on_batch_completed(&self, info: &BatchInfo) {
+        self.0.lock().unwrap().push(info.clone());
+    }
+}
+
+struct Running {
+    ssc: StreamingContext,
+    clock: ManualClock,
+    ui: spate_streaming::ui::UiHandle,
+    feed: mpsc::Sender<Vec<String>>,
+    acks: mpsc::Receiver<()>,
+    seen: Arc<Collect>,
+}
+
+impl Running {
+    /// A word count over a fed receiver, with the monitoring server on a free port.
+    fn start() -> Running {
+        let ssc = StreamingContext::new("local[2]", Duration::from_secs(1)).unwrap();
+        let clock = ManualClock::new(0);
+        ssc.set_clock(Clock::Manual(clock.clone())).unwrap();
+        let (feed, feed_rx) = mpsc::channel();
+        let (ack_tx, acks) = mpsc::channel();
+        let lines = ssc.receiver_stream(Fed {
+            feed: feed_rx,
+            acks: ack_tx,
+        });
+        lines
+            .flat_map(|l: String| l.split(' ').map(String::from).collect::<Vec<_>>())
+            .map(|w| (w, 1u32))
+            .reduce_by_key(|a, b| a + b)
+            .foreach_rdd(|rdd, _| {
+                rdd.count()?;
+                Ok(())
+            });
+        let seen = Arc::new(Collect::default());
+        ssc.add_streaming_listener(seen.clone());
+        let ui = ssc.start_ui("127.0.0.1:0").unwrap();
+        ssc.start().unwrap();
+        Running {
+            ssc,
+            clock,
+            ui,
+            feed,
+            acks,
+            seen,
+        }
+    }
+
+    /// Feeds `n` lines, then runs the next batch.
+    fn batch(&self, n: usize) {
+        if n > 0 {
+            self.feed
+                .send((0..n).map(|i| format!("a b{}", i % 3)).collect())
+                .unwrap();
+            self.acks.recv_timeout(Duration::from_secs(30)).unwrap();
+        }
+        self.clock.advance(Duration::from_secs(1));
+        assert!(
+            self.ssc
+                .wait_for_batch(self.clock.time(), Duration::from_secs(30))
+        );
+    }
+
+    fn addr(&self) -> SocketAddr {
+        self.ui.addr()
+    }
+}
+
+#[test]
+fn the_json_apis_and_metrics_match_what_listeners_saw() {
+    let run = Running::start();
+    for n in [5, 0, 7] {
+        run.batch(n);
+    }
+    let seen = run.seen.0.lock().unwrap().clone();
+    assert_eq!(seen.len(), 3);
+
+    let batches = json(run.addr(), "/api/batches");
+    let batches = batches.as_array().expect("a list");
+    assert_eq!(batches.len(), seen.len());
+    let stream = run.ssc.receiver_info()[0].stream;
+    for (b, info) in batches.iter().zip(&seen) {
+        let ms = |d: Option<Duration>| d.map(|d| d.as_millis() as u64);
+        assert_eq!(b["batch_time_ms"], info.batch_time.ms());
+        assert_eq!(b["records"], info.records);
+        assert_eq!(b["input_records"][stream.to_string()], info.records);
+        assert_eq!(b["total_delay_ms"], ms(info.total_delay()).unwrap());
+        assert_eq!(
+            b["scheduling_delay_ms"],
+            ms(info.scheduling_delay()).unwrap()
+        );
+        assert_eq!(
+            b["processing_delay_ms"],
+            ms(info.processing_delay()).unwrap()
+        );
+        assert_eq!(b["output_operations"], 1);
+        assert!(b["failure"].is_null());
+    }
+    let records: Vec<u64> = seen.iter().map(|b| b.records).collect();
+    assert_eq!(records, vec![5, 0, 7]);
+
+    let receivers = json(run.addr(), "/api/receivers");
+    assert_eq!(receivers[0]["name"], "test feed");
+    assert_eq!(receivers[0]["state"], "running");
+    assert_eq!(receivers[0]["records"], 12);
+    assert_eq!(receivers[0]["rate"], 4.0); // 12 records over the last three 1 s batches
+
+    let (status, metrics) = get(run.addr(), "/metrics");
+    assert_eq!(status, 200);
+    let value = |name: &str| -> f64 {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix(' ')))
+            .unwrap_or_else(|| panic!("no {name} in\n{metrics}"))
+            .parse()
+            .unwrap()
+    };
+    assert_eq!(value("spate_batches_completed_total"), 3.0);
+    assert_eq!(value("spate_batches_failed_total"), 0.0);
+    assert_eq!(value("spate_batch_total_delay_seconds_count"), 3.0);
+    assert_eq!(value("spate_batch_interval_seconds"), 1.0);
+    assert_eq!(
+        value(&format!("spate_input_records_total{{stream=\"{stream}\"}}")),
+        12.0
+    );
+    assert_eq!(
+        value(&format!(
+            "spate_receiver_records_total{{stream=\"{stream}\",receiver=\"test feed\"}}"
+        )),
+        12.0
+    );
+    let total_sum: f64 = seen
+        .iter()
+        .map(|b| b.total_delay().unwrap().as_secs_f64())
+        .sum();
+    assert!((value("spate_batch_total_delay_seconds_sum") - total_sum).abs() < 1e-9);
+    // Buckets are cumulative and end at the count.
+    let buckets: Vec<f64> = metrics
+        .lines()
+        .filter(|l| l.starts_with("spate_batch_total_delay_seconds_bucket"))
+        .map(|l| l.rsplit(' ').next().unwrap().parse().unwrap())
+        .collect();
+    assert!(buckets.windows(2).all(|w| w[0] <= w[1]), "{buckets:?}");
+    assert_eq!(buckets.last(), Some(&3.0));
+    assert!(metrics.contains("# TYPE spate_batch_total_delay_seconds histogram"));
+
+    let graph = json(run.addr(), "/api/graph");
+    assert_eq!(graph["source"], "runtime");
+    let names: Vec<&str> = graph["operators"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "receiver_stream",
+            "flat_map",
+            "map",
+            "reduce_by_key",
+            "foreach_rdd"
+        ]
+    );
+    assert_eq!(get(run.addr(), "/nothing-here").0, 404);
+    run.ssc.stop(true);
+    assert_eq!(
+        json(run.addr(), "/api/receivers")[0]["state"],
+        "stopped",
+        "the receiver's stop reached the page"
+    );
+}
+
+#[spate_streaming::streaming_job(batch = "1s", name = "monitored")]
+fn monitored(ssc: &StreamingContext) {
+    let queue = Arc::new(Mutex::new(std::collections::VecDeque::new()));
+    let numbers = ssc.queue_stream::<u32>(queue, true);
+    let doubled = numbers.map(|x: u32| x * 2);
+    doubled.print();
+}
+
+#[test]
+fn the_graph_of_a_streaming_job_is_its_static_graph() {
+    let ssc = StreamingContext::new("local[2]", Duration::from_secs(1)).unwrap();
+    Monitored::build(&ssc).unwrap();
+    let ui = ssc.start_ui("127.0.0.1:0").unwrap();
+    let graph = json(ui.addr(), "/api/graph");
+    let expected = Monitored::graph();
+    assert_eq!(graph["source"], "static");
+    assert_eq!(graph["job"], "monitored");
+    assert_eq!(
+        graph["fingerprint"],
+        format!("{:016x}", expected.fingerprint)
+    );
+    let ops = graph["operators"].as_array().unwrap();
+    assert_eq!(ops.len(), expected.ops.len());
+    for (o, e) in ops.iter().zip(expected.ops) {
+        assert_eq!(o["id"], e.id);
+        assert_eq!(o["name"], e.name);
+        assert_eq!(o["kind"], e.kind);
+        assert_eq!(o["location"], e.location);
+        let parents: Vec<usize> = o["parents"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p.as_u64().unwrap() as usize)
+            .collect();
+        assert_eq!(parents, e.parents);
+    }
+    let (_, page) = get(ui.addr(), "/");
+    assert!(page.contains("Spate: monitored"));
+    assert!(page.contains("queue_stream"));
+}
+
+#[test]
+fn the_page_charts_one_point_per_batch_and_series() {
+    let run = Running::start();
+    let (status, page) = get(run.addr(), "/");
+    assert_eq!(status, 200);
+    assert_eq!(page.matches("no batches yet").count(), 4);
+    assert_eq!(page.matches("<circle").count(), 0);
+    for n in [3, 1, 4, 1] {
+        run.batch(n);
+    }
+    let (_, page) = get(run.addr(), "/");
+    assert!(page.starts_with("<!doctype html>"));
+    assert_eq!(page.matches("<svg").count(), 4);
+    // Four batches, four series (records, scheduling, processing, total delay).
+    assert_eq!(page.matches("<circle").count(), 16);
+    assert_eq!(page.matches("batch interval").count(), 4); // the summary and three delay charts
+    assert!(page.contains("test feed"));
+    assert!(!page.contains("http://") && !page.contains("https://") && !page.contains("<script"));
+    run.ssc.stop(true);
+}
+
+// ---------------------------------------------------------------------------------------------
+// A real browser.
+
+fn browser() -> Option<&'static str> {
+    ["chromium", "chromium-browser", "google-chrome"]
+        .into_iter()
+        .find(|b| {
+            std::process::Command::new(b)
+                .arg("--version")
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        })
+}
+
+/// A headless screenshot of `url`, as RGBA pixels.
+fn screenshot(browser: &str, url: &str) -> Vec<[u8; 4]> {
+    let dir = tempfile::tempdir().unwrap();
+    let png_path = dir.path().join("page.png");
+    let mut child = std::process::Command::new(browser)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--hide-scrollbars",
+            "--window-size=1280,1200",
+        ])
+        .arg(format!(
+            "--user-data-dir={}",
+            dir.path().join("profile").display()
+        ))
+        .arg(format!("--screenshot={}", png_path.display()))
+        .arg(url)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("the browser starts");
+    let deadline = std::time::Instant::now() + Duration::from_secs(90);
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("{browser} did not take the screenshot within 90 s");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let file = std::fs::File::open(&png_path).expect("the screenshot was written");
+    let decoder = png::Decoder::new(std::io::BufReader::new(file));
+    let mut reader = decoder.read_info().unwrap();
+    let mut buf = vec![
+        0;
+        reader
+            .output_buffer_size()
+            .expect("a screenshot of sane size")
+    ];
+    let info = reader.next_frame(&mut buf).unwrap();
+    let bytes = &buf[..info.buffer_size()];
+    match info.color_type {
+        png::ColorType::Rgba => bytes.chunks(4).map(|c| [c[0], c[1], c[2], c[3]]).collect(),
+        png::ColorType::Rgb => bytes.chunks(3).map(|c| [c[0], c[1], c[2], 255]).collect(),
+        other => panic!("unexpected screenshot color type {other:?}"),
+    }
+}
+
+/// Pixels within a small distance of the color `#rrggbb`.
+fn pixels_of(pixels: &[[u8; 4]], hex: &str) -> usize {
+    let c = |i: usize| u8::from_str_radix(&hex[1 + 2 * i..3 + 2 * i], 16).unwrap() as i32;
+    let (r, g, b) = (c(0), c(1), c(2));
+    pixels
+        .iter()
+        .filter(|p| {
+            (p[0] as i32 - r).abs() <= 6
+                && (p[1] as i32 - g).abs() <= 6
+                && (p[2] as i32 - b).abs() <= 6
+        })
+        .count()
+}
+
+#[test]
+fn the_page_in_a_headless_browser_shows_chart_points_once_batches_ran() {
+    let Some(browser) = browser() else {
+        eprintln!(
+            "skipping: no chromium found (install Debian's `chromium` package, as .ci/run does, to run this test)"
+        );
+        return;
+    };
+    let run = Running::start();
+    let url = format!("http://{}/", run.addr());
+    let before = screenshot(browser, &url);
+    for n in [3, 8, 2, 9, 5, 6] {
+        run.batch(n);
+    }
+    let after = screenshot(browser, &url);
+    for (series, color) in [("records", "#1f77b4"), ("total delay", "#d62728")] {
+        assert_eq!(
+            pixels_of(&before, color),
+            0,
+            "{series}: no points before any batch"
+        );
+        let n = pixels_of(&after, color);
+        assert!(
+            n > 60,
+            "{series}: only {n} pixels of {color} after six batches"
+        );
+    }
+    run.ssc.stop(true);
+}
