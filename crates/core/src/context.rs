@@ -94,6 +94,8 @@ pub struct ContextConfig {
     pub codec: Codec,
     /// Default partition count of shuffles; `None` means the number of worker threads.
     pub default_parallelism: Option<usize>,
+    /// The program `local-cluster` starts as executors (`None`: this process's own binary).
+    pub executor_program: Option<PathBuf>,
 }
 
 impl ContextConfig {
@@ -106,6 +108,7 @@ impl ContextConfig {
             scratch_parent: std::env::temp_dir(),
             codec: Codec::None,
             default_parallelism: None,
+            executor_program: None,
         }
     }
 }
@@ -122,6 +125,7 @@ pub(crate) struct ContextInner {
     pub(crate) checkpoint_dir: Mutex<Option<PathBuf>>,
     pub(crate) stage_lock: parking_lot::ReentrantMutex<()>,
     pub(crate) jobs_run: AtomicU64,
+    pub(crate) cluster: Option<crate::cluster::Cluster>,
 }
 
 /// A handle to the RDD runtime; cheap to clone.
@@ -158,13 +162,25 @@ impl Context {
     /// A context with the given settings.
     pub fn with_config(config: ContextConfig) -> Result<Context> {
         let master = Master::parse(&config.master)?;
-        let threads = match master {
-            Master::Local(n) => n,
-            _ => {
-                return Err(Error::InvalidMaster {
-                    master: config.master.clone(),
-                    reason: "cluster masters are not available in this build yet".into(),
-                });
+        // Cluster masters: executors join and hold replicas; tasks run on this process's
+        // worker threads (as many as the cluster's cores) until task shipping exists.
+        let (threads, cluster) = match &master {
+            Master::Local(n) => (*n, None),
+            Master::LocalCluster { executors, cores } => {
+                let cluster = crate::cluster::Cluster::listen("127.0.0.1:0")?;
+                let program = match &config.executor_program {
+                    Some(p) => p.clone(),
+                    None => std::env::current_exe().map_err(|e| {
+                        Error::Cluster(format!("cannot find this program to start executors: {e}"))
+                    })?,
+                };
+                cluster.spawn_local(*executors, *cores, &program)?;
+                (executors * cores, Some(cluster))
+            }
+            Master::Remote(addr) => {
+                let cluster = crate::cluster::Cluster::listen(addr)?;
+                let n = std::thread::available_parallelism().map_or(2, |n| n.get());
+                (n, Some(cluster))
             }
         };
         let pool = rayon::ThreadPoolBuilder::new()
@@ -179,6 +195,9 @@ impl Context {
             scratch_parent: config.scratch_parent.clone(),
             codec: config.codec,
         })?);
+        if let Some(c) = &cluster {
+            c.attach(&block_manager);
+        }
         let default_parallelism = config.default_parallelism.unwrap_or(threads).max(1);
         Ok(Context {
             inner: Arc::new(ContextInner {
@@ -192,9 +211,15 @@ impl Context {
                 checkpoint_dir: Mutex::new(None),
                 stage_lock: parking_lot::ReentrantMutex::new(()),
                 jobs_run: AtomicU64::new(0),
+                cluster,
                 config,
             }),
         })
+    }
+
+    /// The cluster (executors holding replicas) of a `local-cluster` or `spate://` master.
+    pub fn cluster(&self) -> Option<&crate::cluster::Cluster> {
+        self.inner.cluster.as_ref()
     }
 
     /// The parsed master.

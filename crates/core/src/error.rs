@@ -6,7 +6,9 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The master string is not one this build understands.
-    #[error("invalid master {master:?}: {reason}. Use local, local[N] or local[*]")]
+    #[error(
+        "invalid master {master:?}: {reason}. Use local, local[N], local[*], local-cluster[E,C] or spate://HOST:PORT"
+    )]
     InvalidMaster {
         /// The master string given.
         master: String,
@@ -89,6 +91,10 @@ pub enum Error {
     /// the message names the system and says what to do.
     #[error("reading an external source failed: {0}")]
     Source(String),
+    /// Cluster mode: an executor that does not come up, a driver that cannot be reached, a
+    /// lost connection.
+    #[error("cluster: {0}")]
+    Cluster(String),
     /// An argument is out of range.
     #[error("invalid argument: {0}")]
     InvalidArgument(String),

@@ -69,6 +69,8 @@ pub struct StorageStats {
     pub replicas_skipped: u64,
     /// Replicas stored on peers.
     pub replicas_stored: u64,
+    /// Blocks missing here that were read from their replica on a peer.
+    pub replica_reads: u64,
 }
 
 #[derive(Default)]
@@ -80,6 +82,7 @@ struct Counters {
     puts_not_stored: AtomicU64,
     replicas_skipped: AtomicU64,
     replicas_stored: AtomicU64,
+    replica_reads: AtomicU64,
 }
 
 fn bump(c: &AtomicU64) {
@@ -344,10 +347,13 @@ impl BlockManager {
             Some(Stored::Bytes(b)) => b,
             None => match self.disk.get(id)? {
                 Some(b) => Arc::new(b),
-                None => {
-                    bump(&self.counters.misses);
-                    return Ok(None);
-                }
+                None => match self.fetch_replica(id)? {
+                    Some(b) => Arc::new(b),
+                    None => {
+                        bump(&self.counters.misses);
+                        return Ok(None);
+                    }
+                },
             },
         };
         bump(&self.counters.hits);
@@ -367,7 +373,10 @@ impl BlockManager {
                 encode(id, &*values, self.codec).map(Some)
             }
             None => {
-                let r = self.disk.get(id)?;
+                let r = match self.disk.get(id)? {
+                    Some(b) => Some(b),
+                    None => self.fetch_replica(id)?,
+                };
                 bump(if r.is_some() {
                     &self.counters.hits
                 } else {
@@ -383,8 +392,26 @@ impl BlockManager {
         self.memory.lock().contains(id) || self.disk.contains(id)
     }
 
-    /// Removes block `id` from every store; returns whether it existed.
+    /// A block this process lost, read from the replica a peer holds (through the transport).
+    fn fetch_replica(&self, id: &BlockId) -> Result<Option<Vec<u8>>> {
+        let transport = self.transport.lock().clone();
+        let Some(t) = transport else {
+            return Ok(None);
+        };
+        let found = t.fetch(id)?;
+        if found.is_some() {
+            bump(&self.counters.replica_reads);
+            tracing::debug!(block = %id, "read a lost block from its replica");
+        }
+        Ok(found)
+    }
+
+    /// Removes block `id` from every store (and its replica); returns whether it existed here.
     pub fn remove(&self, id: &BlockId) -> bool {
+        let transport = self.transport.lock().clone();
+        if let Some(t) = transport {
+            t.forget(id);
+        }
         let in_memory = self.memory.lock().remove(id).is_some();
         let on_disk = self.disk.remove(id);
         in_memory || on_disk
@@ -433,6 +460,7 @@ impl BlockManager {
             puts_not_stored: get(&c.puts_not_stored),
             replicas_skipped: get(&c.replicas_skipped),
             replicas_stored: get(&c.replicas_stored),
+            replica_reads: get(&c.replica_reads),
         }
     }
 

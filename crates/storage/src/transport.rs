@@ -23,4 +23,13 @@ pub trait Transport: Send + Sync {
         bytes: &[u8],
         level: StorageLevel,
     ) -> Result<()>;
+
+    /// The serialized bytes of block `id` from the peer holding its replica, if any (asked when
+    /// this process lost its own copy). The default knows no replicas.
+    fn fetch(&self, _id: &BlockId) -> Result<Option<Vec<u8>>> {
+        Ok(None)
+    }
+
+    /// Block `id` was removed on purpose: drop its replica too. The default does nothing.
+    fn forget(&self, _id: &BlockId) {}
 }

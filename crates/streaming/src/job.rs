@@ -221,6 +221,9 @@ struct Cli {
     /// The driver an executor joins (HOST:PORT).
     #[arg(long)]
     driver: Option<String>,
+    /// Task threads of an executor.
+    #[arg(long, default_value_t = 1)]
+    cores: usize,
     /// Port of the monitoring page (/, /api/*, /metrics); the next free one of the 16 after it
     /// is taken if it is busy.
     #[arg(long, default_value_t = 4040)]
@@ -304,7 +307,14 @@ pub fn run<I: IntoIterator<Item = String>>(
         return Ok(());
     }
     if cli.executor || cli.driver.is_some() {
-        return Err(Error::State("the executor role needs cluster mode, which this build does not have yet: run with a local master".into()));
+        let Some(driver) = cli.driver.as_deref().filter(|_| cli.executor) else {
+            return Err(Error::State(
+                "the executor role needs both --executor and --driver HOST:PORT".into(),
+            ));
+        };
+        // The same binary, another role: join the driver and serve it until it is done.
+        let config = spate_core::cluster::ExecutorConfig::new(driver, cli.cores);
+        return spate_core::cluster::run_executor(&config).map_err(Error::Core);
     }
     let batch = match &cli.batch {
         Some(b) => duration(b, "--batch")?,

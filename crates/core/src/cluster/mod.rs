@@ -1,0 +1,548 @@
+//! Cluster mode, driver side: executors (processes of the job's own binary) join the driver over
+//! TCP, heartbeat, and hold the second copy of every `_2` block.
+//!
+//! What this version does: membership (`local-cluster[E,C]` spawns E executor processes and waits
+//! for them to register; `spate://HOST:PORT` listens for executors started anywhere), failure
+//! detection (a closed connection or no heartbeat for [`HEARTBEAT_TIMEOUT`] marks an executor
+//! lost), and block replication through the storage [`Transport`]: a `_2` put is stored on an
+//! executor before it is acknowledged, a block the driver lost (evicted) is read back from its
+//! replica, and the replicas a lost executor held are made again on another executor from the
+//! driver's copy. Tasks still run on the driver's worker threads: shipping tasks to executors (by
+//! structural name, see ARCHITECTURE.md) is the next step.
+
+mod executor;
+pub mod protocol;
+
+pub use executor::{ExecutorConfig, HEARTBEAT_INTERVAL, run_executor};
+
+use crate::{Error, Result};
+use parking_lot::{Condvar, Mutex};
+use protocol::{Message, Request, Response};
+use spate_storage::{BlockId, BlockManager, PeerId, StorageLevel, Transport};
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+
+/// An executor silent for this long is lost.
+pub const HEARTBEAT_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long a request to an executor may take.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long spawned executors have to register.
+const REGISTER_TIMEOUT: Duration = Duration::from_secs(30);
+
+type Pending = Arc<Mutex<HashMap<u64, std::sync::mpsc::SyncSender<Response>>>>;
+
+struct ExecutorState {
+    tx: mpsc::UnboundedSender<Message>,
+    pending: Pending,
+    last_heartbeat: Instant,
+    cores: u32,
+    pid: u32,
+}
+
+/// A registered executor, as [`Cluster::executors`] lists it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExecutorInfo {
+    /// Its id (`executor-<id>` as a storage peer).
+    pub id: u32,
+    /// Its task threads.
+    pub cores: u32,
+    /// Its process id.
+    pub pid: u32,
+}
+
+struct Inner {
+    addr: SocketAddr,
+    executors: Mutex<BTreeMap<u32, ExecutorState>>,
+    changed: Condvar,
+    next_executor: AtomicU32,
+    next_request: AtomicU64,
+    /// Where the replica of each replicated block is, and its level.
+    replicas: Mutex<HashMap<BlockId, (u32, StorageLevel)>>,
+    /// The driver's block manager (to copy blocks again when an executor is lost).
+    blocks: Mutex<Weak<BlockManager>>,
+    children: Mutex<Vec<Child>>,
+    lost: AtomicU64,
+}
+
+/// The driver's side of a cluster. Dropping the last handle shuts the executors down.
+#[derive(Clone)]
+pub struct Cluster {
+    inner: Arc<Inner>,
+    _runtime: Arc<RuntimeGuard>,
+}
+
+/// Owns the cluster's tokio runtime; shut down when the cluster is dropped.
+struct RuntimeGuard(Option<tokio::runtime::Runtime>);
+
+impl Drop for RuntimeGuard {
+    fn drop(&mut self) {
+        if let Some(rt) = self.0.take() {
+            rt.shutdown_timeout(Duration::from_millis(500));
+        }
+    }
+}
+
+fn peer_name(id: u32) -> PeerId {
+    format!("executor-{id}")
+}
+
+fn parse_peer(peer: &str) -> Option<u32> {
+    peer.strip_prefix("executor-")?.parse().ok()
+}
+
+impl Cluster {
+    /// Listens for executors on `addr` (`127.0.0.1:0` for any free loopback port).
+    pub fn listen(addr: &str) -> Result<Cluster> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("spate-cluster")
+            .enable_all()
+            .build()
+            .map_err(|e| Error::Cluster(format!("cannot start the cluster runtime: {e}")))?;
+        let listener = runtime
+            .block_on(tokio::net::TcpListener::bind(addr))
+            .map_err(|e| {
+                Error::Cluster(format!(
+                    "cannot listen for executors on {addr}: {e}; choose another address"
+                ))
+            })?;
+        let bound = listener
+            .local_addr()
+            .map_err(|e| Error::Cluster(format!("listener address: {e}")))?;
+        let inner = Arc::new(Inner {
+            addr: bound,
+            executors: Mutex::new(BTreeMap::new()),
+            changed: Condvar::new(),
+            next_executor: AtomicU32::new(1),
+            next_request: AtomicU64::new(1),
+            replicas: Mutex::new(HashMap::new()),
+            blocks: Mutex::new(Weak::new()),
+            children: Mutex::new(Vec::new()),
+            lost: AtomicU64::new(0),
+        });
+        runtime.spawn(accept_loop(listener, Arc::downgrade(&inner)));
+        runtime.spawn(watch_heartbeats(Arc::downgrade(&inner)));
+        tracing::info!(%bound, "the driver listens for executors");
+        Ok(Cluster {
+            inner,
+            _runtime: Arc::new(RuntimeGuard(Some(runtime))),
+        })
+    }
+
+    /// The address executors join (`--executor --driver <addr>`).
+    pub fn addr(&self) -> SocketAddr {
+        self.inner.addr
+    }
+
+    /// Starts `count` executor processes of `program` (each with `cores` task threads) on
+    /// loopback and waits until they have all registered.
+    pub fn spawn_local(&self, count: usize, cores: usize, program: &std::path::Path) -> Result<()> {
+        let before = self.inner.executors.lock().len();
+        for _ in 0..count {
+            let child = Command::new(program)
+                .args(["--executor", "--driver"])
+                .arg(self.addr().to_string())
+                .args(["--cores", &cores.to_string(), "--no-ui"])
+                .stdin(Stdio::null())
+                .spawn()
+                .map_err(|e| {
+                    Error::Cluster(format!(
+                        "cannot start the executor program {}: {e}",
+                        program.display()
+                    ))
+                })?;
+            self.inner.children.lock().push(child);
+        }
+        let deadline = Instant::now() + REGISTER_TIMEOUT;
+        let mut executors = self.inner.executors.lock();
+        while executors.len() < before + count {
+            // An executor process that already exited will never register.
+            for c in self.inner.children.lock().iter_mut() {
+                if let Ok(Some(status)) = c.try_wait() {
+                    return Err(Error::Cluster(format!(
+                        "executor process {} ({}) exited with {status} before registering: the program must be a Spate job binary, whose entry point runs the executor role for --executor --driver HOST:PORT",
+                        c.id(),
+                        program.display()
+                    )));
+                }
+            }
+            if Instant::now() > deadline {
+                return Err(Error::Cluster(format!(
+                    "{} of {count} executors registered within {REGISTER_TIMEOUT:?} ({}): see their output above",
+                    executors.len() - before,
+                    program.display()
+                )));
+            }
+            self.inner
+                .changed
+                .wait_for(&mut executors, Duration::from_millis(50));
+        }
+        Ok(())
+    }
+
+    /// The executors alive now.
+    pub fn executors(&self) -> Vec<ExecutorInfo> {
+        self.inner
+            .executors
+            .lock()
+            .iter()
+            .map(|(id, e)| ExecutorInfo {
+                id: *id,
+                cores: e.cores,
+                pid: e.pid,
+            })
+            .collect()
+    }
+
+    /// How many executors were lost so far.
+    pub fn lost_executors(&self) -> u64 {
+        self.inner.lost.load(Ordering::Relaxed)
+    }
+
+    /// Waits until exactly `n` executors are alive, or `timeout` passes; returns whether they are.
+    pub fn wait_for_executors(&self, n: usize, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        let mut executors = self.inner.executors.lock();
+        while executors.len() != n {
+            if self
+                .inner
+                .changed
+                .wait_until(&mut executors, deadline)
+                .timed_out()
+            {
+                return executors.len() == n;
+            }
+        }
+        true
+    }
+
+    /// The executor holding the replica of `block`, if any.
+    pub fn replica_of(&self, block: &BlockId) -> Option<u32> {
+        self.inner.replicas.lock().get(block).map(|(e, _)| *e)
+    }
+
+    /// Makes this cluster the transport of `blocks` (for `_2` levels).
+    pub fn attach(&self, blocks: &Arc<BlockManager>) {
+        *self.inner.blocks.lock() = Arc::downgrade(blocks);
+        blocks.set_transport(Arc::new(self.clone()));
+    }
+
+    /// Sends `request` to executor `id` and waits for the answer.
+    fn request(&self, id: u32, body: Request) -> Result<Response> {
+        request(&self.inner, id, body)
+    }
+}
+
+fn request(inner: &Inner, id: u32, body: Request) -> Result<Response> {
+    let (tx, pending) = {
+        let executors = inner.executors.lock();
+        let e = executors
+            .get(&id)
+            .ok_or_else(|| Error::Cluster(format!("executor {id} is not alive")))?;
+        (e.tx.clone(), e.pending.clone())
+    };
+    let req = inner.next_request.fetch_add(1, Ordering::Relaxed);
+    let (answer_tx, answer) = std::sync::mpsc::sync_channel(1);
+    pending.lock().insert(req, answer_tx);
+    if tx.send(Message::Request { id: req, body }).is_err() {
+        pending.lock().remove(&req);
+        return Err(Error::Cluster(format!("executor {id} is gone")));
+    }
+    let result = answer.recv_timeout(REQUEST_TIMEOUT);
+    pending.lock().remove(&req);
+    result.map_err(|_| {
+        Error::Cluster(format!(
+            "executor {id} did not answer within {REQUEST_TIMEOUT:?} (lost?)"
+        ))
+    })
+}
+
+impl Transport for Cluster {
+    fn peers(&self) -> Vec<PeerId> {
+        self.inner
+            .executors
+            .lock()
+            .keys()
+            .map(|id| peer_name(*id))
+            .collect()
+    }
+
+    fn replicate(
+        &self,
+        peer: &PeerId,
+        id: &BlockId,
+        bytes: &[u8],
+        level: StorageLevel,
+    ) -> spate_storage::Result<()> {
+        let failure = |reason: String| spate_storage::Error::Replication {
+            block: id.clone(),
+            peer: peer.clone(),
+            reason,
+        };
+        let executor = parse_peer(peer).ok_or_else(|| failure("not an executor".into()))?;
+        let answer = self
+            .request(
+                executor,
+                Request::PutBlock {
+                    block: id.clone(),
+                    level,
+                    bytes: bytes.to_vec(),
+                },
+            )
+            .map_err(|e| failure(e.to_string()))?;
+        match answer {
+            Response::Stored => {
+                self.inner
+                    .replicas
+                    .lock()
+                    .insert(id.clone(), (executor, level));
+                Ok(())
+            }
+            Response::Failed(why) => Err(failure(why)),
+            other => Err(failure(format!("unexpected answer {other:?}"))),
+        }
+    }
+
+    fn fetch(&self, id: &BlockId) -> spate_storage::Result<Option<Vec<u8>>> {
+        let Some((executor, _)) = self.inner.replicas.lock().get(id).copied() else {
+            return Ok(None);
+        };
+        match self.request(executor, Request::GetBlock { block: id.clone() }) {
+            Ok(Response::Block(b)) => Ok(b),
+            Ok(other) => {
+                tracing::warn!(block = %id, executor, answer = ?other, "reading a replica failed");
+                Ok(None)
+            }
+            Err(e) => {
+                tracing::warn!(block = %id, executor, error = %e, "reading a replica failed");
+                Ok(None)
+            }
+        }
+    }
+
+    fn forget(&self, id: &BlockId) {
+        let Some((executor, _)) = self.inner.replicas.lock().remove(id) else {
+            return;
+        };
+        // Fire and forget: a lost executor's blocks are gone anyway.
+        let req = self.inner.next_request.fetch_add(1, Ordering::Relaxed);
+        if let Some(e) = self.inner.executors.lock().get(&executor) {
+            let _ = e.tx.send(Message::Request {
+                id: req,
+                body: Request::RemoveBlock { block: id.clone() },
+            });
+        }
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        for e in self.executors.get_mut().values() {
+            let _ = e.tx.send(Message::Shutdown);
+        }
+        let deadline = Instant::now() + Duration::from_secs(2);
+        for c in self.children.get_mut().iter_mut() {
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = c.try_wait() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            if let Ok(None) = c.try_wait() {
+                let _ = c.kill();
+            }
+            let _ = c.wait();
+        }
+    }
+}
+
+impl std::fmt::Debug for Cluster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cluster")
+            .field("addr", &self.inner.addr)
+            .field("executors", &self.executors())
+            .finish()
+    }
+}
+
+/// Marks executor `id` lost: forgets it, fails its pending requests, and copies the replicas it
+/// held to another executor (from the driver's copy), in a thread of its own.
+fn lose(inner: &Arc<Inner>, id: u32, why: &str) {
+    let state = {
+        let mut executors = inner.executors.lock();
+        let Some(state) = executors.remove(&id) else {
+            return;
+        };
+        // Counted under the lock, so whoever sees the executor gone sees the count too.
+        inner.lost.fetch_add(1, Ordering::Relaxed);
+        state
+    };
+    inner.changed.notify_all();
+    state.pending.lock().clear();
+    let moved: Vec<(BlockId, StorageLevel)> = inner
+        .replicas
+        .lock()
+        .iter()
+        .filter(|(_, (e, _))| *e == id)
+        .map(|(b, (_, l))| (b.clone(), *l))
+        .collect();
+    tracing::warn!(
+        executor = id,
+        pid = state.pid,
+        replicas = moved.len(),
+        "executor lost: {why}; its replicas are copied again from the driver"
+    );
+    if moved.is_empty() {
+        return;
+    }
+    let inner = inner.clone();
+    std::thread::spawn(move || rereplicate(&inner, id, moved));
+}
+
+fn rereplicate(inner: &Arc<Inner>, lost: u32, moved: Vec<(BlockId, StorageLevel)>) {
+    let blocks = inner.blocks.lock().upgrade();
+    for (block, level) in moved {
+        inner.replicas.lock().remove(&block);
+        let bytes = blocks
+            .as_ref()
+            .and_then(|b| b.get_bytes(&block).ok().flatten());
+        let Some(bytes) = bytes else {
+            tracing::error!(%block, executor = lost, "the driver no longer has a block whose replica was lost: it is recomputed from lineage when needed");
+            continue;
+        };
+        let peers: Vec<u32> = inner.executors.lock().keys().copied().collect();
+        if peers.is_empty() {
+            tracing::warn!(%block, "no executor left for a replica");
+            continue;
+        }
+        let target = peers[crc32fast::hash(block.to_string().as_bytes()) as usize % peers.len()];
+        match request(
+            inner,
+            target,
+            Request::PutBlock {
+                block: block.clone(),
+                level,
+                bytes,
+            },
+        ) {
+            Ok(Response::Stored) => {
+                inner.replicas.lock().insert(block, (target, level));
+            }
+            other => {
+                tracing::error!(%block, executor = target, answer = ?other, "could not copy a replica again")
+            }
+        }
+    }
+}
+
+async fn accept_loop(listener: tokio::net::TcpListener, inner: Weak<Inner>) {
+    loop {
+        let Ok((stream, from)) = listener.accept().await else {
+            continue;
+        };
+        let Some(i) = inner.upgrade() else {
+            return;
+        };
+        let _ = stream.set_nodelay(true);
+        tokio::spawn(async move {
+            if let Err(e) = connection(stream, &i).await {
+                tracing::error!(%from, error = %e, "rejected a connection to the driver");
+            }
+        });
+    }
+}
+
+async fn watch_heartbeats(inner: Weak<Inner>) {
+    loop {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let Some(i) = inner.upgrade() else {
+            return;
+        };
+        let silent: Vec<u32> = i
+            .executors
+            .lock()
+            .iter()
+            .filter(|(_, e)| e.last_heartbeat.elapsed() > HEARTBEAT_TIMEOUT)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in silent {
+            lose(&i, id, &format!("no heartbeat for {HEARTBEAT_TIMEOUT:?}"));
+        }
+    }
+}
+
+/// Serves one executor's connection: registration, then heartbeats and responses.
+async fn connection(
+    stream: tokio::net::TcpStream,
+    inner: &Arc<Inner>,
+) -> std::result::Result<(), protocol::ProtocolError> {
+    let (mut reader, mut writer) = stream.into_split();
+    let first = tokio::time::timeout(Duration::from_secs(10), protocol::read(&mut reader))
+        .await
+        .map_err(|_| {
+            protocol::ProtocolError::Io(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "no registration within 10 s",
+            ))
+        })??;
+    let Some(Message::Register { cores, pid }) = first else {
+        return Err(protocol::ProtocolError::Decode(format!(
+            "expected a registration, got {first:?}"
+        )));
+    };
+    let id = inner.next_executor.fetch_add(1, Ordering::Relaxed);
+    protocol::write(&mut writer, &Message::Registered { executor: id }).await?;
+    let (tx, mut rx) = mpsc::unbounded_channel::<Message>();
+    let pending: Pending = Arc::default();
+    inner.executors.lock().insert(
+        id,
+        ExecutorState {
+            tx,
+            pending: pending.clone(),
+            last_heartbeat: Instant::now(),
+            cores,
+            pid,
+        },
+    );
+    inner.changed.notify_all();
+    tracing::info!(executor = id, pid, cores, "executor registered");
+    let writer_task = tokio::spawn(async move {
+        while let Some(m) = rx.recv().await {
+            let stop = matches!(m, Message::Shutdown);
+            if protocol::write(&mut writer, &m).await.is_err() || stop {
+                break;
+            }
+        }
+    });
+    let result = loop {
+        match protocol::read(&mut reader).await {
+            Ok(Some(Message::Heartbeat { .. })) => {
+                if let Some(e) = inner.executors.lock().get_mut(&id) {
+                    e.last_heartbeat = Instant::now();
+                }
+            }
+            Ok(Some(Message::Response { id: req, body })) => {
+                if let Some(answer) = pending.lock().remove(&req) {
+                    let _ = answer.try_send(body);
+                }
+            }
+            Ok(Some(other)) => {
+                tracing::warn!(executor = id, message = ?other, "unexpected message from an executor; ignored");
+            }
+            Ok(None) => break Ok(()),
+            Err(e) => break Err(e),
+        }
+    };
+    writer_task.abort();
+    let why = match &result {
+        Ok(()) => "its connection closed".to_string(),
+        Err(e) => format!("its connection failed: {e}"),
+    };
+    lose(inner, id, &why);
+    result
+}

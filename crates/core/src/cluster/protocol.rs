@@ -1,0 +1,262 @@
+//! The wire protocol between a driver and its executors: length-prefixed, versioned frames of
+//! bincode.
+//!
+//! A frame is `b"SPTE"`, the protocol version (`u16`, little-endian), the payload length (`u32`)
+//! and the payload: one [`Message`] encoded with bincode 2 (serde, standard config). A frame with
+//! another magic or version, a length over [`MAX_FRAME`], or a payload that does not decode is a
+//! [`ProtocolError`]: the receiving side logs it and drops the connection; it never panics.
+
+use serde::{Deserialize, Serialize};
+use spate_storage::{BlockId, StorageLevel};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+/// The first bytes of every frame.
+pub const MAGIC: [u8; 4] = *b"SPTE";
+/// The protocol version this build speaks.
+pub const VERSION: u16 = 1;
+/// The largest payload accepted (256 MiB: a block of a few hundred MB must be split).
+pub const MAX_FRAME: u32 = 256 << 20;
+
+/// Why a frame was rejected.
+#[derive(Debug, thiserror::Error)]
+pub enum ProtocolError {
+    /// The connection failed or closed mid-frame.
+    #[error("connection: {0}")]
+    Io(#[from] std::io::Error),
+    /// Not a Spate frame (another program, or a corrupt stream).
+    #[error("not a Spate frame (magic {0:?}): is something else talking to this port?")]
+    BadMagic([u8; 4]),
+    /// A frame of another protocol version.
+    #[error(
+        "protocol version {got}, this build speaks {VERSION}: run the same Spate binary on the driver and every executor"
+    )]
+    WrongVersion {
+        /// The version in the frame.
+        got: u16,
+    },
+    /// A frame longer than [`MAX_FRAME`].
+    #[error("a frame of {0} bytes is over the {MAX_FRAME}-byte limit")]
+    TooLarge(u32),
+    /// The payload did not decode as a message.
+    #[error("a frame that does not decode: {0}")]
+    Decode(String),
+}
+
+/// A request from the driver to an executor, answered by a [`Response`] with the same id.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Request {
+    /// Store a serialized block (as `serialize_block` wrote it) at `level`.
+    PutBlock {
+        /// The block.
+        block: BlockId,
+        /// Its level on the executor (replication 1: the executor keeps one copy).
+        level: StorageLevel,
+        /// The serialized block.
+        bytes: Vec<u8>,
+    },
+    /// Send a block's serialized bytes.
+    GetBlock {
+        /// The block.
+        block: BlockId,
+    },
+    /// Forget a block.
+    RemoveBlock {
+        /// The block.
+        block: BlockId,
+    },
+}
+
+/// An executor's answer to a [`Request`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Response {
+    /// The block is stored.
+    Stored,
+    /// The block, if the executor has it.
+    Block(Option<Vec<u8>>),
+    /// Whether a block was removed.
+    Removed(bool),
+    /// The request failed; why.
+    Failed(String),
+}
+
+/// Everything that crosses a driver–executor connection.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Message {
+    /// The executor's first message.
+    Register {
+        /// Its task threads.
+        cores: u32,
+        /// Its process id (for logs and tests).
+        pid: u32,
+    },
+    /// The driver's answer to `Register`: the executor's id.
+    Registered {
+        /// The executor id.
+        executor: u32,
+    },
+    /// Sent by each executor every heartbeat interval.
+    Heartbeat {
+        /// Blocks it holds.
+        blocks: u64,
+        /// Bytes of blocks in its memory.
+        memory_bytes: u64,
+    },
+    /// A request (driver to executor).
+    Request {
+        /// Matches the response.
+        id: u64,
+        /// What to do.
+        body: Request,
+    },
+    /// A response (executor to driver).
+    Response {
+        /// The request's id.
+        id: u64,
+        /// The answer.
+        body: Response,
+    },
+    /// The driver is done: the executor exits.
+    Shutdown,
+}
+
+fn config() -> bincode::config::Configuration {
+    bincode::config::standard()
+}
+
+/// A message as one frame.
+pub fn encode(message: &Message) -> Result<Vec<u8>, ProtocolError> {
+    let payload = bincode::serde::encode_to_vec(message, config())
+        .map_err(|e| ProtocolError::Decode(format!("cannot encode: {e}")))?;
+    let len = u32::try_from(payload.len())
+        .ok()
+        .filter(|l| *l <= MAX_FRAME)
+        .ok_or(ProtocolError::TooLarge(u32::MAX))?;
+    let mut frame = Vec::with_capacity(10 + payload.len());
+    frame.extend_from_slice(&MAGIC);
+    frame.extend_from_slice(&VERSION.to_le_bytes());
+    frame.extend_from_slice(&len.to_le_bytes());
+    frame.extend_from_slice(&payload);
+    Ok(frame)
+}
+
+/// Checks a frame header; returns the payload length.
+fn check_header(h: &[u8; 10]) -> Result<u32, ProtocolError> {
+    let magic: [u8; 4] = [h[0], h[1], h[2], h[3]];
+    if magic != MAGIC {
+        return Err(ProtocolError::BadMagic(magic));
+    }
+    let version = u16::from_le_bytes([h[4], h[5]]);
+    if version != VERSION {
+        return Err(ProtocolError::WrongVersion { got: version });
+    }
+    let len = u32::from_le_bytes([h[6], h[7], h[8], h[9]]);
+    if len > MAX_FRAME {
+        return Err(ProtocolError::TooLarge(len));
+    }
+    Ok(len)
+}
+
+/// Decodes a payload.
+fn decode(payload: &[u8]) -> Result<Message, ProtocolError> {
+    let (message, used) = bincode::serde::decode_from_slice(payload, config())
+        .map_err(|e| ProtocolError::Decode(e.to_string()))?;
+    if used != payload.len() {
+        return Err(ProtocolError::Decode(format!(
+            "{} bytes left after the message",
+            payload.len() - used
+        )));
+    }
+    Ok(message)
+}
+
+/// Reads one frame; `Ok(None)` at a clean end of the connection.
+pub async fn read<R: AsyncRead + Unpin>(r: &mut R) -> Result<Option<Message>, ProtocolError> {
+    let mut h = [0u8; 10];
+    match r.read_exact(&mut h).await {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) => return Err(e.into()),
+    }
+    let len = check_header(&h)?;
+    let mut payload = vec![0u8; len as usize];
+    r.read_exact(&mut payload).await?;
+    decode(&payload).map(Some)
+}
+
+/// Writes one frame.
+pub async fn write<W: AsyncWrite + Unpin>(
+    w: &mut W,
+    message: &Message,
+) -> Result<(), ProtocolError> {
+    let frame = encode(message)?;
+    w.write_all(&frame).await?;
+    w.flush().await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn roundtrip(m: &Message) -> Result<Option<Message>, ProtocolError> {
+        let frame = encode(m).unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        rt.block_on(read(&mut frame.as_slice()))
+    }
+
+    #[test]
+    fn messages_round_trip() {
+        let msgs = [
+            Message::Register { cores: 2, pid: 7 },
+            Message::Request {
+                id: 9,
+                body: Request::PutBlock {
+                    block: BlockId::Input {
+                        stream: 1,
+                        unique: 2,
+                    },
+                    level: StorageLevel::MEMORY_ONLY_SER,
+                    bytes: vec![1, 2, 3],
+                },
+            },
+            Message::Response {
+                id: 9,
+                body: Response::Block(Some(vec![4; 1000])),
+            },
+            Message::Shutdown,
+        ];
+        for m in msgs {
+            assert_eq!(roundtrip(&m).unwrap(), Some(m));
+        }
+    }
+
+    #[test]
+    fn bad_frames_are_errors_that_say_what_is_wrong() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let mut frame = encode(&Message::Shutdown).unwrap();
+        frame[4] = 9; // another version
+        let e = rt.block_on(read(&mut frame.as_slice())).unwrap_err();
+        assert!(e.to_string().contains("protocol version 9"), "{e}");
+        let e = rt
+            .block_on(read(&mut &b"GET / HTTP/1.1\r\n\r\n"[..]))
+            .unwrap_err();
+        assert!(matches!(e, ProtocolError::BadMagic(_)), "{e}");
+        let mut frame = encode(&Message::Shutdown).unwrap();
+        frame[6..10].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert!(matches!(
+            rt.block_on(read(&mut frame.as_slice())).unwrap_err(),
+            ProtocolError::TooLarge(_)
+        ));
+        let mut frame = encode(&Message::Registered { executor: 1 }).unwrap();
+        let n = frame.len();
+        frame[n - 1] = 0xff; // garbage payload
+        frame[10] = 0xee;
+        assert!(rt.block_on(read(&mut frame.as_slice())).is_err());
+        // A clean end of stream is not an error.
+        assert!(rt.block_on(read(&mut &[][..])).unwrap().is_none());
+    }
+}

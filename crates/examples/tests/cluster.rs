@@ -1,0 +1,322 @@
+//! Cluster mode with real executor processes (an example job's binary in its executor role) on
+//! loopback: `_2` blocks replicated to an executor and read back after the driver lost its copy,
+//! an executor killed with SIGKILL detected and its replicas copied again, a streaming job that
+//! goes on with exact counts while an executor dies, garbage on the driver's port rejected, and
+//! clear errors for an executor program that never registers and a wrong driver address.
+
+use spate_core::{Context, ContextConfig, StorageLevel};
+use spate_streaming::storage::BlockId;
+use spate_streaming::{
+    Clock, ManualClock, Receiver, ReceiverContext, ReceiverError, StreamingContext,
+};
+use std::io::{Read, Write};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::{Duration, Instant};
+
+/// Any Spate job binary can be an executor: its entry point runs the role.
+const EXECUTOR: &str = env!("CARGO_BIN_EXE_network_word_count");
+
+fn cluster_context(executors: usize, memory_bytes: u64) -> Context {
+    let mut config = ContextConfig::new(&format!("local-cluster[{executors},1]"));
+    config.executor_program = Some(EXECUTOR.into());
+    config.memory_bytes = memory_bytes;
+    Context::with_config(config).expect("the executors register")
+}
+
+/// Waits until `cond` holds (bounded).
+fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn lines(tag: &str, n: usize) -> Vec<String> {
+    (0..n)
+        .map(|i| format!("{tag} line {i:06} {}", "x".repeat(60)))
+        .collect()
+}
+
+/// Fills the driver's memory with unreplicated blocks until `block` is evicted from it.
+fn evict(ctx: &Context, block: &BlockId) {
+    for i in 0..64u64 {
+        if !ctx.block_manager().contains(block) {
+            return;
+        }
+        ctx.block_manager()
+            .put_values(
+                BlockId::Input {
+                    stream: 99,
+                    unique: i,
+                },
+                lines("filler", 2_000),
+                StorageLevel::MEMORY_ONLY_SER,
+            )
+            .unwrap();
+    }
+    panic!("{block} was never evicted");
+}
+
+#[test]
+fn a_replicated_block_the_driver_lost_is_read_from_its_executor() {
+    let ctx = cluster_context(2, 1 << 20);
+    let cluster = ctx.cluster().expect("a cluster");
+    assert_eq!(cluster.executors().len(), 2);
+    let block = BlockId::Input {
+        stream: 1,
+        unique: 1,
+    };
+    let values = lines("kept", 3_000);
+    ctx.block_manager()
+        .put_values(
+            block.clone(),
+            values.clone(),
+            StorageLevel::MEMORY_ONLY_SER_2,
+        )
+        .unwrap();
+    assert_eq!(ctx.block_manager().stats().replicas_stored, 1);
+    assert!(cluster.replica_of(&block).is_some());
+    evict(&ctx, &block);
+    let back = ctx
+        .block_manager()
+        .get_values::<String>(&block)
+        .unwrap()
+        .expect("read back from the replica");
+    assert_eq!(*back, values);
+    assert_eq!(ctx.block_manager().stats().replica_reads, 1);
+    // Removing a block on purpose removes its replica too.
+    ctx.block_manager().remove(&block);
+    assert!(cluster.replica_of(&block).is_none());
+    assert!(
+        ctx.block_manager()
+            .get_values::<String>(&block)
+            .unwrap()
+            .is_none()
+    );
+}
+
+#[test]
+fn a_killed_executor_is_detected_and_its_replicas_are_made_again_elsewhere() {
+    let ctx = cluster_context(2, 1 << 20);
+    let cluster = ctx.cluster().unwrap().clone();
+    let blocks: Vec<BlockId> = (0..6)
+        .map(|i| BlockId::Input {
+            stream: 2,
+            unique: i,
+        })
+        .collect();
+    for b in &blocks {
+        ctx.block_manager()
+            .put_values(b.clone(), lines("b", 200), StorageLevel::MEMORY_ONLY_SER_2)
+            .unwrap();
+    }
+    let victim = cluster.replica_of(&blocks[0]).unwrap();
+    let pid = cluster
+        .executors()
+        .into_iter()
+        .find(|e| e.id == victim)
+        .unwrap()
+        .pid;
+    let status = std::process::Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert!(
+        cluster.wait_for_executors(1, Duration::from_secs(20)),
+        "the driver noticed the loss"
+    );
+    assert_eq!(cluster.lost_executors(), 1);
+    for b in &blocks {
+        eventually("the replica to be made again", || {
+            cluster.replica_of(b).is_some_and(|e| e != victim)
+        });
+    }
+    // The new replica serves a block the driver then loses.
+    evict(&ctx, &blocks[0]);
+    assert!(
+        ctx.block_manager()
+            .get_values::<String>(&blocks[0])
+            .unwrap()
+            .is_some()
+    );
+}
+
+#[test]
+fn garbage_on_the_drivers_port_is_rejected_and_the_cluster_goes_on() {
+    let ctx = cluster_context(1, 64 << 20);
+    let cluster = ctx.cluster().unwrap();
+    let mut s = std::net::TcpStream::connect(cluster.addr()).unwrap();
+    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut buf = [0u8; 16];
+    assert_eq!(s.read(&mut buf).unwrap_or(0), 0, "the driver hangs up");
+    assert_eq!(cluster.executors().len(), 1);
+    let block = BlockId::Input {
+        stream: 3,
+        unique: 0,
+    };
+    ctx.block_manager()
+        .put_values(
+            block.clone(),
+            vec![1u32, 2, 3],
+            StorageLevel::MEMORY_ONLY_SER_2,
+        )
+        .unwrap();
+    assert!(cluster.replica_of(&block).is_some());
+}
+
+#[test]
+fn an_executor_program_that_never_registers_is_a_clear_error() {
+    let mut config = ContextConfig::new("local-cluster[2,1]");
+    config.executor_program = Some("/bin/false".into());
+    let err = Context::with_config(config).expect_err("an error")
+        .to_string();
+    assert!(
+        err.contains("exited") && err.contains("before registering"),
+        "{err}"
+    );
+    assert!(err.contains("/bin/false"), "{err}");
+}
+
+#[test]
+fn an_executor_with_a_wrong_driver_address_exits_with_a_clear_error() {
+    // Port 1 on loopback: nothing listens there.
+    let out = std::process::Command::new(EXECUTOR)
+        .args([
+            "--executor",
+            "--driver",
+            "127.0.0.1:1",
+            "--log-level",
+            "error",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("cannot reach the driver at 127.0.0.1:1") && stderr.contains("--driver"),
+        "{stderr}"
+    );
+    let out = std::process::Command::new(EXECUTOR)
+        .args(["--executor"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--driver HOST:PORT"));
+}
+
+/// A receiver storing what the test sends it, acknowledging each vector once stored.
+struct Fed {
+    feed: mpsc::Receiver<Vec<String>>,
+    acks: mpsc::Sender<()>,
+}
+
+impl Receiver<String> for Fed {
+    fn receive(&mut self, ctx: &ReceiverContext<String>) -> Result<(), ReceiverError> {
+        while !ctx.is_stopped() {
+            if let Ok(records) = self.feed.recv_timeout(Duration::from_millis(5)) {
+                ctx.store_reliably(records)?;
+                let _ = self.acks.send(());
+            }
+        }
+        Ok(())
+    }
+}
+
+#[test]
+fn a_streaming_job_keeps_exact_counts_while_an_executor_dies() {
+    let ctx = cluster_context(3, 64 << 20);
+    let cluster = ctx.cluster().unwrap().clone();
+    let ssc = StreamingContext::with_context(ctx.clone(), Duration::from_secs(1)).unwrap();
+    let clock = ManualClock::new(0);
+    ssc.set_clock(Clock::Manual(clock.clone())).unwrap();
+    let (feed, feed_rx) = mpsc::channel();
+    let (ack_tx, acks) = mpsc::channel();
+    let words = ssc
+        .receiver_stream(Fed {
+            feed: feed_rx,
+            acks: ack_tx,
+        })
+        .flat_map(|l: String| l.split(' ').map(String::from).collect::<Vec<_>>());
+    let out: Arc<Mutex<Vec<(u64, Vec<(String, u64)>)>>> = Arc::default();
+    let o = out.clone();
+    words
+        .map(|w| (w, 1u64))
+        .reduce_by_key(|a, b| a + b)
+        .foreach_rdd(move |rdd, t| {
+            let mut v = rdd.collect()?;
+            v.sort();
+            o.lock().unwrap().push((t.ms(), v));
+            Ok(())
+        });
+    ssc.start().unwrap();
+    let input = ["a b a", "b c", "a a a d"];
+    let mut expected = Vec::new();
+    for (i, line) in input.iter().enumerate() {
+        feed.send(vec![line.to_string(); 100]).unwrap();
+        acks.recv_timeout(Duration::from_secs(30)).unwrap();
+        if i == 1 {
+            // Kill an executor holding received blocks' replicas, mid-run.
+            let pid = cluster.executors()[0].pid;
+            std::process::Command::new("kill")
+                .args(["-9", &pid.to_string()])
+                .status()
+                .unwrap();
+        }
+        clock.advance(Duration::from_secs(1));
+        assert!(ssc.wait_for_batch(clock.time(), Duration::from_secs(60)));
+        let mut counts: std::collections::BTreeMap<String, u64> = Default::default();
+        for w in line.split(' ') {
+            *counts.entry(w.to_string()).or_default() += 100;
+        }
+        expected.push((
+            (i as u64 + 1) * 1000,
+            counts.into_iter().collect::<Vec<_>>(),
+        ));
+    }
+    ssc.stop(true);
+    assert_eq!(*out.lock().unwrap(), expected);
+    assert!(ctx.block_manager().stats().replicas_stored >= 3);
+    assert!(cluster.wait_for_executors(2, Duration::from_secs(20)));
+}
+
+#[test]
+fn executors_started_on_their_own_join_a_spate_master() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let ctx = Context::new(&format!("spate://127.0.0.1:{port}")).unwrap();
+    let cluster = ctx.cluster().unwrap();
+    assert!(cluster.executors().is_empty());
+    // As a process manager would start it (see deploy/).
+    let mut executor = std::process::Command::new(EXECUTOR)
+        .args(["--executor", "--driver", &format!("127.0.0.1:{port}")])
+        .args(["--cores", "2", "--log-level", "warn"])
+        .spawn()
+        .unwrap();
+    assert!(cluster.wait_for_executors(1, Duration::from_secs(20)));
+    assert_eq!(cluster.executors()[0].cores, 2);
+    let block = BlockId::Input {
+        stream: 4,
+        unique: 0,
+    };
+    ctx.block_manager()
+        .put_values(block.clone(), vec![7u64; 10], StorageLevel::MEMORY_ONLY_SER_2)
+        .unwrap();
+    assert!(cluster.replica_of(&block).is_some());
+    // The driver going away ends the executor.
+    drop(ctx);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(s) = executor.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "the executor outlived its driver");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "{status}");
+}
