@@ -6,11 +6,10 @@
 
 use spate_core::{Context, ContextConfig, StorageLevel};
 use spate_streaming::storage::BlockId;
-use spate_streaming::{
-    Clock, ManualClock, Receiver, ReceiverContext, ReceiverError, StreamingContext,
-};
+use spate_streaming::testing::fed_receiver;
+use spate_streaming::{Clock, ManualClock, StreamingContext};
 use std::io::{Read, Write};
-use std::sync::{Arc, Mutex, mpsc};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// Any Spate job binary can be an executor: its entry point runs the role.
@@ -171,7 +170,8 @@ fn garbage_on_the_drivers_port_is_rejected_and_the_cluster_goes_on() {
 fn an_executor_program_that_never_registers_is_a_clear_error() {
     let mut config = ContextConfig::new("local-cluster[2,1]");
     config.executor_program = Some("/bin/false".into());
-    let err = Context::with_config(config).expect_err("an error")
+    let err = Context::with_config(config)
+        .expect_err("an error")
         .to_string();
     assert!(
         err.contains("exited") && err.contains("before registering"),
@@ -207,24 +207,6 @@ fn an_executor_with_a_wrong_driver_address_exits_with_a_clear_error() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("--driver HOST:PORT"));
 }
 
-/// A receiver storing what the test sends it, acknowledging each vector once stored.
-struct Fed {
-    feed: mpsc::Receiver<Vec<String>>,
-    acks: mpsc::Sender<()>,
-}
-
-impl Receiver<String> for Fed {
-    fn receive(&mut self, ctx: &ReceiverContext<String>) -> Result<(), ReceiverError> {
-        while !ctx.is_stopped() {
-            if let Ok(records) = self.feed.recv_timeout(Duration::from_millis(5)) {
-                ctx.store_reliably(records)?;
-                let _ = self.acks.send(());
-            }
-        }
-        Ok(())
-    }
-}
-
 #[test]
 fn a_streaming_job_keeps_exact_counts_while_an_executor_dies() {
     let ctx = cluster_context(3, 64 << 20);
@@ -232,13 +214,9 @@ fn a_streaming_job_keeps_exact_counts_while_an_executor_dies() {
     let ssc = StreamingContext::with_context(ctx.clone(), Duration::from_secs(1)).unwrap();
     let clock = ManualClock::new(0);
     ssc.set_clock(Clock::Manual(clock.clone())).unwrap();
-    let (feed, feed_rx) = mpsc::channel();
-    let (ack_tx, acks) = mpsc::channel();
+    let (receiver, feeder) = fed_receiver("test feed");
     let words = ssc
-        .receiver_stream(Fed {
-            feed: feed_rx,
-            acks: ack_tx,
-        })
+        .receiver_stream(receiver)
         .flat_map(|l: String| l.split(' ').map(String::from).collect::<Vec<_>>());
     let out: Arc<Mutex<Vec<(u64, Vec<(String, u64)>)>>> = Arc::default();
     let o = out.clone();
@@ -255,8 +233,7 @@ fn a_streaming_job_keeps_exact_counts_while_an_executor_dies() {
     let input = ["a b a", "b c", "a a a d"];
     let mut expected = Vec::new();
     for (i, line) in input.iter().enumerate() {
-        feed.send(vec![line.to_string(); 100]).unwrap();
-        acks.recv_timeout(Duration::from_secs(30)).unwrap();
+        assert!(feeder.send(vec![line.to_string(); 100]));
         if i == 1 {
             // Kill an executor holding received blocks' replicas, mid-run.
             let pid = cluster.executors()[0].pid;
@@ -305,7 +282,11 @@ fn executors_started_on_their_own_join_a_spate_master() {
         unique: 0,
     };
     ctx.block_manager()
-        .put_values(block.clone(), vec![7u64; 10], StorageLevel::MEMORY_ONLY_SER_2)
+        .put_values(
+            block.clone(),
+            vec![7u64; 10],
+            StorageLevel::MEMORY_ONLY_SER_2,
+        )
         .unwrap();
     assert!(cluster.replica_of(&block).is_some());
     // The driver going away ends the executor.
@@ -315,7 +296,10 @@ fn executors_started_on_their_own_join_a_spate_master() {
         if let Some(s) = executor.try_wait().unwrap() {
             break s;
         }
-        assert!(Instant::now() < deadline, "the executor outlived its driver");
+        assert!(
+            Instant::now() < deadline,
+            "the executor outlived its driver"
+        );
         std::thread::sleep(Duration::from_millis(20));
     };
     assert!(status.success(), "{status}");

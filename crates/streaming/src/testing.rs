@@ -180,3 +180,63 @@ pub fn run_operation2<T: Data, U: Data, V: Data>(
 ) -> Vec<Vec<V>> {
     Harness::default().run2(input1, input2, operation, num_batches)
 }
+
+/// A receiver fed by hand, for tests of receiver streams: each vector a [`Feeder`] sends is
+/// stored with [`store_reliably`](crate::ReceiverContext::store_reliably) (in the block manager,
+/// and in the write-ahead log when it is on) before [`Feeder::send`] returns.
+pub struct FedReceiver<T> {
+    feed: std::sync::mpsc::Receiver<Vec<T>>,
+    acks: std::sync::mpsc::Sender<()>,
+    name: String,
+}
+
+/// The test's end of a [`FedReceiver`].
+pub struct Feeder<T> {
+    feed: std::sync::mpsc::Sender<Vec<T>>,
+    acks: std::sync::mpsc::Receiver<()>,
+}
+
+/// A [`FedReceiver`] named `name` (as [`ReceiverInfo`](crate::ReceiverInfo) shows it) and its
+/// [`Feeder`].
+pub fn fed_receiver<T: Data>(name: &str) -> (FedReceiver<T>, Feeder<T>) {
+    let (feed_tx, feed) = std::sync::mpsc::channel();
+    let (acks, acks_rx) = std::sync::mpsc::channel();
+    (
+        FedReceiver {
+            feed,
+            acks,
+            name: name.to_string(),
+        },
+        Feeder {
+            feed: feed_tx,
+            acks: acks_rx,
+        },
+    )
+}
+
+impl<T: Data> Feeder<T> {
+    /// Hands `records` to the receiver and waits (up to 30 s) until they are stored; returns
+    /// whether they were.
+    pub fn send(&self, records: Vec<T>) -> bool {
+        self.feed.send(records).is_ok() && self.acks.recv_timeout(Duration::from_secs(30)).is_ok()
+    }
+}
+
+impl<T: Data> crate::Receiver<T> for FedReceiver<T> {
+    fn receive(
+        &mut self,
+        ctx: &crate::ReceiverContext<T>,
+    ) -> std::result::Result<(), crate::ReceiverError> {
+        while !ctx.is_stopped() {
+            if let Ok(records) = self.feed.recv_timeout(Duration::from_millis(5)) {
+                ctx.store_reliably(records)?;
+                let _ = self.acks.send(());
+            }
+        }
+        Ok(())
+    }
+
+    fn name(&self) -> String {
+        self.name.clone()
+    }
+}

@@ -2,6 +2,7 @@
 //! counts with 10 s batches, stopped after the 30 s batch and restarted at 70 s, outputs 40, 50,
 //! 60 and 70 at the recovered batches), state restored from RDD checkpoints, and refusals.
 
+use spate_streaming::testing::{Feeder, fed_receiver};
 use spate_streaming::{Clock, ManualClock, Result, StreamingContext, Time};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -159,47 +160,23 @@ fn an_empty_directory_creates_a_fresh_context() {
     assert!(dir.path().join("metadata/checkpoint-10000").exists());
 }
 
-/// A receiver fed by the test: each vector it gets is stored with `store_reliably`, then
-/// acknowledged (as a source that can replay would want).
-struct Fed {
-    feed: std::sync::mpsc::Receiver<Vec<u64>>,
-    acks: std::sync::mpsc::Sender<()>,
-}
-
-impl spate_streaming::Receiver<u64> for Fed {
-    fn receive(
-        &mut self,
-        ctx: &spate_streaming::ReceiverContext<u64>,
-    ) -> std::result::Result<(), spate_streaming::ReceiverError> {
-        while !ctx.is_stopped() {
-            if let Ok(records) = self.feed.recv_timeout(Duration::from_millis(5)) {
-                ctx.store_reliably(records)?;
-                let _ = self.acks.send(());
-            }
-        }
-        Ok(())
-    }
-}
-
 struct FedJob {
     ssc: StreamingContext,
-    feed: std::sync::mpsc::Sender<Vec<u64>>,
-    acks: std::sync::mpsc::Receiver<()>,
+    feeder: Feeder<u64>,
 }
 
 impl FedJob {
     fn send(&self, n: usize) {
-        self.feed.send(vec![1; n]).unwrap();
-        self.acks
-            .recv_timeout(Duration::from_secs(30))
-            .expect("the receiver stored the records");
+        assert!(
+            self.feeder.send(vec![1; n]),
+            "the receiver stored the records"
+        );
     }
 }
 
-/// A job counting what `Fed` receives per batch and in total, with the write-ahead log on or off.
+/// A job counting what a fed receiver gets per batch and in total, with the write-ahead log on or off.
 fn fed_job(dir: &Path, clock: &ManualClock, wal: bool, counts: &Out, totals: &Out) -> FedJob {
-    let (feed_tx, feed_rx) = std::sync::mpsc::channel();
-    let (ack_tx, ack_rx) = std::sync::mpsc::channel();
+    let (receiver, feeder) = fed_receiver("fed");
     let ssc = StreamingContext::get_or_create(dir, || {
         let ssc = StreamingContext::new("local[2]", BATCH)?;
         ssc.set_clock(Clock::Manual(clock.clone()))?;
@@ -208,10 +185,7 @@ fn fed_job(dir: &Path, clock: &ManualClock, wal: bool, counts: &Out, totals: &Ou
             write_ahead_log: wal,
             ..Default::default()
         });
-        let records = ssc.receiver_stream(Fed {
-            feed: feed_rx,
-            acks: ack_tx,
-        });
+        let records = ssc.receiver_stream(receiver);
         let c = counts.clone();
         records.count().foreach_rdd(move |rdd, t| {
             c.lock().unwrap().push((t.ms() / 1000, rdd.collect()?[0]));
@@ -233,11 +207,7 @@ fn fed_job(dir: &Path, clock: &ManualClock, wal: bool, counts: &Out, totals: &Ou
         Ok(ssc)
     })
     .unwrap();
-    FedJob {
-        ssc,
-        feed: feed_tx,
-        acks: ack_rx,
-    }
+    FedJob { ssc, feeder }
 }
 
 /// Received records acknowledged to the source but not yet in a completed batch when the driver
@@ -303,9 +273,8 @@ fn the_write_ahead_log_needs_a_checkpoint_directory() {
         write_ahead_log: true,
         ..Default::default()
     });
-    let (_tx, feed) = std::sync::mpsc::channel();
-    let (acks, _rx) = std::sync::mpsc::channel();
-    ssc.receiver_stream(Fed { feed, acks }).count().print();
+    let (receiver, _feeder) = fed_receiver::<u64>("fed");
+    ssc.receiver_stream(receiver).count().print();
     let err = ssc.start().unwrap_err().to_string();
     assert!(err.contains("needs a checkpoint directory"), "{err}");
     ssc.stop(false);

@@ -5,13 +5,11 @@
 //! has the charts' colors once batches ran, and none before (skipped, with a message, where no
 //! browser is installed; `.ci/run` installs one).
 
-use spate_streaming::{
-    BatchInfo, Clock, ManualClock, Receiver, ReceiverContext, ReceiverError, StreamingContext,
-    StreamingListener,
-};
+use spate_streaming::testing::{Feeder, fed_receiver};
+use spate_streaming::{BatchInfo, Clock, ManualClock, StreamingContext, StreamingListener};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::sync::{Arc, Mutex, mpsc};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// `GET path` over plain HTTP/1.1; returns the status code and the body.
@@ -60,28 +58,6 @@ fn json(addr: SocketAddr, path: &str) -> serde_json::Value {
     serde_json::from_str(&body).unwrap_or_else(|e| panic!("{path} is not JSON ({e}): {body}"))
 }
 
-/// A receiver storing what the test sends it; each vector is acknowledged once stored.
-struct Fed {
-    feed: mpsc::Receiver<Vec<String>>,
-    acks: mpsc::Sender<()>,
-}
-
-impl Receiver<String> for Fed {
-    fn receive(&mut self, ctx: &ReceiverContext<String>) -> Result<(), ReceiverError> {
-        while !ctx.is_stopped() {
-            if let Ok(records) = self.feed.recv_timeout(Duration::from_millis(5)) {
-                ctx.store_reliably(records)?;
-                let _ = self.acks.send(());
-            }
-        }
-        Ok(())
-    }
-
-    fn name(&self) -> String {
-        "test feed".into()
-    }
-}
-
 #[derive(Default)]
 struct Collect(Mutex<Vec<BatchInfo>>);
 
@@ -95,8 +71,7 @@ struct Running {
     ssc: StreamingContext,
     clock: ManualClock,
     ui: spate_streaming::ui::UiHandle,
-    feed: mpsc::Sender<Vec<String>>,
-    acks: mpsc::Receiver<()>,
+    feeder: Feeder<String>,
     seen: Arc<Collect>,
 }
 
@@ -106,12 +81,8 @@ impl Running {
         let ssc = StreamingContext::new("local[2]", Duration::from_secs(1)).unwrap();
         let clock = ManualClock::new(0);
         ssc.set_clock(Clock::Manual(clock.clone())).unwrap();
-        let (feed, feed_rx) = mpsc::channel();
-        let (ack_tx, acks) = mpsc::channel();
-        let lines = ssc.receiver_stream(Fed {
-            feed: feed_rx,
-            acks: ack_tx,
-        });
+        let (receiver, feeder) = fed_receiver("test feed");
+        let lines = ssc.receiver_stream(receiver);
         lines
             .flat_map(|l: String| l.split(' ').map(String::from).collect::<Vec<_>>())
             .map(|w| (w, 1u32))
@@ -128,8 +99,7 @@ impl Running {
             ssc,
             clock,
             ui,
-            feed,
-            acks,
+            feeder,
             seen,
         }
     }
@@ -137,10 +107,10 @@ impl Running {
     /// Feeds `n` lines, then runs the next batch.
     fn batch(&self, n: usize) {
         if n > 0 {
-            self.feed
-                .send((0..n).map(|i| format!("a b{}", i % 3)).collect())
-                .unwrap();
-            self.acks.recv_timeout(Duration::from_secs(30)).unwrap();
+            assert!(
+                self.feeder
+                    .send((0..n).map(|i| format!("a b{}", i % 3)).collect())
+            );
         }
         self.clock.advance(Duration::from_secs(1));
         assert!(
