@@ -96,6 +96,9 @@ pub struct ContextConfig {
     pub default_parallelism: Option<usize>,
     /// The program `local-cluster` starts as executors (`None`: this process's own binary).
     pub executor_program: Option<PathBuf>,
+    /// Arguments `local-cluster` passes to its executors after the role's own (the job's
+    /// settings and arguments, so that they build the same graph).
+    pub executor_args: Vec<String>,
 }
 
 impl ContextConfig {
@@ -109,6 +112,7 @@ impl ContextConfig {
             codec: Codec::None,
             default_parallelism: None,
             executor_program: None,
+            executor_args: Vec::new(),
         }
     }
 }
@@ -126,6 +130,7 @@ pub(crate) struct ContextInner {
     pub(crate) stage_lock: parking_lot::ReentrantMutex<()>,
     pub(crate) jobs_run: AtomicU64,
     pub(crate) cluster: Option<crate::cluster::Cluster>,
+    pub(crate) remote: Mutex<Option<Arc<dyn RemoteCompute>>>,
 }
 
 /// A handle to the RDD runtime; cheap to clone.
@@ -140,6 +145,31 @@ pub struct Context {
 thread_local! {
     /// The active id scope: (scope base, next index).
     static ID_SCOPE: RefCell<Option<(u64, u64)>> = const { RefCell::new(None) };
+    /// The name under which RDDs made now can be rebuilt in another process, if any.
+    static SHIP_SCOPE: std::cell::Cell<Option<ShipName>> = const { std::cell::Cell::new(None) };
+}
+
+/// The name by which another process running the same job rebuilds an RDD: the streaming
+/// operator that made it and the batch time (see ARCHITECTURE.md: tasks are names, not closures).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ShipName {
+    /// The operator's id (the same in every process).
+    pub op: u64,
+    /// The batch time in ms.
+    pub time_ms: u64,
+}
+
+/// Computes partitions of RDDs in other processes (the cluster's executors).
+pub trait RemoteCompute: Send + Sync {
+    /// Computes partition `partition` of RDD `rdd`, made under `name`, elsewhere and returns it
+    /// serialized (as `serialize_block` writes it); `None` when no other process can (no
+    /// executors): the caller computes it itself, as it also does after an error.
+    fn compute(&self, name: ShipName, rdd: u64, partition: usize) -> Option<Result<Vec<u8>>>;
+}
+
+/// The ship scope of RDDs being made on this thread.
+pub(crate) fn ship_scope() -> Option<ShipName> {
+    SHIP_SCOPE.with(std::cell::Cell::get)
 }
 
 /// High bit set on scoped ids so they never collide with counter-assigned ones.
@@ -174,7 +204,7 @@ impl Context {
                         Error::Cluster(format!("cannot find this program to start executors: {e}"))
                     })?,
                 };
-                cluster.spawn_local(*executors, *cores, &program)?;
+                cluster.spawn_local(*executors, *cores, &program, &config.executor_args)?;
                 (executors * cores, Some(cluster))
             }
             Master::Remote(addr) => {
@@ -212,6 +242,7 @@ impl Context {
                 stage_lock: parking_lot::ReentrantMutex::new(()),
                 jobs_run: AtomicU64::new(0),
                 cluster,
+                remote: Mutex::new(None),
                 config,
             }),
         })
@@ -296,6 +327,29 @@ impl Context {
         }
         let _restore = Restore(prev);
         f()
+    }
+
+    /// Runs `f` with RDDs made in it rebuildable elsewhere under `name` (`None`: not
+    /// rebuildable, for operators that read other batches or driver-only state). Scopes nest.
+    pub fn with_ship_scope<R>(&self, name: Option<ShipName>, f: impl FnOnce() -> R) -> R {
+        let prev = SHIP_SCOPE.with(|s| s.replace(name));
+        struct Restore(Option<ShipName>);
+        impl Drop for Restore {
+            fn drop(&mut self) {
+                SHIP_SCOPE.with(|s| s.set(self.0));
+            }
+        }
+        let _restore = Restore(prev);
+        f()
+    }
+
+    /// Installs what computes shippable partitions in other processes.
+    pub fn set_remote(&self, remote: Arc<dyn RemoteCompute>) {
+        *self.inner.remote.lock() = Some(remote);
+    }
+
+    pub(crate) fn remote(&self) -> Option<Arc<dyn RemoteCompute>> {
+        self.inner.remote.lock().clone()
     }
 
     /// Removes every block and tracker entry; the scratch directory is deleted. The context

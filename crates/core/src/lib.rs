@@ -33,12 +33,13 @@ mod scheduler;
 mod sync;
 mod text;
 
-pub use context::{Context, ContextConfig, Master};
+pub use context::{Context, ContextConfig, Master, RemoteCompute, ShipName};
 pub use error::{Error, Result};
 pub use partitioner::{HashPartitioner, Partitioner, PartitionerInfo};
 pub use rdd::write_atomically;
 pub use rdd::{
     BoxIter, Dependency, Rdd, RddBase, RddId, ShuffleDependencyBase, ShuffleId, TaskContext,
+    find_in_lineage,
 };
 pub use spate_storage::{self as storage, Data, StorageLevel};
 pub use text::ToText;

@@ -12,6 +12,8 @@ use std::io::{Read, Write};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+mod support;
+
 /// Any Spate job binary can be an executor: its entry point runs the role.
 const EXECUTOR: &str = env!("CARGO_BIN_EXE_network_word_count");
 
@@ -303,4 +305,143 @@ fn executors_started_on_their_own_join_a_spate_master() {
         std::thread::sleep(Duration::from_millis(20));
     };
     assert!(status.success(), "{status}");
+}
+
+/// The saved per-batch outputs named `name` under `out`: batch time → lines.
+fn saved(out: &std::path::Path, name: &str) -> std::collections::BTreeMap<u64, Vec<String>> {
+    let mut found = std::collections::BTreeMap::new();
+    for e in std::fs::read_dir(out).into_iter().flatten().flatten() {
+        let file = e.file_name().to_string_lossy().into_owned();
+        let Some(t) = file
+            .strip_prefix(&format!("{name}-"))
+            .and_then(|r| r.strip_suffix(".txt"))
+            .and_then(|t| t.parse::<u64>().ok())
+        else {
+            continue;
+        };
+        let mut lines = Vec::new();
+        for p in std::fs::read_dir(e.path()).into_iter().flatten().flatten() {
+            if p.file_name().to_string_lossy().starts_with("part-") {
+                let text = std::fs::read_to_string(p.path()).unwrap_or_default();
+                lines.extend(text.lines().map(String::from));
+            }
+        }
+        found.insert(t, lines);
+    }
+    found
+}
+
+fn word_totals(lines: &[String]) -> std::collections::BTreeMap<String, u64> {
+    lines
+        .iter()
+        .filter_map(|l| {
+            let (w, n) = l.trim_matches(|c| c == '(' || c == ')').rsplit_once(',')?;
+            Some((w.to_string(), n.parse().ok()?))
+        })
+        .collect()
+}
+
+#[test]
+fn a_job_on_a_local_cluster_runs_tasks_on_its_executors_and_survives_losing_one() {
+    const TOTAL: u64 = 3000;
+    let server = support::ReplayServer::start(TOTAL, 1000);
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let log = dir.path().join("job.log");
+    let file = std::fs::File::create(&log).unwrap();
+    // The driver starts its two executors from its own binary.
+    let mut job = std::process::Command::new(env!("CARGO_BIN_EXE_recoverable_socket"))
+        .args([
+            "--master",
+            "local-cluster[2,1]",
+            "--no-ui",
+            "--log-level",
+            "info",
+        ])
+        .arg("--checkpoint")
+        .arg(dir.path().join("checkpoint"))
+        .arg("--conf")
+        .arg(format!("out={}", out.display()))
+        .args(["127.0.0.1", &server.port.to_string()])
+        .stdout(file.try_clone().unwrap())
+        .stderr(file)
+        .spawn()
+        .unwrap();
+    let pid = job.id();
+    let text = || std::fs::read_to_string(&log).unwrap_or_default();
+    let mut wait = |what: &str, cond: &mut dyn FnMut() -> bool| {
+        let deadline = Instant::now() + Duration::from_secs(90);
+        while !cond() {
+            if let Ok(Some(s)) = job.try_wait() {
+                panic!("the job exited ({s}) early:\n{}", text());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}:\n{}",
+                text()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    wait("two batches", &mut || saved(&out, "lines").len() >= 2);
+    // Kill one executor (a child process of the driver) with SIGKILL mid-run.
+    let children = std::process::Command::new("pgrep")
+        .args(["-P", &pid.to_string()])
+        .output()
+        .unwrap();
+    let pids = String::from_utf8_lossy(&children.stdout).into_owned();
+    let victim = pids
+        .lines()
+        .next()
+        .expect("executor processes")
+        .trim()
+        .to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-9", &victim])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let expected = {
+        let mut m = std::collections::BTreeMap::new();
+        for i in 0..TOTAL {
+            for w in support::line(i).split_whitespace() {
+                *m.entry(w.to_string()).or_insert(0u64) += 1;
+            }
+        }
+        m
+    };
+    wait("every line to be counted", &mut || {
+        saved(&out, "totals")
+            .values()
+            .next_back()
+            .is_some_and(|t| word_totals(t) == expected)
+    });
+    std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
+    let status = job.wait().unwrap();
+    assert!(status.success(), "{status}:\n{}", text());
+    let per_batch: u64 = saved(&out, "lines")
+        .values()
+        .map(|l| l.first().map_or(0, |n| n.parse::<u64>().unwrap()))
+        .sum();
+    assert_eq!(per_batch, TOTAL, "every line counted once");
+    // The executors did the work: the driver's summary counts their tasks.
+    let log_text = text();
+    let summary = log_text
+        .lines()
+        .find(|l| l.contains("cluster: tasks run on executors"))
+        .unwrap_or_else(|| panic!("no cluster summary in the log:\n{log_text}"));
+    let tasks: u64 = summary
+        .split("tasks=")
+        .nth(1)
+        .and_then(|r| r.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|n| n.parse().ok())
+        .expect("a task count");
+    assert!(tasks > 0, "{summary}");
+    eprintln!("{summary}");
+    assert!(summary.contains("lost=1"), "{summary}");
 }

@@ -42,9 +42,9 @@ struct Progress {
     completed: Vec<BatchInfo>,
 }
 
-struct Inner {
-    env: Arc<Env>,
-    graph: Arc<Graph>,
+pub(crate) struct Inner {
+    pub(crate) env: Arc<Env>,
+    pub(crate) graph: Arc<Graph>,
     clock: Mutex<Clock>,
     remember: Mutex<Option<Duration>>,
     listeners: Mutex<Vec<Arc<dyn StreamingListener>>>,
@@ -94,7 +94,7 @@ impl StreamingContext {
     /// A context on an existing core context.
     pub fn with_context(ctx: Context, batch_duration: Duration) -> Result<StreamingContext> {
         millis(batch_duration, "batch duration")?;
-        Ok(StreamingContext {
+        let ssc = StreamingContext {
             inner: Arc::new(Inner {
                 env: Arc::new(Env::new(ctx, batch_duration)),
                 graph: Arc::new(Graph::default()),
@@ -118,7 +118,18 @@ impl StreamingContext {
                 args: Mutex::new(Vec::new()),
                 threads: Mutex::new(Vec::new()),
             }),
-        })
+        };
+        // On a cluster, batch-local partitions are computed by the executors.
+        if let Some(cluster) = ssc.inner.env.ctx.cluster() {
+            ssc.inner
+                .env
+                .ctx
+                .set_remote(Arc::new(crate::cluster::DriverTasks {
+                    cluster: cluster.clone(),
+                    inner: Arc::downgrade(&ssc.inner),
+                }));
+        }
+        Ok(ssc)
     }
 
     /// The core context that runs the batches' jobs.
@@ -303,6 +314,14 @@ impl StreamingContext {
         *self.inner.graph.fingerprint.lock() = Some(fp);
     }
 
+    /// This context's graph as an executor's task runner (the executor role of the entry point).
+    pub(crate) fn executor_graph(&self) -> Arc<dyn spate_core::cluster::TaskRunner> {
+        Arc::new(crate::cluster::ExecutorGraph {
+            inner: self.inner.clone(),
+            building: Mutex::new(()),
+        })
+    }
+
     /// Records the `#[streaming_job]` graph this context runs (for the monitoring page).
     pub(crate) fn set_job_graph(&self, graph: crate::job::JobGraph) {
         *self.inner.graph.job_graph.lock() = Some(graph);
@@ -426,9 +445,10 @@ impl StreamingContext {
                     c.pop_first();
                 }
                 drop(c);
+                // The driver's RDD owns the blocks; an executor's only reads them.
                 Ok(Some(ctx.block_rdd(
                     blocks.into_iter().map(|b| b.id).collect(),
-                    true,
+                    runner.is_started(),
                 )))
             },
             Some(Box::new(move |t| counts.lock().get(&t).copied())),

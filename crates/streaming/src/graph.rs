@@ -66,6 +66,14 @@ pub(crate) trait DStreamBase: Send + Sync {
     fn rdd_checkpoints(&self) -> Vec<(u64, std::path::PathBuf)>;
     /// An input's position, saved in metadata checkpoints.
     fn input_state(&self, completed: Time) -> Option<String>;
+    /// An input's position with the plan of the batch at `time` (for a task an executor runs).
+    fn task_input_state(&self, time: Time) -> Option<String>;
+    /// Takes an input's position back (on an executor, before it rebuilds a batch).
+    fn restore_input(&self, saved: &str) -> crate::Result<()>;
+    /// The RDD of `time`, type-erased (on an executor, to find a task's RDD in its lineage).
+    fn rdd_at(&self, time: Time) -> crate::Result<Option<Arc<dyn spate_core::RddBase>>>;
+    /// Forgets the RDDs before `time` (on an executor, which has no batch clock).
+    fn forget_before(&self, time: Time);
     /// Restores RDD checkpoints and input position from a metadata checkpoint.
     fn restore(&self, state: &crate::checkpoint::OperatorState) -> crate::Result<()>;
 }

@@ -297,6 +297,7 @@ pub fn run<I: IntoIterator<Item = String>>(
                 .unwrap_or_else(|_| "info".into()),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();
     if cli.print_graph {
         print!("{}", graph.to_text());
@@ -312,8 +313,27 @@ pub fn run<I: IntoIterator<Item = String>>(
                 "the executor role needs both --executor and --driver HOST:PORT".into(),
             ));
         };
-        // The same binary, another role: join the driver and serve it until it is done.
-        let config = spate_core::cluster::ExecutorConfig::new(driver, cli.cores);
+        // The same binary, another role: build the same graph (never started), join the driver
+        // and compute the tasks it names until it is done.
+        let batch = match &cli.batch {
+            Some(b) => duration(b, "--batch")?,
+            None => Duration::from_millis(graph.batch_ms),
+        };
+        let ssc = StreamingContext::new(&format!("local[{}]", cli.cores.max(1)), batch)?;
+        for (k, v) in cli.conf {
+            ssc.set_conf(k, v);
+        }
+        ssc.set_args(cli.args);
+        // Executors write no checkpoints; a scratch directory keeps the attribute's unused.
+        let scratch = tempfile::tempdir().map_err(|e| Error::Io {
+            action: "creating a scratch directory",
+            path: std::env::temp_dir(),
+            source: e,
+        })?;
+        ssc.checkpoint(scratch.path())?;
+        build(&ssc, graph, job)?;
+        let mut config = spate_core::cluster::ExecutorConfig::new(driver, cli.cores);
+        config.runner = Some(ssc.executor_graph());
         return spate_core::cluster::run_executor(&config).map_err(Error::Core);
     }
     let batch = match &cli.batch {
@@ -326,8 +346,22 @@ pub fn run<I: IntoIterator<Item = String>>(
         .unwrap_or_else(|| graph.master.to_string());
     let conf = cli.conf;
     let args = cli.args;
+    // Executors of a local cluster get the job's settings and arguments, to build the same graph.
+    let mut executor_args = Vec::new();
+    if let Some(b) = &cli.batch {
+        executor_args.extend(["--batch".to_string(), b.clone()]);
+    }
+    for (k, v) in &conf {
+        executor_args.extend(["--conf".to_string(), format!("{k}={v}")]);
+    }
+    if !args.is_empty() {
+        executor_args.push("--".into());
+        executor_args.extend(args.iter().cloned());
+    }
     let make = || -> Result<StreamingContext> {
-        let ssc = StreamingContext::new(&master, batch)?;
+        let mut config = spate_core::ContextConfig::new(&master);
+        config.executor_args = executor_args;
+        let ssc = StreamingContext::with_context(spate_core::Context::with_config(config)?, batch)?;
         for (k, v) in conf {
             ssc.set_conf(k, v);
         }
@@ -383,6 +417,14 @@ pub fn run<I: IntoIterator<Item = String>>(
             ssc.stop(true);
         }
         None => ssc.await_termination(),
+    }
+    if let Some(cluster) = ssc.context().cluster() {
+        tracing::info!(
+            tasks = cluster.tasks_run(),
+            executors = cluster.executors().len(),
+            lost = cluster.lost_executors(),
+            "cluster: tasks run on executors"
+        );
     }
     Ok(())
 }

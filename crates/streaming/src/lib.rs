@@ -38,6 +38,7 @@
 
 mod checkpoint;
 mod clock;
+mod cluster;
 mod context;
 pub mod dstream;
 mod error;

@@ -408,12 +408,10 @@ impl<T: Data> Runner<T> {
         }
     }
 
-    /// The block sequence numbers of every batch after `from`, as JSON, for the metadata
-    /// checkpoint (empty without the write-ahead log).
+    /// The block sequence numbers of every batch after `from`, as JSON: for the metadata
+    /// checkpoint (checked against the write-ahead log on recovery) and for executors, which
+    /// rebuild a batch from them.
     pub(crate) fn save_allocations(&self, from: Time) -> String {
-        if self.wal.lock().is_none() && !self.config.write_ahead_log {
-            return String::new();
-        }
         let a = self.allocated.lock();
         let list: Vec<(u64, &Vec<u64>)> = a
             .range(from.plus(Duration::from_millis(1))..)
@@ -476,7 +474,22 @@ impl<T: Data> Runner<T> {
                 blocks.push(ReceivedBlock { id, records });
             }
         }
-        if let Some(expected) = self.recorded.lock().get(&t) {
+        // An executor (the runner never started): the batch is the blocks the driver recorded
+        // for it, read from the driver (or from this executor's replica).
+        if self.ctx.lock().is_none() {
+            let recorded = self.recorded.lock().get(&t).cloned().unwrap_or_default();
+            return Ok(recorded
+                .into_iter()
+                .map(|seq| ReceivedBlock {
+                    id: BlockId::Input {
+                        stream: self.shared.stream as u32,
+                        unique: seq,
+                    },
+                    records: 0,
+                })
+                .collect());
+        }
+        if let Some(expected) = self.recorded.lock().get(&t).filter(|_| wal.is_some()) {
             let missing: Vec<u64> = expected
                 .iter()
                 .filter(|s| !blocks.iter().any(|b| id_seq(&b.id) == **s))
@@ -498,6 +511,11 @@ impl<T: Data> Runner<T> {
         }
         drop(a);
         Ok(blocks)
+    }
+
+    /// Whether the runner was started (false on an executor, which only rebuilds batches).
+    pub(crate) fn is_started(&self) -> bool {
+        self.ctx.lock().is_some()
     }
 
     /// Deletes log files no recovery can need any more: all their blocks are at or before

@@ -226,9 +226,9 @@ fn received_records_across_a_driver_restart(wal: bool) -> (Vec<(u64, u64)>, Vec<
     job.send(7); // acknowledged, in no batch yet
     job.ssc.stop(false); // the driver dies
     assert_eq!(*counts.lock().unwrap(), vec![(10, 10), (20, 20)]);
-    // With the log, the checkpoint lists the block ids of the batch of 20 s (`[20000,[seq]]`).
+    // The checkpoint lists the block ids of the batch of 20 s (`[20000,[seq]]`).
     let meta = std::fs::read_to_string(dir.path().join("metadata/checkpoint-20000")).unwrap();
-    assert_eq!(meta.contains("[20000,["), wal, "{meta}");
+    assert!(meta.contains("[20000,["), "{meta}");
 
     // Restarted at 40 s: batches 30 and 40 are re-run at once, then 50 as usual.
     let clock = ManualClock::new(40_000);

@@ -2,16 +2,32 @@
 //! joins a driver, heartbeats, and serves the driver's block requests from a block manager of its
 //! own. It exits when the driver says so or its connection to the driver ends.
 
-use super::protocol::{self, Message, Request, Response};
+use super::protocol::{self, Message, Request, Response, TaskSpec};
 use crate::{Error, Result};
-use spate_storage::{BlockManager, BlockManagerConfig, Codec};
+use parking_lot::Mutex;
+use spate_storage::{
+    BlockId, BlockManager, BlockManagerConfig, Codec, PeerId, StorageLevel, Transport,
+};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// What an executor runs tasks with: the job's graph, rebuilt in this process (the streaming
+/// layer implements it).
+pub trait TaskRunner: Send + Sync {
+    /// The block manager the graph's context uses (the executor serves blocks from it).
+    fn block_manager(&self) -> Arc<BlockManager>;
+    /// Rebuilds the named RDD and computes the partition, serialized.
+    fn run(&self, task: &TaskSpec) -> Result<Vec<u8>>;
+}
 
 /// How often an executor tells the driver it is alive.
 pub const HEARTBEAT_INTERVAL: Duration = Duration::from_millis(500);
 
 /// Settings of an executor process.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct ExecutorConfig {
     /// The driver to join, `HOST:PORT`.
     pub driver: String,
@@ -21,6 +37,18 @@ pub struct ExecutorConfig {
     pub memory_bytes: u64,
     /// How long to keep trying to reach the driver.
     pub connect_timeout: Duration,
+    /// The job graph tasks are computed with (`None`: the executor only holds blocks).
+    pub runner: Option<Arc<dyn TaskRunner>>,
+}
+
+impl std::fmt::Debug for ExecutorConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ExecutorConfig")
+            .field("driver", &self.driver)
+            .field("cores", &self.cores)
+            .field("runs_tasks", &self.runner.is_some())
+            .finish()
+    }
 }
 
 impl ExecutorConfig {
@@ -31,6 +59,7 @@ impl ExecutorConfig {
             cores: cores.max(1),
             memory_bytes: 512 << 20,
             connect_timeout: Duration::from_secs(5),
+            runner: None,
         }
     }
 }
@@ -45,12 +74,15 @@ pub fn run_executor(config: &ExecutorConfig) -> Result<()> {
         .enable_all()
         .build()
         .map_err(|e| cluster_err(format!("cannot start the executor's runtime: {e}")))?;
-    let blocks = BlockManager::new(BlockManagerConfig {
-        memory_bytes: config.memory_bytes,
-        scratch_parent: std::env::temp_dir(),
-        codec: Codec::None,
-    })?;
-    runtime.block_on(serve(config, &blocks))
+    let blocks = match &config.runner {
+        Some(r) => r.block_manager(),
+        None => Arc::new(BlockManager::new(BlockManagerConfig {
+            memory_bytes: config.memory_bytes,
+            scratch_parent: std::env::temp_dir(),
+            codec: Codec::None,
+        })?),
+    };
+    runtime.block_on(serve(config, blocks))
 }
 
 async fn connect(config: &ExecutorConfig) -> Result<tokio::net::TcpStream> {
@@ -76,7 +108,7 @@ async fn connect(config: &ExecutorConfig) -> Result<tokio::net::TcpStream> {
     }
 }
 
-async fn serve(config: &ExecutorConfig, blocks: &BlockManager) -> Result<()> {
+async fn serve(config: &ExecutorConfig, blocks: Arc<BlockManager>) -> Result<()> {
     let stream = connect(config).await?;
     let _ = stream.set_nodelay(true);
     let (mut reader, mut writer) = stream.into_split();
@@ -102,40 +134,121 @@ async fn serve(config: &ExecutorConfig, blocks: &BlockManager) -> Result<()> {
         }
     };
     tracing::info!(executor = id, driver = %config.driver, cores = config.cores, "executor registered");
-    let mut ticker = tokio::time::interval(HEARTBEAT_INTERVAL);
-    loop {
-        tokio::select! {
-            message = protocol::read(&mut reader) => {
-                let reply = match message.map_err(proto)? {
-                    None | Some(Message::Shutdown) => {
-                        tracing::info!(executor = id, "the driver is done; exiting");
-                        return Ok(());
-                    }
-                    Some(Message::Request { id: req, body }) => Message::Response {
-                        id: req,
-                        body: handle(blocks, body),
-                    },
-                    Some(other) => {
-                        tracing::warn!(executor = id, message = ?other, "unexpected message from the driver; ignored");
-                        continue;
-                    }
-                };
-                protocol::write(&mut writer, &reply).await.map_err(proto)?;
-            }
-            _ = ticker.tick() => {
-                let stats = blocks.stats();
-                let beat = Message::Heartbeat {
-                    blocks: (stats.memory_blocks + stats.disk_blocks) as u64,
-                    memory_bytes: stats.memory_bytes,
-                };
-                protocol::write(&mut writer, &beat).await.map_err(proto)?;
+    let (tx, mut rx) = mpsc::unbounded_channel::<Message>();
+    let writer_task = tokio::spawn(async move {
+        while let Some(m) = rx.recv().await {
+            if protocol::write(&mut writer, &m).await.is_err() {
+                break;
             }
         }
+    });
+    let pending: Pending = Arc::default();
+    // Blocks this process lacks (received input the driver holds) are fetched from the driver.
+    blocks.set_transport(Arc::new(DriverLink {
+        tx: tx.clone(),
+        pending: pending.clone(),
+        next: AtomicU64::new(1),
+    }));
+    let beats = tx.clone();
+    let stats_of = blocks.clone();
+    let heartbeat = tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(HEARTBEAT_INTERVAL);
+        loop {
+            ticker.tick().await;
+            let stats = stats_of.stats();
+            let beat = Message::Heartbeat {
+                blocks: (stats.memory_blocks + stats.disk_blocks) as u64,
+                memory_bytes: stats.memory_bytes,
+            };
+            if beats.send(beat).is_err() {
+                break;
+            }
+        }
+    });
+    let result = loop {
+        match protocol::read(&mut reader).await.map_err(proto) {
+            Err(e) => break Err(e),
+            Ok(None | Some(Message::Shutdown)) => {
+                tracing::info!(executor = id, "the driver is done; exiting");
+                break Ok(());
+            }
+            Ok(Some(Message::Request { id: req, body })) => {
+                // On a blocking thread: a task may wait for blocks from the driver meanwhile.
+                let (blocks, runner, tx) = (blocks.clone(), config.runner.clone(), tx.clone());
+                tokio::task::spawn_blocking(move || {
+                    let body = handle(&blocks, runner.as_deref(), body);
+                    let _ = tx.send(Message::Response { id: req, body });
+                });
+            }
+            Ok(Some(Message::Response { id: req, body })) => {
+                if let Some(answer) = pending.lock().remove(&req) {
+                    let _ = answer.try_send(body);
+                }
+            }
+            Ok(Some(other)) => {
+                tracing::warn!(executor = id, message = ?other, "unexpected message from the driver; ignored");
+            }
+        }
+    };
+    heartbeat.abort();
+    writer_task.abort();
+    result
+}
+
+type Pending = Arc<Mutex<HashMap<u64, std::sync::mpsc::SyncSender<Response>>>>;
+
+/// The executor's way to the driver's blocks.
+struct DriverLink {
+    tx: mpsc::UnboundedSender<Message>,
+    pending: Pending,
+    next: AtomicU64,
+}
+
+impl Transport for DriverLink {
+    fn peers(&self) -> Vec<PeerId> {
+        Vec::new()
+    }
+
+    fn replicate(
+        &self,
+        _peer: &PeerId,
+        _id: &BlockId,
+        _bytes: &[u8],
+        _level: StorageLevel,
+    ) -> spate_storage::Result<()> {
+        Ok(())
+    }
+
+    fn fetch(&self, id: &BlockId) -> spate_storage::Result<Option<Vec<u8>>> {
+        let req = self.next.fetch_add(1, Ordering::Relaxed);
+        let (answer_tx, answer) = std::sync::mpsc::sync_channel(1);
+        self.pending.lock().insert(req, answer_tx);
+        let sent = self.tx.send(Message::Request {
+            id: req,
+            body: Request::GetBlock { block: id.clone() },
+        });
+        let got = if sent.is_ok() {
+            answer.recv_timeout(Duration::from_secs(30)).ok()
+        } else {
+            None
+        };
+        self.pending.lock().remove(&req);
+        Ok(match got {
+            Some(Response::Block(b)) => b,
+            _ => None,
+        })
     }
 }
 
-fn handle(blocks: &BlockManager, request: Request) -> Response {
+fn handle(blocks: &BlockManager, runner: Option<&dyn TaskRunner>, request: Request) -> Response {
     match request {
+        Request::RunTask(task) => match runner {
+            Some(r) => match r.run(&task) {
+                Ok(bytes) => Response::Computed(bytes),
+                Err(e) => Response::Failed(e.to_string()),
+            },
+            None => Response::Failed("this executor runs no job graph".into()),
+        },
         Request::PutBlock {
             block,
             level,

@@ -13,7 +13,8 @@
 mod executor;
 pub mod protocol;
 
-pub use executor::{ExecutorConfig, HEARTBEAT_INTERVAL, run_executor};
+pub use executor::{ExecutorConfig, HEARTBEAT_INTERVAL, TaskRunner, run_executor};
+pub use protocol::TaskSpec;
 
 use crate::{Error, Result};
 use parking_lot::{Condvar, Mutex};
@@ -31,6 +32,8 @@ use tokio::sync::mpsc;
 pub const HEARTBEAT_TIMEOUT: Duration = Duration::from_secs(3);
 /// How long a request to an executor may take.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a task may take on an executor before it is run elsewhere.
+const TASK_TIMEOUT: Duration = Duration::from_secs(120);
 /// How long spawned executors have to register.
 const REGISTER_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -67,6 +70,8 @@ struct Inner {
     blocks: Mutex<Weak<BlockManager>>,
     children: Mutex<Vec<Child>>,
     lost: AtomicU64,
+    next_task: AtomicU64,
+    tasks_run: AtomicU64,
 }
 
 /// The driver's side of a cluster. Dropping the last handle shuts the executors down.
@@ -124,6 +129,8 @@ impl Cluster {
             blocks: Mutex::new(Weak::new()),
             children: Mutex::new(Vec::new()),
             lost: AtomicU64::new(0),
+            next_task: AtomicU64::new(0),
+            tasks_run: AtomicU64::new(0),
         });
         runtime.spawn(accept_loop(listener, Arc::downgrade(&inner)));
         runtime.spawn(watch_heartbeats(Arc::downgrade(&inner)));
@@ -141,13 +148,20 @@ impl Cluster {
 
     /// Starts `count` executor processes of `program` (each with `cores` task threads) on
     /// loopback and waits until they have all registered.
-    pub fn spawn_local(&self, count: usize, cores: usize, program: &std::path::Path) -> Result<()> {
+    pub fn spawn_local(
+        &self,
+        count: usize,
+        cores: usize,
+        program: &std::path::Path,
+        args: &[String],
+    ) -> Result<()> {
         let before = self.inner.executors.lock().len();
         for _ in 0..count {
             let child = Command::new(program)
                 .args(["--executor", "--driver"])
                 .arg(self.addr().to_string())
                 .args(["--cores", &cores.to_string(), "--no-ui"])
+                .args(args)
                 .stdin(Stdio::null())
                 .spawn()
                 .map_err(|e| {
@@ -234,11 +248,51 @@ impl Cluster {
 
     /// Sends `request` to executor `id` and waits for the answer.
     fn request(&self, id: u32, body: Request) -> Result<Response> {
-        request(&self.inner, id, body)
+        request(&self.inner, id, body, REQUEST_TIMEOUT)
+    }
+
+    /// Runs a task on an executor (round robin; another one if that one is lost meanwhile) and
+    /// returns the partition, serialized. `None` when no executor is alive.
+    pub fn run_task(&self, task: TaskSpec) -> Option<Result<Vec<u8>>> {
+        let alive: Vec<u32> = self.inner.executors.lock().keys().copied().collect();
+        if alive.is_empty() {
+            return None;
+        }
+        let start = self.inner.next_task.fetch_add(1, Ordering::Relaxed) as usize;
+        let mut last = None;
+        for k in 0..alive.len().min(2) {
+            let executor = alive[(start + k) % alive.len()];
+            match request(
+                &self.inner,
+                executor,
+                Request::RunTask(task.clone()),
+                TASK_TIMEOUT,
+            ) {
+                Ok(Response::Computed(bytes)) => {
+                    self.inner.tasks_run.fetch_add(1, Ordering::Relaxed);
+                    return Some(Ok(bytes));
+                }
+                // The executor computed and failed: another would fail the same way.
+                Ok(Response::Failed(why)) => {
+                    return Some(Err(Error::Cluster(format!(
+                        "executor {executor} failed the task: {why}"
+                    ))));
+                }
+                Ok(other) => last = Some(format!("unexpected answer {other:?}")),
+                // Lost meanwhile: try another executor.
+                Err(e) => last = Some(e.to_string()),
+            }
+        }
+        Some(Err(Error::Cluster(last.unwrap_or_default())))
+    }
+
+    /// Tasks executors have computed so far.
+    pub fn tasks_run(&self) -> u64 {
+        self.inner.tasks_run.load(Ordering::Relaxed)
     }
 }
 
-fn request(inner: &Inner, id: u32, body: Request) -> Result<Response> {
+fn request(inner: &Inner, id: u32, body: Request, timeout: Duration) -> Result<Response> {
     let (tx, pending) = {
         let executors = inner.executors.lock();
         let e = executors
@@ -253,12 +307,15 @@ fn request(inner: &Inner, id: u32, body: Request) -> Result<Response> {
         pending.lock().remove(&req);
         return Err(Error::Cluster(format!("executor {id} is gone")));
     }
-    let result = answer.recv_timeout(REQUEST_TIMEOUT);
+    let result = answer.recv_timeout(timeout);
     pending.lock().remove(&req);
-    result.map_err(|_| {
-        Error::Cluster(format!(
-            "executor {id} did not answer within {REQUEST_TIMEOUT:?} (lost?)"
-        ))
+    result.map_err(|e| match e {
+        std::sync::mpsc::RecvTimeoutError::Timeout => {
+            Error::Cluster(format!("executor {id} did not answer within {timeout:?}"))
+        }
+        std::sync::mpsc::RecvTimeoutError::Disconnected => {
+            Error::Cluster(format!("executor {id} was lost before it answered"))
+        }
     })
 }
 
@@ -429,6 +486,7 @@ fn rereplicate(inner: &Arc<Inner>, lost: u32, moved: Vec<(BlockId, StorageLevel)
                 level,
                 bytes,
             },
+            REQUEST_TIMEOUT,
         ) {
             Ok(Response::Stored) => {
                 inner.replicas.lock().insert(block, (target, level));
@@ -530,6 +588,24 @@ async fn connection(
                 if let Some(answer) = pending.lock().remove(&req) {
                     let _ = answer.try_send(body);
                 }
+            }
+            // An executor asking for a block (received input) that only the driver has.
+            Ok(Some(Message::Request {
+                id: req,
+                body: Request::GetBlock { block },
+            })) => {
+                let blocks = inner.blocks.lock().upgrade();
+                let tx = inner.executors.lock().get(&id).map(|e| e.tx.clone());
+                tokio::task::spawn_blocking(move || {
+                    let body = match blocks.map(|b| b.get_bytes(&block)) {
+                        Some(Ok(b)) => Response::Block(b),
+                        Some(Err(e)) => Response::Failed(e.to_string()),
+                        None => Response::Block(None),
+                    };
+                    if let Some(tx) = tx {
+                        let _ = tx.send(Message::Response { id: req, body });
+                    }
+                });
             }
             Ok(Some(other)) => {
                 tracing::warn!(executor = id, message = ?other, "unexpected message from an executor; ignored");

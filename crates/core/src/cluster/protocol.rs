@@ -64,6 +64,27 @@ pub enum Request {
         /// The block.
         block: BlockId,
     },
+    /// Compute a partition of an RDD the executor rebuilds from the job's graph.
+    RunTask(TaskSpec),
+}
+
+/// A task, by name: partition `partition` of RDD `rdd`, which operator `op` makes at batch
+/// `time_ms`; with the zero time and the inputs' plans for that batch (as the metadata
+/// checkpoint records them), so the executor rebuilds exactly the driver's RDD.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TaskSpec {
+    /// The operator.
+    pub op: u64,
+    /// The batch time.
+    pub time_ms: u64,
+    /// The zero time of the streaming context.
+    pub zero_ms: u64,
+    /// The RDD's structural id.
+    pub rdd: u64,
+    /// The partition.
+    pub partition: u32,
+    /// Each input operator's saved position, by operator id.
+    pub inputs: Vec<(u64, String)>,
 }
 
 /// An executor's answer to a [`Request`].
@@ -75,6 +96,8 @@ pub enum Response {
     Block(Option<Vec<u8>>),
     /// Whether a block was removed.
     Removed(bool),
+    /// A task's partition, serialized.
+    Computed(Vec<u8>),
     /// The request failed; why.
     Failed(String),
 }

@@ -42,6 +42,15 @@ pub struct TaskContext {
 }
 
 impl TaskContext {
+    /// The context of a task another process asked this one to run.
+    pub fn for_remote(ctx: &Context, partition: usize) -> TaskContext {
+        TaskContext {
+            partition,
+            attempt: 0,
+            ctx: ctx.clone(),
+        }
+    }
+
     /// The context the task runs in.
     pub fn context(&self) -> &Context {
         &self.ctx
@@ -110,6 +119,28 @@ pub trait RddBase: Send + Sync {
     fn do_checkpoint(&self) -> Result<()>;
     /// Whether its partitions have been written to a checkpoint.
     fn is_checkpointed(&self) -> bool;
+    /// Whether another process running the same job can rebuild and compute it (made under a
+    /// ship scope, from parents that can be, with no shuffle in its stage).
+    fn shippable(&self) -> bool {
+        false
+    }
+    /// Computes partition `split` here and serializes it (for a task another process sent).
+    fn compute_serialized(&self, split: usize, tc: &TaskContext) -> Result<Vec<u8>>;
+}
+
+/// The RDD with id `id` in the lineage of `root` (itself included), if any.
+pub fn find_in_lineage(root: &Arc<dyn RddBase>, id: RddId) -> Option<Arc<dyn RddBase>> {
+    let mut stack = vec![root.clone()];
+    let mut seen = std::collections::HashSet::new();
+    while let Some(r) = stack.pop() {
+        if r.id() == id {
+            return Some(r);
+        }
+        if seen.insert(r.id()) {
+            stack.extend(r.dependencies().iter().map(Dependency::rdd));
+        }
+    }
+    None
 }
 
 /// The type-erased view of a shuffle dependency: runs map tasks that bucket a parent partition's
@@ -148,6 +179,8 @@ pub(crate) enum CheckpointState {
 
 pub(crate) struct RddNode<T: Data> {
     pub(crate) id: RddId,
+    /// How another process names it, when it can rebuild it.
+    ship: Option<crate::context::ShipName>,
     pub(crate) ctx: Context,
     name: &'static str,
     call_site: String,
@@ -189,8 +222,15 @@ impl<T: Data> Rdd<T> {
         op: impl Compute<T>,
     ) -> Rdd<T> {
         let id = ctx.new_id();
+        let ship = crate::context::ship_scope().filter(|_| {
+            op.dependencies().iter().all(|d| match d {
+                Dependency::Shuffle(_) => false,
+                d => d.rdd().shippable(),
+            })
+        });
         let node = Arc::new_cyclic(|weak| RddNode {
             id,
+            ship,
             ctx: ctx.clone(),
             name,
             call_site: format!("{}:{}", location.file(), location.line()),
@@ -366,10 +406,30 @@ impl<T: Data> RddNode<T> {
         }
     }
 
+    /// Computes partition `split`: on an executor when the RDD can be rebuilt there and the
+    /// context has executors, else (or when that fails) here.
+    fn compute_split(&self, split: usize, tc: &TaskContext) -> Result<BoxIter<T>> {
+        let checkpointing = !matches!(*self.checkpoint.lock(), CheckpointState::None);
+        if let (Some(name), false, Some(remote)) = (self.ship, checkpointing, self.ctx.remote())
+            && let Some(result) = remote.compute(name, self.id, split)
+        {
+            match result.and_then(|bytes| {
+                spate_storage::deserialize_block::<T>(&self.block_id(split), &bytes)
+                    .map_err(Into::into)
+            }) {
+                Ok(values) => return Ok(Box::new(values.into_iter())),
+                Err(e) => {
+                    tracing::warn!(rdd = self.id, partition = split, error = %e, "an executor could not compute the partition; computing it here");
+                }
+            }
+        }
+        self.op().compute(split, tc)
+    }
+
     fn iterator(&self, split: usize, tc: &TaskContext) -> Result<BoxIter<T>> {
         let level = *self.level.lock();
         if !level.is_valid() {
-            return self.op().compute(split, tc);
+            return self.compute_split(split, tc);
         }
         let bm = self.ctx.block_manager();
         let block = self.block_id(split);
@@ -382,7 +442,7 @@ impl<T: Data> RddNode<T> {
                 bm.remove(&block);
             }
         }
-        let values: Arc<Vec<T>> = Arc::new(self.op().compute(split, tc)?.collect());
+        let values: Arc<Vec<T>> = Arc::new(self.compute_split(split, tc)?.collect());
         bm.put_values(block, values.clone(), level)?;
         Ok(arc_iter(values))
     }
@@ -424,6 +484,17 @@ impl<T: Data> RddBase for RddNode<T> {
     }
     fn is_checkpointed(&self) -> bool {
         matches!(*self.checkpoint.lock(), CheckpointState::Done { .. })
+    }
+    fn shippable(&self) -> bool {
+        self.ship.is_some()
+    }
+    fn compute_serialized(&self, split: usize, tc: &TaskContext) -> Result<Vec<u8>> {
+        let values: Vec<T> = self.op().compute(split, tc)?.collect();
+        Ok(spate_storage::serialize_block(
+            &self.block_id(split),
+            &values,
+            spate_storage::Codec::None,
+        )?)
     }
 }
 

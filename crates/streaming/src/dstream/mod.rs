@@ -39,6 +39,33 @@ pub(crate) struct OpSpec<T: Data> {
     pub(crate) state: Option<InputState>,
 }
 
+/// Operators whose RDD of batch `t` is built only from their parents' RDDs of `t`, with no user
+/// closure that could see driver-only state while building: an executor running the same job
+/// rebuilds them (with the inputs' plans of that batch) and computes their partitions. Inputs
+/// with a saved position (files, direct Kafka, receivers) are batch-local too.
+const BATCH_LOCAL: &[&str] = &[
+    "map",
+    "flat_map",
+    "filter",
+    "map_partitions",
+    "glom",
+    "repartition",
+    "count",
+    "reduce",
+    "count_by_value",
+    "union",
+    "map_values",
+    "flat_map_values",
+    "group_by_key",
+    "reduce_by_key",
+    "combine_by_key",
+    "cogroup",
+    "join",
+    "left_outer_join",
+    "right_outer_join",
+    "full_outer_join",
+];
+
 /// How an input saves and restores its position (for driver recovery).
 pub(crate) struct InputState {
     pub(crate) save: Box<dyn Fn(Time, Time) -> String + Send + Sync>,
@@ -80,6 +107,8 @@ pub(crate) struct DStreamNode<T: Data> {
     compute: Box<ComputeFn<T>>,
     records: Option<Box<dyn Fn(Time) -> Option<u64> + Send + Sync>>,
     state: Option<InputState>,
+    /// Whether its RDD of a batch depends only on that batch (so an executor can rebuild it).
+    batch_local: bool,
     generated: Mutex<BTreeMap<Time, Rdd<T>>>,
     /// Checkpoint directories of RDDs this operator checkpointed, by time.
     checkpoints: Mutex<BTreeMap<Time, PathBuf>>,
@@ -126,6 +155,7 @@ impl<T: Data> DStream<T> {
             must_checkpoint: spec.must_checkpoint,
             compute: spec.compute,
             records: spec.records,
+            batch_local: BATCH_LOCAL.contains(&spec.name) || spec.state.is_some(),
             state: spec.state,
             generated: Mutex::new(BTreeMap::new()),
             checkpoints: Mutex::new(BTreeMap::new()),
@@ -276,10 +306,14 @@ impl<T: Data> DStreamNode<T> {
         if !self.is_time_valid(time) {
             return Ok(None);
         }
-        let rdd = self
-            .env
-            .ctx
-            .with_id_scope(scope(self.id, time), || (self.compute)(self, time))?;
+        let ship = self.batch_local.then_some(spate_core::ShipName {
+            op: self.id as u64,
+            time_ms: time.ms(),
+        });
+        let ctx = &self.env.ctx;
+        let rdd = ctx.with_ship_scope(ship, || {
+            ctx.with_id_scope(scope(self.id, time), || (self.compute)(self, time))
+        })?;
         if let Some(rdd) = &rdd {
             let level = *self.level.lock();
             if level.is_valid() {
@@ -391,6 +425,27 @@ impl<T: Data> DStreamBase for DStreamNode<T> {
             .iter()
             .map(|(t, d)| (t.ms(), d.clone()))
             .collect()
+    }
+    fn task_input_state(&self, time: Time) -> Option<String> {
+        let before = time.minus(self.slide);
+        self.state.as_ref().map(|s| (s.save)(before, before))
+    }
+    fn restore_input(&self, saved: &str) -> Result<()> {
+        match &self.state {
+            Some(s) => (s.restore)(saved).map_err(|e| {
+                Error::State(format!(
+                    "{} at {}: cannot restore its input position: {e}",
+                    self.name, self.call_site
+                ))
+            }),
+            None => Ok(()),
+        }
+    }
+    fn rdd_at(&self, time: Time) -> Result<Option<Arc<dyn spate_core::RddBase>>> {
+        Ok(self.get_or_compute(time)?.map(|r| r.as_base()))
+    }
+    fn forget_before(&self, time: Time) {
+        self.generated.lock().retain(|t, _| *t >= time);
     }
     fn input_state(&self, completed: Time) -> Option<String> {
         let from = completed.minus(self.remember());

@@ -1,0 +1,104 @@
+//! Streaming on a cluster: the driver names the tasks of batch-local operators and sends them,
+//! with the inputs' plans of their batch, to executors ([`DriverTasks`]); an executor rebuilds
+//! the same graph and computes them ([`ExecutorGraph`]). Nothing but names, plans and data
+//! crosses the network (see ARCHITECTURE.md).
+
+use crate::Time;
+use crate::context::Inner;
+use parking_lot::Mutex;
+use spate_core::cluster::{Cluster, TaskRunner, TaskSpec};
+use spate_core::{RemoteCompute, ShipName, TaskContext};
+use std::sync::{Arc, Weak};
+
+/// The driver's side: turns a shippable partition into a task for the cluster.
+pub(crate) struct DriverTasks {
+    pub(crate) cluster: Cluster,
+    pub(crate) inner: Weak<Inner>,
+}
+
+impl RemoteCompute for DriverTasks {
+    fn compute(
+        &self,
+        name: ShipName,
+        rdd: u64,
+        partition: usize,
+    ) -> Option<spate_core::Result<Vec<u8>>> {
+        let inner = self.inner.upgrade()?;
+        let zero = inner.env.zero_time()?;
+        let time = Time::from_ms(name.time_ms);
+        let nodes = inner.graph.nodes.lock().clone();
+        let inputs = nodes
+            .iter()
+            .filter_map(|n| n.task_input_state(time).map(|s| (n.id() as u64, s)))
+            .collect();
+        self.cluster.run_task(TaskSpec {
+            op: name.op,
+            time_ms: name.time_ms,
+            zero_ms: zero.ms(),
+            rdd,
+            partition: partition as u32,
+            inputs,
+        })
+    }
+}
+
+/// The executor's side: the job's graph, built by the same code as on the driver but never
+/// started; tasks rebuild a batch's RDDs from the plans they carry.
+pub(crate) struct ExecutorGraph {
+    pub(crate) inner: Arc<Inner>,
+    /// Restoring plans and building a batch's RDDs happen one task at a time.
+    pub(crate) building: Mutex<()>,
+}
+
+fn state_err(e: impl std::fmt::Display) -> spate_core::Error {
+    spate_core::Error::Cluster(e.to_string())
+}
+
+impl TaskRunner for ExecutorGraph {
+    fn block_manager(&self) -> Arc<spate_core::storage::BlockManager> {
+        self.inner.env.ctx.block_manager().clone()
+    }
+
+    fn run(&self, task: &TaskSpec) -> spate_core::Result<Vec<u8>> {
+        let time = Time::from_ms(task.time_ms);
+        let nodes = self.inner.graph.nodes.lock().clone();
+        let target = {
+            let _building = self.building.lock();
+            *self.inner.env.zero_time.lock() = Some(Time::from_ms(task.zero_ms));
+            for (op, saved) in &task.inputs {
+                if let Some(n) = nodes.iter().find(|n| n.id() as u64 == *op) {
+                    n.restore_input(saved).map_err(state_err)?;
+                }
+            }
+            let node = nodes
+                .iter()
+                .find(|n| n.id() as u64 == task.op)
+                .ok_or_else(|| {
+                    state_err(format!(
+                        "operator {} is not in this executor's graph: is it the same build as the driver?",
+                        task.op
+                    ))
+                })?;
+            let root = node
+                .rdd_at(time)
+                .map_err(state_err)?
+                .ok_or_else(|| state_err(format!("operator {} has no RDD at {time}", task.op)))?;
+            // Forget batches well behind this one (an executor has no batch clock).
+            let horizon = Time::from_ms(
+                task.time_ms
+                    .saturating_sub(20 * self.inner.env.batch.as_millis() as u64),
+            );
+            for n in &nodes {
+                n.forget_before(horizon);
+            }
+            spate_core::find_in_lineage(&root, task.rdd).ok_or_else(|| {
+                state_err(format!(
+                    "RDD {} is not in the lineage of operator {} at {time}: the executor's graph differs from the driver's",
+                    task.rdd, task.op
+                ))
+            })?
+        };
+        let tc = TaskContext::for_remote(&self.inner.env.ctx, task.partition as usize);
+        target.compute_serialized(task.partition as usize, &tc)
+    }
+}
