@@ -61,7 +61,7 @@ impl Job {
             .arg(dir.join("checkpoint"))
             .arg("--conf")
             .arg(format!("out={}", dir.join("out").display()))
-            .args(["--log-level", "warn", "--no-ui"])
+            .arg("--no-ui")
             .args(args)
             .stdin(Stdio::null())
             .stdout(file.try_clone().expect("a log handle"))
@@ -198,20 +198,88 @@ const MAX_PER_BATCH: u64 = 20;
 
 /// Runs the Kafka job on `dir` until it has saved `batches` batches of totals; with `kill_after`,
 /// it is first killed once it has saved that many, then started again.
+/// What a run of the Kafka job goes through.
+#[derive(Clone, Copy)]
+enum Kill {
+    /// Nothing: the reference run.
+    Nothing,
+    /// The driver, with SIGKILL, after this many saved batches; then it is started again.
+    Driver(usize),
+    /// One executor of a `local-cluster` master, with SIGKILL, after this many saved batches.
+    Executor(usize),
+}
+
 fn run_kafka_job(
     broker: &Broker,
     dir: &Path,
     batches: usize,
-    kill_after: Option<usize>,
+    master: &str,
+    kill: Kill,
 ) -> BTreeMap<u64, Vec<String>> {
     let bin = env!("CARGO_BIN_EXE_recoverable_kafka");
     let addr = broker.addr();
     let max = format!("max-per-partition={MAX_PER_BATCH}");
-    let args = ["--conf", max.as_str(), addr.as_str(), "lines"];
+    // Cluster runs log at info level: the driver's summary counts the executors' tasks.
+    let level = if master.starts_with("local-cluster") {
+        "info"
+    } else {
+        "warn"
+    };
+    let args = [
+        "--log-level",
+        level,
+        "--master",
+        master,
+        "--conf",
+        max.as_str(),
+        addr.as_str(),
+        "lines",
+    ];
     let out = dir.join("out");
     let saved = |n: usize| outputs(&out, "totals").len() >= n;
     let mut job = Job::start(bin, dir, "first", &args);
-    if let Some(k) = kill_after {
+    if let Kill::Executor(k) = kill {
+        wait_for(&mut job, &format!("{k} batches before the kill"), || {
+            saved(k)
+        });
+        let children = Command::new("pgrep")
+            .args(["-P", &job.child.id().to_string()])
+            .output()
+            .expect("pgrep runs");
+        let pids = String::from_utf8_lossy(&children.stdout).into_owned();
+        let victim = pids
+            .lines()
+            .next()
+            .expect("executor processes")
+            .trim()
+            .to_string();
+        assert!(
+            Command::new("kill")
+                .args(["-9", &victim])
+                .status()
+                .unwrap()
+                .success()
+        );
+        wait_for(&mut job, "the run's batches", || saved(batches));
+        let log = job.log.clone();
+        job.terminate();
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        let summary = text
+            .lines()
+            .find(|l| l.contains("cluster: tasks run on executors"))
+            .unwrap_or_else(|| panic!("no cluster summary:\n{text}"));
+        assert!(
+            summary.contains("lost=1") && !summary.contains("tasks=0 "),
+            "{summary}"
+        );
+        eprintln!("{summary}");
+        // Executors may be lost mid-task (the task then runs elsewhere), but never fail one.
+        assert!(
+            !text.contains("failed the task"),
+            "an executor failed a task:\n{text}"
+        );
+        return collect_outputs(dir, &out);
+    } else if let Kill::Driver(k) = kill {
         wait_for(&mut job, &format!("{k} batches before the crash"), || {
             saved(k)
         });
@@ -228,6 +296,12 @@ fn run_kafka_job(
         wait_for(&mut job, "the reference run's batches", || saved(batches));
     }
     job.terminate();
+    collect_outputs(dir, &out)
+}
+
+/// Both outputs of a finished run (window outputs under odd keys), after checking that the
+/// graceful stop checkpointed the last batch.
+fn collect_outputs(dir: &Path, out: &Path) -> BTreeMap<u64, Vec<String>> {
     // The graceful stop finished the last batch and checkpointed it.
     let last_checkpoint = std::fs::read_dir(dir.join("checkpoint/metadata"))
         .expect("metadata checkpoints")
@@ -239,13 +313,13 @@ fn run_kafka_job(
                 .and_then(|t| t.parse::<u64>().ok())
         })
         .max();
-    let mut all = outputs(&out, "totals");
+    let mut all = outputs(out, "totals");
     assert_eq!(
         last_checkpoint,
         all.keys().next_back().copied(),
         "the last checkpoint is the last batch's"
     );
-    for (t, w) in outputs(&out, "window") {
+    for (t, w) in outputs(out, "window") {
         all.insert(t + 1, w); // odd keys: the window outputs (batch times are even)
     }
     all
@@ -261,11 +335,9 @@ fn by_batch(outputs: &BTreeMap<u64, Vec<String>>, batches: usize) -> Vec<(u64, u
         .collect()
 }
 
-#[test]
-fn a_killed_direct_kafka_job_resumes_with_the_outputs_of_an_uninterrupted_run() {
-    let Some(broker) = Broker::start() else {
-        return;
-    };
+/// A broker with the topic `lines` written beforehand; returns it and the lines produced.
+fn filled_broker() -> Option<(Broker, Vec<String>)> {
+    let broker = Broker::start()?;
     broker.create_topic("lines", PARTITIONS as u32);
     let producer = KafkaProducer::new(&broker.addr()).expect("a producer");
     let mut sent = Vec::new();
@@ -274,35 +346,41 @@ fn a_killed_direct_kafka_job_resumes_with_the_outputs_of_an_uninterrupted_run() 
             .map(|i| line(i * PARTITIONS as u64 + p as u64))
             .collect();
         for chunk in lines.chunks(100) {
-            producer
-                .send(
-                    "lines",
-                    p,
-                    chunk
-                        .iter()
-                        .map(|l| (None, l.clone().into_bytes()))
-                        .collect(),
-                )
-                .expect("producing");
+            let records = chunk
+                .iter()
+                .map(|l| (None, l.clone().into_bytes()))
+                .collect();
+            producer.send("lines", p, records).expect("producing");
         }
         sent.extend(lines);
     }
+    Some((broker, sent))
+}
+
+/// Runs the Kafka job once without failures on `reference_master`, once on `master` through
+/// `kill`, and checks every batch's outputs are the same, and the last totals count every line.
+fn same_outputs_through(reference_master: &str, master: &str, kill: Kill) {
+    let Some((broker, sent)) = filled_broker() else {
+        return;
+    };
     // The topic lasts 10 batches; two more show the windows emptying and the totals holding.
     let batches = (PER_PARTITION / MAX_PER_BATCH) as usize + 2;
-    let kill_after = 1 + random_below(8) as usize;
-    eprintln!("killing after {kill_after} saved batches");
-
     let reference = tempfile::tempdir().unwrap();
     let expected = by_batch(
-        &run_kafka_job(&broker, reference.path(), batches, None),
+        &run_kafka_job(
+            &broker,
+            reference.path(),
+            batches,
+            reference_master,
+            Kill::Nothing,
+        ),
         batches,
     );
-    let crashed = tempfile::tempdir().unwrap();
+    let failed = tempfile::tempdir().unwrap();
     let got = by_batch(
-        &run_kafka_job(&broker, crashed.path(), batches, Some(kill_after)),
+        &run_kafka_job(&broker, failed.path(), batches, master, kill),
         batches,
     );
-
     assert_eq!(
         expected.len(),
         2 * batches,
@@ -312,13 +390,12 @@ fn a_killed_direct_kafka_job_resumes_with_the_outputs_of_an_uninterrupted_run() 
         assert_eq!(
             e,
             g,
-            "batch {} ({}) differs after the crash",
+            "batch {} ({}) differs after the failure",
             e.0,
             if e.1 == 1 { "window" } else { "totals" }
         );
     }
     assert_eq!(got.len(), expected.len());
-    // And the last totals are the word counts of everything produced.
     let last_totals = &expected
         .iter()
         .rev()
@@ -326,6 +403,22 @@ fn a_killed_direct_kafka_job_resumes_with_the_outputs_of_an_uninterrupted_run() 
         .expect("totals")
         .2;
     assert_eq!(counts(last_totals), word_counts(&sent));
+}
+
+#[test]
+fn a_killed_direct_kafka_job_resumes_with_the_outputs_of_an_uninterrupted_run() {
+    let kill_after = 1 + random_below(8) as usize;
+    eprintln!("killing the driver after {kill_after} saved batches");
+    same_outputs_through("local[2]", "local[2]", Kill::Driver(kill_after));
+}
+
+/// Cluster mode: the executors compute the batch-local tasks (reading their Kafka ranges
+/// themselves); one is killed and its tasks run elsewhere.
+#[test]
+fn a_killed_executor_changes_no_output_of_a_kafka_job_on_a_local_cluster() {
+    let kill_after = 2 + random_below(6) as usize;
+    eprintln!("killing an executor after {kill_after} saved batches");
+    same_outputs_through("local[2]", "local-cluster[3,1]", Kill::Executor(kill_after));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -338,7 +431,7 @@ fn a_killed_socket_job_with_the_write_ahead_log_counts_every_line_once() {
     let out = dir.path().join("out");
     let bin = env!("CARGO_BIN_EXE_recoverable_socket");
     let port = server.port.to_string();
-    let args = ["127.0.0.1", port.as_str()];
+    let args = ["--log-level", "warn", "127.0.0.1", port.as_str()];
     let kill_after = 2 + random_below(5) as usize;
     eprintln!("killing after {kill_after} saved batches");
 

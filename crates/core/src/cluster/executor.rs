@@ -173,12 +173,18 @@ async fn serve(config: &ExecutorConfig, blocks: Arc<BlockManager>) -> Result<()>
                 break Ok(());
             }
             Ok(Some(Message::Request { id: req, body })) => {
-                // On a blocking thread: a task may wait for blocks from the driver meanwhile.
+                // On a thread of its own, outside the runtime: a task may wait for blocks from
+                // the driver meanwhile, and sources such as Kafka run their own runtime.
                 let (blocks, runner, tx) = (blocks.clone(), config.runner.clone(), tx.clone());
-                tokio::task::spawn_blocking(move || {
-                    let body = handle(&blocks, runner.as_deref(), body);
-                    let _ = tx.send(Message::Response { id: req, body });
-                });
+                let spawned = std::thread::Builder::new()
+                    .name(format!("spate-task-{req}"))
+                    .spawn(move || {
+                        let body = handle(&blocks, runner.as_deref(), body);
+                        let _ = tx.send(Message::Response { id: req, body });
+                    });
+                if let Err(e) = spawned {
+                    tracing::error!(executor = id, error = %e, "cannot start a task thread");
+                }
             }
             Ok(Some(Message::Response { id: req, body })) => {
                 if let Some(answer) = pending.lock().remove(&req) {
