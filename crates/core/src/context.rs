@@ -164,7 +164,13 @@ pub trait RemoteCompute: Send + Sync {
     /// Computes partition `partition` of RDD `rdd`, made under `name`, elsewhere and returns it
     /// serialized (as `serialize_block` writes it); `None` when no other process can (no
     /// executors): the caller computes it itself, as it also does after an error.
-    fn compute(&self, name: ShipName, rdd: u64, partition: usize) -> Option<Result<Vec<u8>>>;
+    fn compute(
+        &self,
+        name: ShipName,
+        rdd: u64,
+        partition: usize,
+        preferred: Option<&spate_storage::BlockId>,
+    ) -> Option<Result<Vec<u8>>>;
 }
 
 /// The ship scope of RDDs being made on this thread.

@@ -442,6 +442,8 @@ fn a_job_on_a_local_cluster_runs_tasks_on_its_executors_and_survives_losing_one(
         .and_then(|n| n.parse().ok())
         .expect("a task count");
     assert!(tasks > 0, "{summary}");
+    // Received blocks are replicated to an executor, and their tasks sent there first.
+    assert!(!summary.contains("local=0 "), "{summary}");
     assert!(
         !log_text.contains("failed the task"),
         "an executor failed a task:\n{log_text}"

@@ -22,8 +22,11 @@ impl RemoteCompute for DriverTasks {
         name: ShipName,
         rdd: u64,
         partition: usize,
+        preferred: Option<&spate_core::storage::BlockId>,
     ) -> Option<spate_core::Result<Vec<u8>>> {
         let inner = self.inner.upgrade()?;
+        // Only a `#[streaming_job]` graph, checked to be the same in every process, is shipped.
+        let graph = (*inner.graph.fingerprint.lock())?;
         let zero = inner.env.zero_time()?;
         let time = Time::from_ms(name.time_ms);
         let nodes = inner.graph.nodes.lock().clone();
@@ -31,14 +34,18 @@ impl RemoteCompute for DriverTasks {
             .iter()
             .filter_map(|n| n.task_input_state(time).map(|s| (n.id() as u64, s)))
             .collect();
-        self.cluster.run_task(TaskSpec {
-            op: name.op,
-            time_ms: name.time_ms,
-            zero_ms: zero.ms(),
-            rdd,
-            partition: partition as u32,
-            inputs,
-        })
+        self.cluster.run_task(
+            TaskSpec {
+                op: name.op,
+                time_ms: name.time_ms,
+                zero_ms: zero.ms(),
+                rdd,
+                partition: partition as u32,
+                inputs,
+            },
+            graph,
+            preferred,
+        )
     }
 }
 

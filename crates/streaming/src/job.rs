@@ -334,6 +334,7 @@ pub fn run<I: IntoIterator<Item = String>>(
         build(&ssc, graph, job)?;
         let mut config = spate_core::cluster::ExecutorConfig::new(driver, cli.cores);
         config.runner = Some(ssc.executor_graph());
+        config.graph = Some(graph.fingerprint);
         return spate_core::cluster::run_executor(&config).map_err(Error::Core);
     }
     let batch = match &cli.batch {
@@ -421,6 +422,7 @@ pub fn run<I: IntoIterator<Item = String>>(
     if let Some(cluster) = ssc.context().cluster() {
         tracing::info!(
             tasks = cluster.tasks_run(),
+            local = cluster.local_tasks(),
             executors = cluster.executors().len(),
             lost = cluster.lost_executors(),
             "cluster: tasks run on executors"

@@ -39,6 +39,8 @@ pub struct ExecutorConfig {
     pub connect_timeout: Duration,
     /// The job graph tasks are computed with (`None`: the executor only holds blocks).
     pub runner: Option<Arc<dyn TaskRunner>>,
+    /// The fingerprint of that graph (sent to the driver, which only sends tasks of its own).
+    pub graph: Option<u64>,
 }
 
 impl std::fmt::Debug for ExecutorConfig {
@@ -60,6 +62,7 @@ impl ExecutorConfig {
             memory_bytes: 512 << 20,
             connect_timeout: Duration::from_secs(5),
             runner: None,
+            graph: None,
         }
     }
 }
@@ -120,6 +123,8 @@ async fn serve(config: &ExecutorConfig, blocks: Arc<BlockManager>) -> Result<()>
         &Message::Register {
             cores: config.cores as u32,
             pid: std::process::id(),
+            build: super::build_id(),
+            graph: config.graph,
         },
     )
     .await

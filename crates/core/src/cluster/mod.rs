@@ -45,6 +45,20 @@ struct ExecutorState {
     last_heartbeat: Instant,
     cores: u32,
     pid: u32,
+    build: u64,
+    graph: Option<u64>,
+}
+
+/// A hash of this process's executable: the driver sends tasks only to executors of its own
+/// build (the same closures behind the same operator names). Computed once.
+pub fn build_id() -> u64 {
+    static ID: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *ID.get_or_init(|| {
+        let bytes = std::env::current_exe()
+            .and_then(std::fs::read)
+            .unwrap_or_default();
+        (u64::from(crc32fast::hash(&bytes)) << 32) | (bytes.len() as u64 & 0xffff_ffff)
+    })
 }
 
 /// A registered executor, as [`Cluster::executors`] lists it.
@@ -72,6 +86,7 @@ struct Inner {
     lost: AtomicU64,
     next_task: AtomicU64,
     tasks_run: AtomicU64,
+    local_tasks: AtomicU64,
 }
 
 /// The driver's side of a cluster. Dropping the last handle shuts the executors down.
@@ -131,6 +146,7 @@ impl Cluster {
             lost: AtomicU64::new(0),
             next_task: AtomicU64::new(0),
             tasks_run: AtomicU64::new(0),
+            local_tasks: AtomicU64::new(0),
         });
         runtime.spawn(accept_loop(listener, Arc::downgrade(&inner)));
         runtime.spawn(watch_heartbeats(Arc::downgrade(&inner)));
@@ -251,17 +267,39 @@ impl Cluster {
         request(&self.inner, id, body, REQUEST_TIMEOUT)
     }
 
-    /// Runs a task on an executor (round robin; another one if that one is lost meanwhile) and
-    /// returns the partition, serialized. `None` when no executor is alive.
-    pub fn run_task(&self, task: TaskSpec) -> Option<Result<Vec<u8>>> {
-        let alive: Vec<u32> = self.inner.executors.lock().keys().copied().collect();
+    /// Runs a task on an executor of the driver's build that built job graph `graph` (the one
+    /// holding block `preferred`, if any and alive; else round robin; another one if that one is
+    /// lost meanwhile) and returns the partition, serialized. `None` when no such executor is
+    /// alive.
+    pub fn run_task(
+        &self,
+        task: TaskSpec,
+        graph: u64,
+        preferred: Option<&BlockId>,
+    ) -> Option<Result<Vec<u8>>> {
+        let build = build_id();
+        let mut alive: Vec<u32> = self
+            .inner
+            .executors
+            .lock()
+            .iter()
+            .filter(|(_, e)| e.build == build && e.graph == Some(graph))
+            .map(|(id, _)| *id)
+            .collect();
         if alive.is_empty() {
             return None;
         }
         let start = self.inner.next_task.fetch_add(1, Ordering::Relaxed) as usize;
+        let n = alive.len();
+        alive.rotate_left(start % n);
+        // Locality: the executor holding the task's input block goes first.
+        let holder = preferred.and_then(|b| self.replica_of(b));
+        if let Some(pos) = holder.and_then(|h| alive.iter().position(|e| *e == h)) {
+            alive[..=pos].rotate_right(1);
+            self.inner.local_tasks.fetch_add(1, Ordering::Relaxed);
+        }
         let mut last = None;
-        for k in 0..alive.len().min(2) {
-            let executor = alive[(start + k) % alive.len()];
+        for &executor in alive.iter().take(2) {
             match request(
                 &self.inner,
                 executor,
@@ -289,6 +327,11 @@ impl Cluster {
     /// Tasks executors have computed so far.
     pub fn tasks_run(&self) -> u64 {
         self.inner.tasks_run.load(Ordering::Relaxed)
+    }
+
+    /// Tasks sent first to the executor holding their input block.
+    pub fn local_tasks(&self) -> u64 {
+        self.inner.local_tasks.load(Ordering::Relaxed)
     }
 }
 
@@ -548,7 +591,13 @@ async fn connection(
                 "no registration within 10 s",
             ))
         })??;
-    let Some(Message::Register { cores, pid }) = first else {
+    let Some(Message::Register {
+        cores,
+        pid,
+        build,
+        graph,
+    }) = first
+    else {
         return Err(protocol::ProtocolError::Decode(format!(
             "expected a registration, got {first:?}"
         )));
@@ -565,10 +614,19 @@ async fn connection(
             last_heartbeat: Instant::now(),
             cores,
             pid,
+            build,
+            graph,
         },
     );
     inner.changed.notify_all();
     tracing::info!(executor = id, pid, cores, "executor registered");
+    if build != build_id() {
+        tracing::warn!(
+            executor = id,
+            pid,
+            "the executor runs another build than the driver: it holds replicas but gets no tasks (deploy the same binary everywhere)"
+        );
+    }
     let writer_task = tokio::spawn(async move {
         while let Some(m) = rx.recv().await {
             let stop = matches!(m, Message::Shutdown);

@@ -111,6 +111,10 @@ pub enum Message {
         cores: u32,
         /// Its process id (for logs and tests).
         pid: u32,
+        /// A hash of its executable (tasks go only to executors of the driver's build).
+        build: u64,
+        /// The fingerprint of the job graph it built, if any (tasks need the driver's).
+        graph: Option<u64>,
     },
     /// The driver's answer to `Register`: the executor's id.
     Registered {
@@ -232,7 +236,12 @@ mod tests {
     #[test]
     fn messages_round_trip() {
         let msgs = [
-            Message::Register { cores: 2, pid: 7 },
+            Message::Register {
+                cores: 2,
+                pid: 7,
+                build: 1,
+                graph: Some(2),
+            },
             Message::Request {
                 id: 9,
                 body: Request::PutBlock {

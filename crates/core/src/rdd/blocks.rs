@@ -19,6 +19,9 @@ impl<T: Data> Compute<T> for Blocks {
     fn dependencies(&self) -> Vec<Dependency> {
         Vec::new()
     }
+    fn preferred_block(&self, split: usize) -> Option<BlockId> {
+        self.ids.get(split).cloned()
+    }
     fn compute(&self, split: usize, _tc: &TaskContext) -> Result<BoxIter<T>> {
         let id = &self.ids[split];
         match self.ctx.block_manager().get_values::<T>(id)? {

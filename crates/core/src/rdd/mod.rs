@@ -124,6 +124,10 @@ pub trait RddBase: Send + Sync {
     fn shippable(&self) -> bool {
         false
     }
+    /// The stored block partition `split` reads, if it reads one (for locality).
+    fn preferred_block(&self, _split: usize) -> Option<BlockId> {
+        None
+    }
     /// Computes partition `split` here and serializes it (for a task another process sent).
     fn compute_serialized(&self, split: usize, tc: &TaskContext) -> Result<Vec<u8>>;
 }
@@ -166,6 +170,10 @@ pub(crate) trait Compute<T>: Send + Sync + 'static {
     fn dependencies(&self) -> Vec<Dependency>;
     fn compute(&self, split: usize, tc: &TaskContext) -> Result<BoxIter<T>>;
     fn partitioner(&self) -> Option<PartitionerInfo> {
+        None
+    }
+    /// The stored block partition `split` reads, for a source of stored blocks.
+    fn preferred_block(&self, _split: usize) -> Option<BlockId> {
         None
     }
 }
@@ -406,12 +414,24 @@ impl<T: Data> RddNode<T> {
         }
     }
 
+    /// The input block partition `split` reads: its own (a block RDD), or through a one-to-one
+    /// parent's (so a narrow chain over received blocks runs where its block is).
+    fn preferred_block(&self, split: usize) -> Option<BlockId> {
+        let op = self.op();
+        op.preferred_block(split)
+            .or_else(|| match op.dependencies().as_slice() {
+                [Dependency::OneToOne(parent)] => parent.preferred_block(split),
+                _ => None,
+            })
+    }
+
     /// Computes partition `split`: on an executor when the RDD can be rebuilt there and the
     /// context has executors, else (or when that fails) here.
     fn compute_split(&self, split: usize, tc: &TaskContext) -> Result<BoxIter<T>> {
         let checkpointing = !matches!(*self.checkpoint.lock(), CheckpointState::None);
         if let (Some(name), false, Some(remote)) = (self.ship, checkpointing, self.ctx.remote())
-            && let Some(result) = remote.compute(name, self.id, split)
+            && let Some(result) =
+                remote.compute(name, self.id, split, self.preferred_block(split).as_ref())
         {
             match result.and_then(|bytes| {
                 spate_storage::deserialize_block::<T>(&self.block_id(split), &bytes)
@@ -487,6 +507,9 @@ impl<T: Data> RddBase for RddNode<T> {
     }
     fn shippable(&self) -> bool {
         self.ship.is_some()
+    }
+    fn preferred_block(&self, split: usize) -> Option<BlockId> {
+        RddNode::preferred_block(self, split)
     }
     fn compute_serialized(&self, split: usize, tc: &TaskContext) -> Result<Vec<u8>> {
         let values: Vec<T> = self.op().compute(split, tc)?.collect();

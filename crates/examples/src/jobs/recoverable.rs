@@ -85,7 +85,8 @@ pub fn recoverable_socket(ssc: &StreamingContext) {
             replay: true,
             ..SocketConfig::new(&host, port)
         },
-        StorageLevel::MEMORY_ONLY_SER,
+        // Replicated on a cluster (one copy on an executor, where the batch's tasks then run).
+        StorageLevel::MEMORY_ONLY_SER_2,
     );
     lines
         .count()
