@@ -30,8 +30,12 @@ fn histogram(out: &mut String, name: &str, help: &str, h: &Histogram) {
     let _ = writeln!(out, "{name}_count {}", h.count);
 }
 
-/// Renders every metric.
-pub(super) fn render(monitor: &Monitor, stats: &spate_storage::StorageStats) -> String {
+/// Renders every metric (with the cluster's, when the job runs on one).
+pub(super) fn render(
+    monitor: &Monitor,
+    stats: &spate_storage::StorageStats,
+    cluster: Option<&spate_core::cluster::Cluster>,
+) -> String {
     let mut out = String::new();
     let receivers = monitor.receivers();
     let st = monitor.state.lock();
@@ -172,5 +176,35 @@ pub(super) fn render(monitor: &Monitor, stats: &spate_storage::StorageStats) -> 
         "Blocks that could not be stored anywhere.",
         stats.puts_not_stored,
     );
+    if let Some(c) = cluster {
+        scalar(
+            &mut out,
+            "spate_executors",
+            "gauge",
+            "Executors alive.",
+            c.executors().len(),
+        );
+        scalar(
+            &mut out,
+            "spate_executors_lost_total",
+            "counter",
+            "Executors lost (connection closed or no heartbeat).",
+            c.lost_executors(),
+        );
+        scalar(
+            &mut out,
+            "spate_executor_tasks_total",
+            "counter",
+            "Tasks computed by executors.",
+            c.tasks_run(),
+        );
+        scalar(
+            &mut out,
+            "spate_executor_tasks_local_total",
+            "counter",
+            "Tasks sent first to the executor holding their input block.",
+            c.local_tasks(),
+        );
+    }
     out
 }

@@ -455,7 +455,7 @@ fn serve(
                     let stats = s5.ssc.context().block_manager().stats();
                     (
                         [("content-type", "text/plain; version=0.0.4")],
-                        metrics::render(&s5.monitor, &stats),
+                        metrics::render(&s5.monitor, &stats, s5.ssc.context().cluster()),
                     )
                 }),
             );
