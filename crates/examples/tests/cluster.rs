@@ -307,40 +307,6 @@ fn executors_started_on_their_own_join_a_spate_master() {
     assert!(status.success(), "{status}");
 }
 
-/// The saved per-batch outputs named `name` under `out`: batch time → lines.
-fn saved(out: &std::path::Path, name: &str) -> std::collections::BTreeMap<u64, Vec<String>> {
-    let mut found = std::collections::BTreeMap::new();
-    for e in std::fs::read_dir(out).into_iter().flatten().flatten() {
-        let file = e.file_name().to_string_lossy().into_owned();
-        let Some(t) = file
-            .strip_prefix(&format!("{name}-"))
-            .and_then(|r| r.strip_suffix(".txt"))
-            .and_then(|t| t.parse::<u64>().ok())
-        else {
-            continue;
-        };
-        let mut lines = Vec::new();
-        for p in std::fs::read_dir(e.path()).into_iter().flatten().flatten() {
-            if p.file_name().to_string_lossy().starts_with("part-") {
-                let text = std::fs::read_to_string(p.path()).unwrap_or_default();
-                lines.extend(text.lines().map(String::from));
-            }
-        }
-        found.insert(t, lines);
-    }
-    found
-}
-
-fn word_totals(lines: &[String]) -> std::collections::BTreeMap<String, u64> {
-    lines
-        .iter()
-        .filter_map(|l| {
-            let (w, n) = l.trim_matches(|c| c == '(' || c == ')').rsplit_once(',')?;
-            Some((w.to_string(), n.parse().ok()?))
-        })
-        .collect()
-}
-
 #[test]
 fn a_job_on_a_local_cluster_runs_tasks_on_its_executors_and_survives_losing_one() {
     const TOTAL: u64 = 3000;
@@ -383,7 +349,9 @@ fn a_job_on_a_local_cluster_runs_tasks_on_its_executors_and_survives_losing_one(
             std::thread::sleep(Duration::from_millis(20));
         }
     };
-    wait("two batches", &mut || saved(&out, "lines").len() >= 2);
+    wait("two batches", &mut || {
+        support::outputs(&out, "lines").len() >= 2
+    });
     // Kill one executor (a child process of the driver) with SIGKILL mid-run.
     let children = std::process::Command::new("pgrep")
         .args(["-P", &pid.to_string()])
@@ -403,20 +371,13 @@ fn a_job_on_a_local_cluster_runs_tasks_on_its_executors_and_survives_losing_one(
             .unwrap()
             .success()
     );
-    let expected = {
-        let mut m = std::collections::BTreeMap::new();
-        for i in 0..TOTAL {
-            for w in support::line(i).split_whitespace() {
-                *m.entry(w.to_string()).or_insert(0u64) += 1;
-            }
-        }
-        m
-    };
+    let all: Vec<String> = (0..TOTAL).map(support::line).collect();
+    let expected = support::word_counts(&all);
     wait("every line to be counted", &mut || {
-        saved(&out, "totals")
+        support::outputs(&out, "totals")
             .values()
             .next_back()
-            .is_some_and(|t| word_totals(t) == expected)
+            .is_some_and(|t| support::counts(t) == expected)
     });
     std::process::Command::new("kill")
         .args(["-TERM", &pid.to_string()])
@@ -424,7 +385,7 @@ fn a_job_on_a_local_cluster_runs_tasks_on_its_executors_and_survives_losing_one(
         .unwrap();
     let status = job.wait().unwrap();
     assert!(status.success(), "{status}:\n{}", text());
-    let per_batch: u64 = saved(&out, "lines")
+    let per_batch: u64 = support::outputs(&out, "lines")
         .values()
         .map(|l| l.first().map_or(0, |n| n.parse::<u64>().unwrap()))
         .sum();

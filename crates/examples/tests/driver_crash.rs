@@ -14,7 +14,7 @@
 
 use spate_receivers::KafkaProducer;
 use spate_receivers::testing::Broker;
-use support::{ReplayServer, line};
+use support::{ReplayServer, counts, line, outputs, word_counts};
 
 mod support;
 use std::collections::BTreeMap;
@@ -117,43 +117,6 @@ impl Job {
     }
 }
 
-/// The saved outputs named `name` under `out`: batch time → the sorted lines of all parts.
-fn outputs(out: &Path, name: &str) -> BTreeMap<u64, Vec<String>> {
-    let mut found = BTreeMap::new();
-    let Ok(entries) = std::fs::read_dir(out) else {
-        return found;
-    };
-    for e in entries.flatten() {
-        let file_name = e.file_name().to_string_lossy().into_owned();
-        let Some(time) = file_name
-            .strip_prefix(&format!("{name}-"))
-            .and_then(|r| r.strip_suffix(".txt"))
-            .and_then(|t| t.parse::<u64>().ok())
-        else {
-            continue;
-        };
-        let mut lines = Vec::new();
-        let mut parts: Vec<PathBuf> = std::fs::read_dir(e.path())
-            .into_iter()
-            .flatten()
-            .flatten()
-            .map(|p| p.path())
-            .filter(|p| {
-                p.file_name()
-                    .is_some_and(|n| n.to_string_lossy().starts_with("part-"))
-            })
-            .collect();
-        parts.sort();
-        for p in parts {
-            let text = std::fs::read_to_string(&p).expect("a part file");
-            lines.extend(text.lines().map(String::from));
-        }
-        lines.sort();
-        found.insert(time, lines);
-    }
-    found
-}
-
 /// Waits until `ready` holds for the outputs, checking that the job is alive; fails after 60 s.
 fn wait_for(job: &mut Job, what: &str, mut ready: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -166,28 +129,6 @@ fn wait_for(job: &mut Job, what: &str, mut ready: impl FnMut() -> bool) {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
-}
-
-/// Parses `(word,count)` lines into a map.
-fn counts(lines: &[String]) -> BTreeMap<String, u64> {
-    lines
-        .iter()
-        .map(|l| {
-            let inner = l.trim_start_matches('(').trim_end_matches(')');
-            let (w, n) = inner.rsplit_once(',').expect("a (word,count) line");
-            (w.to_string(), n.trim().parse().expect("a count"))
-        })
-        .collect()
-}
-
-fn word_counts<'a>(lines: impl IntoIterator<Item = &'a String>) -> BTreeMap<String, u64> {
-    let mut m = BTreeMap::new();
-    for l in lines {
-        for w in l.split_whitespace() {
-            *m.entry(w.to_string()).or_default() += 1;
-        }
-    }
-    m
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1,7 +1,9 @@
 //! Test support shared by the process tests: a replayable line server and its lines.
 
+use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -100,4 +102,63 @@ fn serve(conn: TcpStream, total: u64, rate: u64, stop: &AtomicBool) {
             Err(_) => return,
         }
     }
+}
+
+/// The saved outputs named `name` under `out`: batch time → the sorted lines of all parts.
+pub fn outputs(out: &Path, name: &str) -> BTreeMap<u64, Vec<String>> {
+    let mut found = BTreeMap::new();
+    let Ok(entries) = std::fs::read_dir(out) else {
+        return found;
+    };
+    for e in entries.flatten() {
+        let file_name = e.file_name().to_string_lossy().into_owned();
+        let Some(time) = file_name
+            .strip_prefix(&format!("{name}-"))
+            .and_then(|r| r.strip_suffix(".txt"))
+            .and_then(|t| t.parse::<u64>().ok())
+        else {
+            continue;
+        };
+        let mut lines = Vec::new();
+        let mut parts: Vec<PathBuf> = std::fs::read_dir(e.path())
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|p| p.path())
+            .filter(|p| {
+                p.file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with("part-"))
+            })
+            .collect();
+        parts.sort();
+        for p in parts {
+            let text = std::fs::read_to_string(&p).expect("a part file");
+            lines.extend(text.lines().map(String::from));
+        }
+        lines.sort();
+        found.insert(time, lines);
+    }
+    found
+}
+
+/// Parses `(word,count)` lines into a map.
+pub fn counts(lines: &[String]) -> BTreeMap<String, u64> {
+    lines
+        .iter()
+        .map(|l| {
+            let inner = l.trim_start_matches('(').trim_end_matches(')');
+            let (w, n) = inner.rsplit_once(',').expect("a (word,count) line");
+            (w.to_string(), n.trim().parse().expect("a count"))
+        })
+        .collect()
+}
+
+pub fn word_counts<'a>(lines: impl IntoIterator<Item = &'a String>) -> BTreeMap<String, u64> {
+    let mut m = BTreeMap::new();
+    for l in lines {
+        for w in l.split_whitespace() {
+            *m.entry(w.to_string()).or_default() += 1;
+        }
+    }
+    m
 }
