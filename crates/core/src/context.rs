@@ -171,6 +171,20 @@ pub trait RemoteCompute: Send + Sync {
         partition: usize,
         preferred: Option<&spate_storage::BlockId>,
     ) -> Option<Result<Vec<u8>>>;
+
+    /// Runs map task `map` of shuffle `shuffle` (made under `name`) elsewhere, leaving its
+    /// buckets with whoever ran it (they are fetched from there by the reduce tasks); `None`
+    /// when no other process can, and the caller runs it itself, as it also does after an error.
+    fn run_map(
+        &self,
+        _name: ShipName,
+        _shuffle: u64,
+        _map: usize,
+        _reduces: usize,
+        _preferred: Option<&spate_storage::BlockId>,
+    ) -> Option<Result<()>> {
+        None
+    }
 }
 
 /// The ship scope of RDDs being made on this thread.
@@ -210,12 +224,19 @@ impl Context {
                         Error::Cluster(format!("cannot find this program to start executors: {e}"))
                     })?,
                 };
+                cluster.set_parallelism(
+                    config
+                        .default_parallelism
+                        .unwrap_or(executors * cores)
+                        .max(1),
+                );
                 cluster.spawn_local(*executors, *cores, &program, &config.executor_args)?;
                 (executors * cores, Some(cluster))
             }
             Master::Remote(addr) => {
                 let cluster = crate::cluster::Cluster::listen(addr)?;
                 let n = std::thread::available_parallelism().map_or(2, |n| n.get());
+                cluster.set_parallelism(config.default_parallelism.unwrap_or(n).max(1));
                 (n, Some(cluster))
             }
         };

@@ -39,7 +39,7 @@ pub use partitioner::{HashPartitioner, Partitioner, PartitionerInfo};
 pub use rdd::write_atomically;
 pub use rdd::{
     BoxIter, Dependency, Rdd, RddBase, RddId, ShuffleDependencyBase, ShuffleId, TaskContext,
-    find_in_lineage,
+    find_in_lineage, find_shuffle,
 };
 pub use spate_storage::{self as storage, Data, StorageLevel};
 pub use text::ToText;

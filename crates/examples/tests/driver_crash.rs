@@ -240,8 +240,8 @@ fn run_kafka_job(
     collect_outputs(dir, &out)
 }
 
-/// Both outputs of a finished run (window outputs under odd keys), after checking that the
-/// graceful stop checkpointed the last batch.
+/// The outputs of a finished run (totals under the batch time, windows under it + 1, counts
+/// + 2), after checking that the graceful stop checkpointed the last batch.
 fn collect_outputs(dir: &Path, out: &Path) -> BTreeMap<u64, Vec<String>> {
     // The graceful stop finished the last batch and checkpointed it.
     let last_checkpoint = std::fs::read_dir(dir.join("checkpoint/metadata"))
@@ -260,18 +260,22 @@ fn collect_outputs(dir: &Path, out: &Path) -> BTreeMap<u64, Vec<String>> {
         all.keys().next_back().copied(),
         "the last checkpoint is the last batch's"
     );
+    // Batch times are multiples of the batch: the other outputs go under t + 1 and t + 2.
     for (t, w) in outputs(out, "window") {
-        all.insert(t + 1, w); // odd keys: the window outputs (batch times are even)
+        all.insert(t + 1, w);
+    }
+    for (t, c) in outputs(out, "counts") {
+        all.insert(t + 2, c);
     }
     all
 }
 
 /// Batch outputs keyed by batch number from the first batch (the two runs' clocks differ).
 fn by_batch(outputs: &BTreeMap<u64, Vec<String>>, batches: usize) -> Vec<(u64, u64, Vec<String>)> {
-    let first = outputs.keys().next().copied().unwrap_or(0) & !1;
+    let first = outputs.keys().next().copied().unwrap_or(0) / BATCH_MS * BATCH_MS;
     outputs
         .iter()
-        .map(|(t, lines)| ((t - first) / BATCH_MS, t & 1, lines.clone()))
+        .map(|(t, lines)| ((t - first) / BATCH_MS, t % BATCH_MS, lines.clone()))
         .filter(|(i, _, _)| (*i as usize) < batches)
         .collect()
 }
@@ -324,8 +328,8 @@ fn same_outputs_through(reference_master: &str, master: &str, kill: Kill) {
     );
     assert_eq!(
         expected.len(),
-        2 * batches,
-        "every batch saved both outputs"
+        3 * batches,
+        "every batch saved its three outputs"
     );
     for (e, g) in expected.iter().zip(&got) {
         assert_eq!(
@@ -333,7 +337,7 @@ fn same_outputs_through(reference_master: &str, master: &str, kill: Kill) {
             g,
             "batch {} ({}) differs after the failure",
             e.0,
-            if e.1 == 1 { "window" } else { "totals" }
+            ["totals", "window", "counts"][e.1 as usize]
         );
     }
     assert_eq!(got.len(), expected.len());

@@ -419,6 +419,10 @@ impl BlockManager {
 
     /// Removes every block whose id satisfies `pred`; returns how many were removed.
     pub fn remove_where(&self, pred: impl Fn(&BlockId) -> bool) -> usize {
+        let transport = self.transport.lock().clone();
+        if let Some(t) = transport {
+            t.forget_where(&pred);
+        }
         let mut ids = self.memory.lock().ids();
         ids.extend(self.disk.ids());
         ids.sort();

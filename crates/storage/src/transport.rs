@@ -32,4 +32,8 @@ pub trait Transport: Send + Sync {
 
     /// Block `id` was removed on purpose: drop its replica too. The default does nothing.
     fn forget(&self, _id: &BlockId) {}
+
+    /// Blocks matching `pred` were removed on purpose (a dropped RDD or shuffle): forget where
+    /// their copies were. The default does nothing.
+    fn forget_where(&self, _pred: &dyn Fn(&BlockId) -> bool) {}
 }

@@ -16,16 +16,12 @@ pub(crate) struct DriverTasks {
     pub(crate) inner: Weak<Inner>,
 }
 
-impl RemoteCompute for DriverTasks {
-    fn compute(
-        &self,
-        name: ShipName,
-        rdd: u64,
-        partition: usize,
-        preferred: Option<&spate_core::storage::BlockId>,
-    ) -> Option<spate_core::Result<Vec<u8>>> {
+impl DriverTasks {
+    /// The task of `partition` of RDD `rdd` made under `name`, with the inputs' plans of its
+    /// batch, and the job graph's fingerprint; `None` without a `#[streaming_job]` graph (only
+    /// one checked to be the same in every process is shipped).
+    fn task(&self, name: ShipName, rdd: u64, partition: usize) -> Option<(TaskSpec, u64)> {
         let inner = self.inner.upgrade()?;
-        // Only a `#[streaming_job]` graph, checked to be the same in every process, is shipped.
         let graph = (*inner.graph.fingerprint.lock())?;
         let zero = inner.env.zero_time()?;
         let time = Time::from_ms(name.time_ms);
@@ -34,18 +30,42 @@ impl RemoteCompute for DriverTasks {
             .iter()
             .filter_map(|n| n.task_input_state(time).map(|s| (n.id() as u64, s)))
             .collect();
-        self.cluster.run_task(
-            TaskSpec {
-                op: name.op,
-                time_ms: name.time_ms,
-                zero_ms: zero.ms(),
-                rdd,
-                partition: partition as u32,
-                inputs,
-            },
-            graph,
-            preferred,
-        )
+        let task = TaskSpec {
+            op: name.op,
+            time_ms: name.time_ms,
+            zero_ms: zero.ms(),
+            rdd,
+            partition: partition as u32,
+            inputs,
+            map_of: None,
+        };
+        Some((task, graph))
+    }
+}
+
+impl RemoteCompute for DriverTasks {
+    fn compute(
+        &self,
+        name: ShipName,
+        rdd: u64,
+        partition: usize,
+        preferred: Option<&spate_core::storage::BlockId>,
+    ) -> Option<spate_core::Result<Vec<u8>>> {
+        let (task, graph) = self.task(name, rdd, partition)?;
+        self.cluster.run_task(task, graph, preferred)
+    }
+
+    fn run_map(
+        &self,
+        name: ShipName,
+        shuffle: u64,
+        map: usize,
+        reduces: usize,
+        preferred: Option<&spate_core::storage::BlockId>,
+    ) -> Option<spate_core::Result<()>> {
+        let (task, graph) = self.task(name, 0, map)?;
+        self.cluster
+            .run_map(task, shuffle, reduces, graph, preferred)
     }
 }
 
@@ -55,6 +75,14 @@ pub(crate) struct ExecutorGraph {
     pub(crate) inner: Arc<Inner>,
     /// Restoring plans and building a batch's RDDs happen one task at a time.
     pub(crate) building: Mutex<()>,
+}
+
+/// What a task computes.
+enum Target {
+    /// A partition of an RDD, sent back.
+    Rdd(Arc<dyn spate_core::RddBase>),
+    /// A map task of a shuffle, whose buckets stay here.
+    Map(Arc<dyn spate_core::ShuffleDependencyBase>),
 }
 
 fn state_err(e: impl std::fmt::Display) -> spate_core::Error {
@@ -98,14 +126,30 @@ impl TaskRunner for ExecutorGraph {
             for n in &nodes {
                 n.forget_before(horizon);
             }
-            spate_core::find_in_lineage(&root, task.rdd).ok_or_else(|| {
-                state_err(format!(
-                    "RDD {} is not in the lineage of operator {} at {time}: the executor's graph differs from the driver's",
-                    task.rdd, task.op
-                ))
-            })?
+            if let Some(shuffle) = task.map_of {
+                let dep = spate_core::find_shuffle(&root, shuffle).ok_or_else(|| {
+                    state_err(format!(
+                        "shuffle {shuffle} is not in the lineage of operator {} at {time}: the executor's graph differs from the driver's",
+                        task.op
+                    ))
+                })?;
+                Target::Map(dep)
+            } else {
+                Target::Rdd(spate_core::find_in_lineage(&root, task.rdd).ok_or_else(|| {
+                    state_err(format!(
+                        "RDD {} is not in the lineage of operator {} at {time}: the executor's graph differs from the driver's",
+                        task.rdd, task.op
+                    ))
+                })?)
+            }
         };
         let tc = TaskContext::for_remote(&self.inner.env.ctx, task.partition as usize);
-        target.compute_serialized(task.partition as usize, &tc)
+        match target {
+            Target::Rdd(rdd) => rdd.compute_serialized(task.partition as usize, &tc),
+            // The buckets stay in this executor's block manager; the driver fetches them.
+            Target::Map(dep) => dep
+                .run_map_task(task.partition as usize, &tc)
+                .map(|()| Vec::new()),
+        }
     }
 }

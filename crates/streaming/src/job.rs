@@ -319,21 +319,41 @@ pub fn run<I: IntoIterator<Item = String>>(
             Some(b) => duration(b, "--batch")?,
             None => Duration::from_millis(graph.batch_ms),
         };
-        let ssc = StreamingContext::new(&format!("local[{}]", cli.cores.max(1)), batch)?;
-        for (k, v) in cli.conf {
-            ssc.set_conf(k, v);
-        }
-        ssc.set_args(cli.args);
         // Executors write no checkpoints; a scratch directory keeps the attribute's unused.
         let scratch = tempfile::tempdir().map_err(|e| Error::Io {
             action: "creating a scratch directory",
             path: std::env::temp_dir(),
             source: e,
         })?;
-        ssc.checkpoint(scratch.path())?;
-        build(&ssc, graph, job)?;
-        let mut config = spate_core::cluster::ExecutorConfig::new(driver, cli.cores);
-        config.runner = Some(ssc.executor_graph());
+        let (cores, conf, args) = (cli.cores.max(1), cli.conf, cli.args);
+        let dir = scratch.path().to_path_buf();
+        let job_graph: JobGraph = *graph;
+        // Built once the driver has told its parallelism, so partition counts (and with them the
+        // RDDs' names) are the driver's.
+        let make = move |parallelism: usize| -> spate_core::Result<
+            std::sync::Arc<dyn spate_core::cluster::TaskRunner>,
+        > {
+            let built = (|| -> Result<StreamingContext> {
+                let mut config = spate_core::ContextConfig::new(&format!("local[{cores}]"));
+                config.default_parallelism = Some(parallelism);
+                let ssc = StreamingContext::with_context(
+                    spate_core::Context::with_config(config)?,
+                    batch,
+                )?;
+                for (k, v) in &conf {
+                    ssc.set_conf(k.clone(), v.clone());
+                }
+                ssc.set_args(args.clone());
+                ssc.checkpoint(&dir)?;
+                build(&ssc, &job_graph, job)?;
+                Ok(ssc)
+            })();
+            built
+                .map(|ssc| ssc.executor_graph())
+                .map_err(|e| spate_core::Error::Cluster(format!("building the job's graph: {e}")))
+        };
+        let mut config = spate_core::cluster::ExecutorConfig::new(driver, cores);
+        config.runner = Some(std::sync::Arc::new(make));
         config.graph = Some(graph.fingerprint);
         return spate_core::cluster::run_executor(&config).map_err(Error::Core);
     }

@@ -26,6 +26,9 @@ pub trait TaskRunner: Send + Sync {
 /// How often an executor tells the driver it is alive.
 pub const HEARTBEAT_INTERVAL: Duration = Duration::from_millis(500);
 
+/// Builds an executor's task runner once the driver has told its default parallelism.
+pub type RunnerFactory = dyn Fn(usize) -> Result<Arc<dyn TaskRunner>> + Send + Sync;
+
 /// Settings of an executor process.
 #[derive(Clone)]
 pub struct ExecutorConfig {
@@ -37,8 +40,9 @@ pub struct ExecutorConfig {
     pub memory_bytes: u64,
     /// How long to keep trying to reach the driver.
     pub connect_timeout: Duration,
-    /// The job graph tasks are computed with (`None`: the executor only holds blocks).
-    pub runner: Option<Arc<dyn TaskRunner>>,
+    /// Builds the job graph tasks are computed with, given the driver's default parallelism
+    /// (`None`: the executor only holds blocks).
+    pub runner: Option<Arc<RunnerFactory>>,
     /// The fingerprint of that graph (sent to the driver, which only sends tasks of its own).
     pub graph: Option<u64>,
 }
@@ -77,15 +81,7 @@ pub fn run_executor(config: &ExecutorConfig) -> Result<()> {
         .enable_all()
         .build()
         .map_err(|e| cluster_err(format!("cannot start the executor's runtime: {e}")))?;
-    let blocks = match &config.runner {
-        Some(r) => r.block_manager(),
-        None => Arc::new(BlockManager::new(BlockManagerConfig {
-            memory_bytes: config.memory_bytes,
-            scratch_parent: std::env::temp_dir(),
-            codec: Codec::None,
-        })?),
-    };
-    runtime.block_on(serve(config, blocks))
+    runtime.block_on(serve(config))
 }
 
 async fn connect(config: &ExecutorConfig) -> Result<tokio::net::TcpStream> {
@@ -111,7 +107,7 @@ async fn connect(config: &ExecutorConfig) -> Result<tokio::net::TcpStream> {
     }
 }
 
-async fn serve(config: &ExecutorConfig, blocks: Arc<BlockManager>) -> Result<()> {
+async fn serve(config: &ExecutorConfig) -> Result<()> {
     let stream = connect(config).await?;
     let _ = stream.set_nodelay(true);
     let (mut reader, mut writer) = stream.into_split();
@@ -129,8 +125,11 @@ async fn serve(config: &ExecutorConfig, blocks: Arc<BlockManager>) -> Result<()>
     )
     .await
     .map_err(proto)?;
-    let id = match protocol::read(&mut reader).await.map_err(proto)? {
-        Some(Message::Registered { executor }) => executor,
+    let (id, parallelism) = match protocol::read(&mut reader).await.map_err(proto)? {
+        Some(Message::Registered {
+            executor,
+            parallelism,
+        }) => (executor, parallelism as usize),
         other => {
             return Err(cluster_err(format!(
                 "the driver at {} answered the registration with {other:?}",
@@ -139,6 +138,20 @@ async fn serve(config: &ExecutorConfig, blocks: Arc<BlockManager>) -> Result<()>
         }
     };
     tracing::info!(executor = id, driver = %config.driver, cores = config.cores, "executor registered");
+    // The job's graph, built now that the driver's parallelism is known (same partition counts,
+    // same RDD names).
+    let runner: Option<Arc<dyn TaskRunner>> = match &config.runner {
+        Some(make) => Some(make(parallelism)?),
+        None => None,
+    };
+    let blocks = match &runner {
+        Some(r) => r.block_manager(),
+        None => Arc::new(BlockManager::new(BlockManagerConfig {
+            memory_bytes: config.memory_bytes,
+            scratch_parent: std::env::temp_dir(),
+            codec: Codec::None,
+        })?),
+    };
     let (tx, mut rx) = mpsc::unbounded_channel::<Message>();
     let writer_task = tokio::spawn(async move {
         while let Some(m) = rx.recv().await {
@@ -180,7 +193,7 @@ async fn serve(config: &ExecutorConfig, blocks: Arc<BlockManager>) -> Result<()>
             Ok(Some(Message::Request { id: req, body })) => {
                 // On a thread of its own, outside the runtime: a task may wait for blocks from
                 // the driver meanwhile, and sources such as Kafka run their own runtime.
-                let (blocks, runner, tx) = (blocks.clone(), config.runner.clone(), tx.clone());
+                let (blocks, runner, tx) = (blocks.clone(), runner.clone(), tx.clone());
                 let spawned = std::thread::Builder::new()
                     .name(format!("spate-task-{req}"))
                     .spawn(move || {

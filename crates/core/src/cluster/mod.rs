@@ -13,7 +13,7 @@
 mod executor;
 pub mod protocol;
 
-pub use executor::{ExecutorConfig, HEARTBEAT_INTERVAL, TaskRunner, run_executor};
+pub use executor::{ExecutorConfig, HEARTBEAT_INTERVAL, RunnerFactory, TaskRunner, run_executor};
 pub use protocol::TaskSpec;
 
 use crate::{Error, Result};
@@ -87,6 +87,8 @@ struct Inner {
     next_task: AtomicU64,
     tasks_run: AtomicU64,
     local_tasks: AtomicU64,
+    /// The driver context's default parallelism, told to executors.
+    parallelism: AtomicU64,
 }
 
 /// The driver's side of a cluster. Dropping the last handle shuts the executors down.
@@ -147,6 +149,7 @@ impl Cluster {
             next_task: AtomicU64::new(0),
             tasks_run: AtomicU64::new(0),
             local_tasks: AtomicU64::new(0),
+            parallelism: AtomicU64::new(1),
         });
         runtime.spawn(accept_loop(listener, Arc::downgrade(&inner)));
         runtime.spawn(watch_heartbeats(Arc::downgrade(&inner)));
@@ -155,6 +158,11 @@ impl Cluster {
             inner,
             _runtime: Arc::new(RuntimeGuard(Some(runtime))),
         })
+    }
+
+    /// Sets the default parallelism executors are told at registration (the driver's).
+    pub fn set_parallelism(&self, n: usize) {
+        self.inner.parallelism.store(n as u64, Ordering::Relaxed);
     }
 
     /// The address executors join (`--executor --driver <addr>`).
@@ -277,6 +285,44 @@ impl Cluster {
         graph: u64,
         preferred: Option<&BlockId>,
     ) -> Option<Result<Vec<u8>>> {
+        self.dispatch(task, graph, preferred)
+            .map(|r| r.map(|(_, bytes)| bytes))
+    }
+
+    /// Runs map task `task.partition` of shuffle `shuffle` (with `reduces` reduce partitions) on
+    /// an executor as [`run_task`](Self::run_task) would, and records that executor as where its
+    /// buckets are, for the reduce tasks' fetches.
+    pub fn run_map(
+        &self,
+        mut task: TaskSpec,
+        shuffle: u64,
+        reduces: usize,
+        graph: u64,
+        preferred: Option<&BlockId>,
+    ) -> Option<Result<()>> {
+        task.map_of = Some(shuffle);
+        let map = task.partition;
+        Some(self.dispatch(task, graph, preferred)?.map(|(executor, _)| {
+            let mut replicas = self.inner.replicas.lock();
+            for reduce in 0..reduces {
+                replicas.insert(
+                    BlockId::Shuffle {
+                        shuffle,
+                        map,
+                        reduce: reduce as u32,
+                    },
+                    (executor, StorageLevel::MEMORY_AND_DISK),
+                );
+            }
+        }))
+    }
+
+    fn dispatch(
+        &self,
+        task: TaskSpec,
+        graph: u64,
+        preferred: Option<&BlockId>,
+    ) -> Option<Result<(u32, Vec<u8>)>> {
         let build = build_id();
         let mut alive: Vec<u32> = self
             .inner
@@ -308,7 +354,7 @@ impl Cluster {
             ) {
                 Ok(Response::Computed(bytes)) => {
                     self.inner.tasks_run.fetch_add(1, Ordering::Relaxed);
-                    return Some(Ok(bytes));
+                    return Some(Ok((executor, bytes)));
                 }
                 // The executor computed and failed: another would fail the same way.
                 Ok(Response::Failed(why)) => {
@@ -425,6 +471,31 @@ impl Transport for Cluster {
         }
     }
 
+    fn forget_where(&self, pred: &dyn Fn(&BlockId) -> bool) {
+        let gone: Vec<(BlockId, u32)> = {
+            let mut replicas = self.inner.replicas.lock();
+            let gone = replicas
+                .iter()
+                .filter(|(b, _)| pred(b))
+                .map(|(b, (e, _))| (b.clone(), *e))
+                .collect::<Vec<_>>();
+            for (b, _) in &gone {
+                replicas.remove(b);
+            }
+            gone
+        };
+        let executors = self.inner.executors.lock();
+        for (block, executor) in gone {
+            if let Some(e) = executors.get(&executor) {
+                let req = self.inner.next_request.fetch_add(1, Ordering::Relaxed);
+                let _ = e.tx.send(Message::Request {
+                    id: req,
+                    body: Request::RemoveBlock { block },
+                });
+            }
+        }
+    }
+
     fn forget(&self, id: &BlockId) {
         let Some((executor, _)) = self.inner.replicas.lock().remove(id) else {
             return;
@@ -484,13 +555,17 @@ fn lose(inner: &Arc<Inner>, id: u32, why: &str) {
     };
     inner.changed.notify_all();
     state.pending.lock().clear();
-    let moved: Vec<(BlockId, StorageLevel)> = inner
-        .replicas
-        .lock()
-        .iter()
-        .filter(|(_, (e, _))| *e == id)
-        .map(|(b, (_, l))| (b.clone(), *l))
-        .collect();
+    // Shuffle outputs it held are gone (the reduce tasks' fetches fail and their map tasks run
+    // again); replicas of the driver's blocks are made again from the driver's copy.
+    let moved: Vec<(BlockId, StorageLevel)> = {
+        let mut replicas = inner.replicas.lock();
+        replicas.retain(|b, (e, _)| *e != id || b.shuffle_id().is_none());
+        replicas
+            .iter()
+            .filter(|(_, (e, _))| *e == id)
+            .map(|(b, (_, l))| (b.clone(), *l))
+            .collect()
+    };
     tracing::warn!(
         executor = id,
         pid = state.pid,
@@ -603,7 +678,15 @@ async fn connection(
         )));
     };
     let id = inner.next_executor.fetch_add(1, Ordering::Relaxed);
-    protocol::write(&mut writer, &Message::Registered { executor: id }).await?;
+    let parallelism = inner.parallelism.load(Ordering::Relaxed) as u32;
+    protocol::write(
+        &mut writer,
+        &Message::Registered {
+            executor: id,
+            parallelism,
+        },
+    )
+    .await?;
     let (tx, mut rx) = mpsc::unbounded_channel::<Message>();
     let pending: Pending = Arc::default();
     inner.executors.lock().insert(

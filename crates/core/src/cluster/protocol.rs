@@ -85,6 +85,9 @@ pub struct TaskSpec {
     pub partition: u32,
     /// Each input operator's saved position, by operator id.
     pub inputs: Vec<(u64, String)>,
+    /// When set, the task is map task `partition` of this shuffle (the executor keeps the
+    /// buckets) instead of computing a partition of `rdd`.
+    pub map_of: Option<u64>,
 }
 
 /// An executor's answer to a [`Request`].
@@ -120,6 +123,9 @@ pub enum Message {
     Registered {
         /// The executor id.
         executor: u32,
+        /// The driver's default parallelism (shuffle partition counts), which the executor's
+        /// graph must use to name the same RDDs.
+        parallelism: u32,
     },
     /// Sent by each executor every heartbeat interval.
     Heartbeat {
@@ -283,7 +289,11 @@ mod tests {
             rt.block_on(read(&mut frame.as_slice())).unwrap_err(),
             ProtocolError::TooLarge(_)
         ));
-        let mut frame = encode(&Message::Registered { executor: 1 }).unwrap();
+        let mut frame = encode(&Message::Registered {
+            executor: 1,
+            parallelism: 2,
+        })
+        .unwrap();
         let n = frame.len();
         frame[n - 1] = 0xff; // garbage payload
         frame[10] = 0xee;

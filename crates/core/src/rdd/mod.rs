@@ -132,6 +132,29 @@ pub trait RddBase: Send + Sync {
     fn compute_serialized(&self, split: usize, tc: &TaskContext) -> Result<Vec<u8>>;
 }
 
+/// The shuffle dependency with id `id` in the lineage of `root`, if any.
+pub fn find_shuffle(
+    root: &Arc<dyn RddBase>,
+    id: ShuffleId,
+) -> Option<Arc<dyn ShuffleDependencyBase>> {
+    let mut stack = vec![root.clone()];
+    let mut seen = std::collections::HashSet::new();
+    while let Some(r) = stack.pop() {
+        if !seen.insert(r.id()) {
+            continue;
+        }
+        for d in r.dependencies() {
+            if let Dependency::Shuffle(s) = &d
+                && s.shuffle_id() == id
+            {
+                return Some(s.clone());
+            }
+            stack.push(d.rdd());
+        }
+    }
+    None
+}
+
 /// The RDD with id `id` in the lineage of `root` (itself included), if any.
 pub fn find_in_lineage(root: &Arc<dyn RddBase>, id: RddId) -> Option<Arc<dyn RddBase>> {
     let mut stack = vec![root.clone()];

@@ -28,6 +28,8 @@ pub struct ShuffleDependency<K: Key, V: Data, C: Data> {
     bucketer: Arc<Bucketer<K, V, C>>,
     prepare: Option<Box<dyn Fn() -> Result<()> + Send + Sync>>,
     ctx: Context,
+    /// How an executor rebuilds it (when its map side can run there).
+    ship: Option<crate::context::ShipName>,
 }
 
 impl<K: Key, V: Data, C: Data> ShuffleDependency<K, V, C> {
@@ -38,7 +40,9 @@ impl<K: Key, V: Data, C: Data> ShuffleDependency<K, V, C> {
         prepare: Option<Box<dyn Fn() -> Result<()> + Send + Sync>>,
     ) -> Self {
         let ctx = parent.context().clone();
+        let ship = crate::context::ship_scope().filter(|_| parent.as_base().shippable());
         ShuffleDependency {
+            ship,
             id: ctx.new_id(),
             parent: parent.clone(),
             partitioner,
@@ -100,6 +104,23 @@ impl<K: Key, V: Data, C: Data> ShuffleDependencyBase for ShuffleDependency<K, V,
         }
     }
     fn run_map_task(&self, map: usize, tc: &TaskContext) -> Result<()> {
+        // On a cluster, an executor runs it and keeps the buckets (the reduce tasks fetch them).
+        if let (Some(name), Some(remote)) = (self.ship, self.ctx.remote()) {
+            let preferred = self.parent.as_base().preferred_block(map);
+            match remote.run_map(
+                name,
+                self.id,
+                map,
+                self.partitioner.num_partitions(),
+                preferred.as_ref(),
+            ) {
+                Some(Ok(())) => return Ok(()),
+                Some(Err(e)) => {
+                    tracing::warn!(shuffle = self.id, map, error = %e, "an executor could not run the map task; running it here");
+                }
+                None => {}
+            }
+        }
         let records = self.parent.iterator(map, tc)?;
         let buckets = (self.bucketer)(records, &*self.partitioner);
         let bm = self.ctx.block_manager();

@@ -466,7 +466,7 @@ impl DirectKafkaStream {
                     format!("the saved Kafka offsets are not readable: {e}")
                 })?;
                 restorer.planner.lock().restore(saved);
-                tracing::info!(offsets = ?restorer.planner.lock().next, "direct Kafka stream resumes from the checkpoint");
+                tracing::debug!(offsets = ?restorer.planner.lock().next, "direct Kafka stream position restored");
                 Ok(())
             },
         );
