@@ -234,8 +234,9 @@ struct Cli {
     /// Do not serve the monitoring page.
     #[arg(long)]
     no_ui: bool,
-    /// Log level (error, warn, info, debug, trace).
-    #[arg(long, default_value = "info")]
+    /// Log level (error, warn, info, debug, trace; or a tracing filter such as
+    /// `info,spate_core=debug`). The Kafka client's own messages start at warn.
+    #[arg(long, default_value = "info,rskafka=warn")]
     log_level: String,
     /// Print the job's graph as text and exit.
     #[arg(long)]
@@ -368,7 +369,7 @@ pub fn run<I: IntoIterator<Item = String>>(
     let conf = cli.conf;
     let args = cli.args;
     // Executors of a local cluster get the job's settings and arguments, to build the same graph.
-    let mut executor_args = Vec::new();
+    let mut executor_args = vec!["--log-level".to_string(), cli.log_level.clone()];
     if let Some(b) = &cli.batch {
         executor_args.extend(["--batch".to_string(), b.clone()]);
     }
