@@ -267,10 +267,22 @@ impl Transport for DriverLink {
 fn handle(blocks: &BlockManager, runner: Option<&dyn TaskRunner>, request: Request) -> Response {
     match request {
         Request::RunTask(task) => match runner {
-            Some(r) => match r.run(&task) {
-                Ok(bytes) => Response::Computed(bytes),
-                Err(e) => Response::Failed(e.to_string()),
-            },
+            // A panicking user function fails the task (the driver then runs it itself, where
+            // the panic fails the job with an error naming the RDD), not the executor.
+            Some(r) => {
+                match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| r.run(&task))) {
+                    Ok(Ok(bytes)) => Response::Computed(bytes),
+                    Ok(Err(e)) => Response::Failed(e.to_string()),
+                    Err(payload) => Response::Failed(format!(
+                        "the task panicked: {}",
+                        payload
+                            .downcast_ref::<&str>()
+                            .map(|s| s.to_string())
+                            .or_else(|| payload.downcast_ref::<String>().cloned())
+                            .unwrap_or_default()
+                    )),
+                }
+            }
             None => Response::Failed("this executor runs no job graph".into()),
         },
         Request::PutBlock {
