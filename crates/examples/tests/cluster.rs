@@ -231,7 +231,17 @@ fn a_streaming_job_keeps_exact_counts_while_an_executor_dies() {
             o.lock().unwrap().push((t.ms(), v));
             Ok(())
         });
+    let ui = ssc.start_ui("127.0.0.1:0").unwrap();
     ssc.start().unwrap();
+    // The monitoring page lists the executors.
+    let (status, executors) = spate_streaming::testing::http_get(ui.addr(), "/api/executors");
+    assert_eq!(status, 200);
+    let executors: serde_json::Value = serde_json::from_str(&executors).unwrap();
+    assert_eq!(
+        executors["executors"].as_array().unwrap().len(),
+        3,
+        "{executors}"
+    );
     let input = ["a b a", "b c", "a a a d"];
     let mut expected = Vec::new();
     for (i, line) in input.iter().enumerate() {
@@ -259,6 +269,17 @@ fn a_streaming_job_keeps_exact_counts_while_an_executor_dies() {
     assert_eq!(*out.lock().unwrap(), expected);
     assert!(ctx.block_manager().stats().replicas_stored >= 3);
     assert!(cluster.wait_for_executors(2, Duration::from_secs(20)));
+    let (_, metrics) = spate_streaming::testing::http_get(ui.addr(), "/metrics");
+    assert!(metrics.contains("spate_executors 2"), "{metrics}");
+    assert!(
+        metrics.contains("spate_executors_lost_total 1"),
+        "{metrics}"
+    );
+    let (_, page) = spate_streaming::testing::http_get(ui.addr(), "/");
+    assert!(
+        page.contains("<h2>Executors</h2>") && page.contains("1 lost"),
+        "{page}"
+    );
 }
 
 #[test]

@@ -5,52 +5,11 @@
 //! has the charts' colors once batches ran, and none before (skipped, with a message, where no
 //! browser is installed; `.ci/run` installs one).
 
-use spate_streaming::testing::{Feeder, fed_receiver};
+use spate_streaming::testing::{Feeder, fed_receiver, http_get as get};
 use spate_streaming::{BatchInfo, Clock, ManualClock, StreamingContext, StreamingListener};
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-
-/// `GET path` over plain HTTP/1.1; returns the status code and the body.
-fn get(addr: SocketAddr, path: &str) -> (u16, String) {
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw).expect("a response");
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").expect("headers and body");
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .expect("a status code");
-    // axum may answer with chunked encoding: undo it.
-    let body = if head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
-        let mut out = String::new();
-        let mut rest = body;
-        while let Some((size, after)) = rest.split_once("\r\n") {
-            let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
-            if n == 0 {
-                break;
-            }
-            out.push_str(&after[..n]);
-            rest = &after[n + 2..];
-        }
-        out
-    } else {
-        body.to_string()
-    };
-    (status, body)
-}
 
 fn json(addr: SocketAddr, path: &str) -> serde_json::Value {
     let (status, body) = get(addr, path);
@@ -221,6 +180,9 @@ fn the_json_apis_and_metrics_match_what_listeners_saw() {
         ]
     );
     assert_eq!(get(run.addr(), "/nothing-here").0, 404);
+    // Local mode: no cluster.
+    let cluster = json(run.addr(), "/api/executors");
+    assert!(cluster["driver"].is_null() && cluster["executors"].as_array().unwrap().is_empty());
     run.ssc.stop(true);
     assert_eq!(
         json(run.addr(), "/api/receivers")[0]["state"],

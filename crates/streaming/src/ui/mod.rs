@@ -8,7 +8,8 @@
 //! [`UiHandle`] is dropped.
 //!
 //! Routes: `/` (the page; it reloads itself every two seconds), `/api/batches`,
-//! `/api/receivers`, `/api/graph` (JSON), `/metrics` (Prometheus text format 0.0.4).
+//! `/api/receivers`, `/api/graph`, `/api/executors` (JSON), `/metrics` (Prometheus text format
+//! 0.0.4).
 
 mod metrics;
 mod page;
@@ -266,6 +267,32 @@ pub struct GraphView {
     pub operators: Vec<OperatorView>,
 }
 
+/// `/api/executors`: the cluster's executors (empty in local mode).
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct ClusterView {
+    /// The address executors join.
+    pub driver: Option<String>,
+    /// The executors alive.
+    pub executors: Vec<ExecutorView>,
+    /// Executors lost so far.
+    pub lost: u64,
+    /// Tasks executors computed.
+    pub tasks: u64,
+    /// Of those, tasks sent first to the executor holding their input block.
+    pub local_tasks: u64,
+}
+
+/// One executor.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct ExecutorView {
+    /// Its id.
+    pub id: u32,
+    /// Its task threads.
+    pub cores: u32,
+    /// Its process id.
+    pub pid: u32,
+}
+
 /// What the server's handlers share.
 struct Shared {
     monitor: Arc<Monitor>,
@@ -273,6 +300,33 @@ struct Shared {
 }
 
 impl Shared {
+    fn cluster(&self) -> ClusterView {
+        match self.ssc.context().cluster() {
+            None => ClusterView {
+                driver: None,
+                executors: Vec::new(),
+                lost: 0,
+                tasks: 0,
+                local_tasks: 0,
+            },
+            Some(c) => ClusterView {
+                driver: Some(c.addr().to_string()),
+                executors: c
+                    .executors()
+                    .into_iter()
+                    .map(|e| ExecutorView {
+                        id: e.id,
+                        cores: e.cores,
+                        pid: e.pid,
+                    })
+                    .collect(),
+                lost: c.lost_executors(),
+                tasks: c.tasks_run(),
+                local_tasks: c.local_tasks(),
+            },
+        }
+    }
+
     fn graph(&self) -> GraphView {
         let batch_ms = self.ssc.batch_duration().as_millis() as u64;
         if let Some(g) = self.ssc.job_graph() {
@@ -425,7 +479,8 @@ fn serve(
                 return;
             }
         };
-        let (s1, s2, s3, s4, s5) = (
+        let (s1, s2, s3, s4, s5, s6) = (
+            shared.clone(),
             shared.clone(),
             shared.clone(),
             shared.clone(),
@@ -436,7 +491,7 @@ fn serve(
             .route(
                 "/",
                 get(move || async move {
-                    let body = page::render(&s1.monitor, &s1.graph());
+                    let body = page::render(&s1.monitor, &s1.graph(), &s1.cluster());
                     axum::response::Html(body)
                 }),
             )
@@ -449,6 +504,10 @@ fn serve(
                 get(move || async move { json(&s3.monitor.receivers()) }),
             )
             .route("/api/graph", get(move || async move { json(&s4.graph()) }))
+            .route(
+                "/api/executors",
+                get(move || async move { json(&s6.cluster()) }),
+            )
             .route(
                 "/metrics",
                 get(move || async move {

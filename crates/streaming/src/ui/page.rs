@@ -1,7 +1,7 @@
 //! The monitoring page: one self-contained HTML document (inline CSS and SVG, no script, no
 //! external resource) that reloads itself every two seconds.
 
-use super::{GraphView, Monitor};
+use super::{ClusterView, GraphView, Monitor};
 use crate::BatchInfo;
 use std::fmt::Write as _;
 
@@ -104,7 +104,7 @@ fn ms(d: Option<std::time::Duration>) -> Option<f64> {
 }
 
 /// Renders the page.
-pub(super) fn render(monitor: &Monitor, graph: &GraphView) -> String {
+pub(super) fn render(monitor: &Monitor, graph: &GraphView, cluster: &ClusterView) -> String {
     let (recent, completed, failed): (Vec<BatchInfo>, u64, u64) = {
         let st = monitor.state.lock();
         let skip = st.batches.len().saturating_sub(CHART_BATCHES);
@@ -194,6 +194,28 @@ table{{border-collapse:collapse;font-size:13px}}td,th{{border:1px solid #ddd;pad
             );
         }
         html.push_str("</table>");
+    }
+    if let Some(driver) = &cluster.driver {
+        let _ = write!(
+            html,
+            "<h2>Executors</h2><p>joining at {}: {} alive, {} lost; {} tasks computed on executors ({} sent to the holder of their input block)</p>",
+            esc(driver),
+            cluster.executors.len(),
+            cluster.lost,
+            cluster.tasks,
+            cluster.local_tasks
+        );
+        if !cluster.executors.is_empty() {
+            html.push_str("<table><tr><th>executor</th><th>cores</th><th>process</th></tr>");
+            for e in &cluster.executors {
+                let _ = write!(
+                    html,
+                    "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+                    e.id, e.cores, e.pid
+                );
+            }
+            html.push_str("</table>");
+        }
     }
     let _ = write!(
         html,
