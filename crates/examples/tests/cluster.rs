@@ -373,25 +373,7 @@ fn a_job_on_a_local_cluster_runs_tasks_on_its_executors_and_survives_losing_one(
     wait("two batches", &mut || {
         support::outputs(&out, "lines").len() >= 2
     });
-    // Kill one executor (a child process of the driver) with SIGKILL mid-run.
-    let children = std::process::Command::new("pgrep")
-        .args(["-P", &pid.to_string()])
-        .output()
-        .unwrap();
-    let pids = String::from_utf8_lossy(&children.stdout).into_owned();
-    let victim = pids
-        .lines()
-        .next()
-        .expect("executor processes")
-        .trim()
-        .to_string();
-    assert!(
-        std::process::Command::new("kill")
-            .args(["-9", &victim])
-            .status()
-            .unwrap()
-            .success()
-    );
+    support::kill_a_child_of(pid);
     let all: Vec<String> = (0..TOTAL).map(support::line).collect();
     let expected = support::word_counts(&all);
     wait("every line to be counted", &mut || {

@@ -183,24 +183,7 @@ fn run_kafka_job(
         wait_for(&mut job, &format!("{k} batches before the kill"), || {
             saved(k)
         });
-        let children = Command::new("pgrep")
-            .args(["-P", &job.child.id().to_string()])
-            .output()
-            .expect("pgrep runs");
-        let pids = String::from_utf8_lossy(&children.stdout).into_owned();
-        let victim = pids
-            .lines()
-            .next()
-            .expect("executor processes")
-            .trim()
-            .to_string();
-        assert!(
-            Command::new("kill")
-                .args(["-9", &victim])
-                .status()
-                .unwrap()
-                .success()
-        );
+        support::kill_a_child_of(job.child.id());
         wait_for(&mut job, "the run's batches", || saved(batches));
         let log = job.log.clone();
         job.terminate();

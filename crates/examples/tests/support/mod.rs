@@ -162,3 +162,23 @@ pub fn word_counts<'a>(lines: impl IntoIterator<Item = &'a String>) -> BTreeMap<
     }
     m
 }
+
+/// Kills one child process of `parent` (an executor of a `local-cluster` driver) with SIGKILL.
+pub fn kill_a_child_of(parent: u32) {
+    let children = std::process::Command::new("pgrep")
+        .args(["-P", &parent.to_string()])
+        .output()
+        .expect("pgrep runs");
+    let pids = String::from_utf8_lossy(&children.stdout).into_owned();
+    let victim = pids
+        .lines()
+        .next()
+        .expect("executor processes")
+        .trim()
+        .to_string();
+    let killed = std::process::Command::new("kill")
+        .args(["-9", &victim])
+        .status()
+        .expect("kill runs");
+    assert!(killed.success(), "kill -9 {victim} failed");
+}
