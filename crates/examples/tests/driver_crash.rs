@@ -197,11 +197,20 @@ fn run_kafka_job(
             "{summary}"
         );
         eprintln!("{summary}");
-        // Executors may be lost mid-task (the task then runs elsewhere), but never fail one.
-        assert!(
-            !text.contains("failed the task"),
-            "an executor failed a task:\n{text}"
+        eprintln!(
+            "fallbacks: {}",
+            text.lines()
+                .filter(|l| l.contains("computing it here") || l.contains("running it here"))
+                .count()
         );
+        // Executors may be lost mid-task (the task then runs elsewhere), and a reduce task may
+        // find the buckets of the lost executor gone (its map task then runs again), but no task
+        // fails otherwise.
+        let failed = text
+            .lines()
+            .filter(|l| l.contains("failed the task") && !l.contains("is missing"))
+            .count();
+        assert_eq!(failed, 0, "an executor failed a task:\n{text}");
         return collect_outputs(dir, &out);
     } else if let Kill::Driver(k) = kill {
         wait_for(&mut job, &format!("{k} batches before the crash"), || {

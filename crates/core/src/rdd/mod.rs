@@ -120,7 +120,7 @@ pub trait RddBase: Send + Sync {
     /// Whether its partitions have been written to a checkpoint.
     fn is_checkpointed(&self) -> bool;
     /// Whether another process running the same job can rebuild and compute it (made under a
-    /// ship scope, from parents that can be, with no shuffle in its stage).
+    /// ship scope, from parents and shuffles that can be).
     fn shippable(&self) -> bool {
         false
     }
@@ -185,6 +185,11 @@ pub trait ShuffleDependencyBase: Send + Sync {
     }
     /// Computes map partition `map` and stores its buckets.
     fn run_map_task(&self, map: usize, tc: &TaskContext) -> Result<()>;
+    /// Whether an executor running the same job can rebuild it (so the reduce side can run
+    /// there too, fetching the buckets from wherever they are).
+    fn shippable(&self) -> bool {
+        false
+    }
 }
 
 /// The computation behind an RDD: what each operation implements.
@@ -255,7 +260,7 @@ impl<T: Data> Rdd<T> {
         let id = ctx.new_id();
         let ship = crate::context::ship_scope().filter(|_| {
             op.dependencies().iter().all(|d| match d {
-                Dependency::Shuffle(_) => false,
+                Dependency::Shuffle(s) => s.shippable(),
                 d => d.rdd().shippable(),
             })
         });

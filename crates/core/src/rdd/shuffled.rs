@@ -103,6 +103,9 @@ impl<K: Key, V: Data, C: Data> ShuffleDependencyBase for ShuffleDependency<K, V,
             None => Ok(()),
         }
     }
+    fn shippable(&self) -> bool {
+        self.ship.is_some()
+    }
     fn run_map_task(&self, map: usize, tc: &TaskContext) -> Result<()> {
         // On a cluster, an executor runs it and keeps the buckets (the reduce tasks fetch them).
         if let (Some(name), Some(remote)) = (self.ship, self.ctx.remote()) {
