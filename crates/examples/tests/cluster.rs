@@ -415,3 +415,100 @@ fn a_job_on_a_local_cluster_runs_tasks_on_its_executors_and_survives_losing_one(
     eprintln!("{summary}");
     assert!(summary.contains("lost=1"), "{summary}");
 }
+
+#[test]
+fn a_receiver_runs_on_an_executor_and_moves_when_its_executor_dies() {
+    const TOTAL: u64 = 3000;
+    let server = support::ReplayServer::start(TOTAL, 1000);
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let log = dir.path().join("job.log");
+    let file = std::fs::File::create(&log).unwrap();
+    let mut job = std::process::Command::new(env!("CARGO_BIN_EXE_recoverable_socket"))
+        .args([
+            "--master",
+            "local-cluster[2,1]",
+            "--no-ui",
+            "--log-level",
+            "info",
+        ])
+        .args(["--conf", "wal=off"])
+        .arg("--checkpoint")
+        .arg(dir.path().join("checkpoint"))
+        .arg("--conf")
+        .arg(format!("out={}", out.display()))
+        .args(["127.0.0.1", &server.port.to_string()])
+        .stdout(file.try_clone().unwrap())
+        .stderr(file)
+        .spawn()
+        .unwrap();
+    let text = || std::fs::read_to_string(&log).unwrap_or_default();
+    // The pids of the executors the driver has put the receiver on, in order.
+    let receiver_pids = || -> Vec<String> {
+        text()
+            .lines()
+            .filter(|l| l.contains("receiver runs on executor"))
+            .filter_map(|l| {
+                l.split("pid=Some(")
+                    .nth(1)?
+                    .split(')')
+                    .next()
+                    .map(String::from)
+            })
+            .collect()
+    };
+    let mut wait = |what: &str, cond: &mut dyn FnMut() -> bool| {
+        let deadline = Instant::now() + Duration::from_secs(90);
+        while !cond() {
+            if let Ok(Some(s)) = job.try_wait() {
+                panic!("the job exited ({s}) early:\n{}", text());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}:\n{}",
+                text()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    wait("two batches", &mut || {
+        support::outputs(&out, "lines").len() >= 2
+    });
+    let first = receiver_pids();
+    assert_eq!(
+        first.len(),
+        1,
+        "the receiver runs on an executor:\n{}",
+        text()
+    );
+    // Kill the executor running the receiver.
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-9", &first[0]])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let all: Vec<String> = (0..TOTAL).map(support::line).collect();
+    let expected = support::word_counts(&all);
+    wait("every line to be counted", &mut || {
+        support::outputs(&out, "totals")
+            .values()
+            .next_back()
+            .is_some_and(|t| support::counts(t) == expected)
+    });
+    let moved = receiver_pids();
+    assert_eq!(moved.len(), 2, "the receiver moved to the other executor");
+    assert_ne!(moved[0], moved[1]);
+    std::process::Command::new("kill")
+        .args(["-TERM", &job.id().to_string()])
+        .status()
+        .unwrap();
+    let status = job.wait().unwrap();
+    assert!(status.success(), "{status}:\n{}", text());
+    let per_batch: u64 = support::outputs(&out, "lines")
+        .values()
+        .map(|l| l.first().map_or(0, |n| n.parse::<u64>().unwrap()))
+        .sum();
+    assert_eq!(per_batch, TOTAL, "every line counted once");
+}

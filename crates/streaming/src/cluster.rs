@@ -89,7 +89,64 @@ fn state_err(e: impl std::fmt::Display) -> spate_core::Error {
     spate_core::Error::Cluster(e.to_string())
 }
 
+impl ExecutorGraph {
+    fn receiver(
+        &self,
+        stream: u64,
+    ) -> spate_core::Result<Arc<dyn crate::receiver::ReceiverRunner>> {
+        self.inner
+            .graph
+            .receivers
+            .lock()
+            .iter()
+            .find(|r| r.stream() as u64 == stream)
+            .cloned()
+            .ok_or_else(|| {
+                state_err(format!(
+                    "stream {stream} has no receiver in this executor's graph"
+                ))
+            })
+    }
+}
+
 impl TaskRunner for ExecutorGraph {
+    fn start_receiver(
+        &self,
+        stream: u64,
+        first_seq: u64,
+        position: Option<String>,
+    ) -> spate_core::Result<()> {
+        let r = self.receiver(stream)?;
+        let start = crate::receiver::RunnerStart {
+            checkpoint_dir: None,
+            batch: self.inner.env.batch,
+            recovered: None,
+            resume: Some((first_seq, position)),
+        };
+        r.start(
+            &self.inner.env.ctx,
+            crate::Clock::System,
+            Vec::new(),
+            &start,
+        )
+        .map_err(state_err)?;
+        tracing::info!(stream, "receiver started on this executor");
+        Ok(())
+    }
+
+    fn cut_receiver(
+        &self,
+        stream: u64,
+        time_ms: u64,
+    ) -> spate_core::Result<Vec<spate_core::cluster::CutBlock>> {
+        Ok(self.receiver(stream)?.cut_here(Time::from_ms(time_ms)))
+    }
+
+    fn stop_receiver(&self, stream: u64) -> spate_core::Result<()> {
+        self.receiver(stream)?.stop();
+        Ok(())
+    }
+
     fn block_manager(&self) -> Arc<spate_core::storage::BlockManager> {
         self.inner.env.ctx.block_manager().clone()
     }

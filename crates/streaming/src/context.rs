@@ -316,6 +316,9 @@ impl StreamingContext {
 
     /// This context's graph as an executor's task runner (the executor role of the entry point).
     pub(crate) fn executor_graph(&self) -> Arc<dyn spate_core::cluster::TaskRunner> {
+        for r in self.inner.graph.receivers.lock().iter() {
+            r.mark_executor();
+        }
         Arc::new(crate::cluster::ExecutorGraph {
             inner: self.inner.clone(),
             building: Mutex::new(()),
@@ -634,8 +637,24 @@ impl StreamingContext {
             checkpoint_dir: inner.env.checkpoint_dir.lock().clone(),
             batch: inner.env.batch,
             recovered: inner.recovered.lock().map(|(_, last)| last),
+            resume: None,
+        };
+        // On a cluster, receivers run on executors that built the same job graph (their block
+        // times come from the executors' clocks, so only with the system clock).
+        let remote = match (
+            self.context().cluster(),
+            *inner.graph.fingerprint.lock(),
+            &clock,
+        ) {
+            (Some(c), Some(fp), Clock::System) => Some((c.clone(), fp)),
+            _ => None,
         };
         for r in &receivers {
+            if let Some((cluster, fp)) = &remote
+                && r.start_remote(self.context(), cluster, *fp)
+            {
+                continue;
+            }
             r.start(
                 self.context(),
                 clock.clone(),

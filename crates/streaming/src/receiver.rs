@@ -308,6 +308,8 @@ struct RunnerShared {
 pub(crate) struct ReceivedBlock {
     pub(crate) id: BlockId,
     pub(crate) records: u64,
+    /// The source position after its records, if the receiver noted one.
+    pub(crate) position: Option<String>,
 }
 
 /// The type-erased runner the context starts and stops.
@@ -323,6 +325,21 @@ pub(crate) trait ReceiverRunner: Send + Sync {
     fn info(&self) -> ReceiverInfo;
     /// Whether blocks were cut that no batch has taken yet.
     fn has_pending_blocks(&self) -> bool;
+    /// The input stream's operator id.
+    fn stream(&self) -> usize;
+    /// Runs the receiver on an executor of `cluster` instead of here, if one can (same build
+    /// and job graph `graph`); returns whether it does.
+    fn start_remote(
+        &self,
+        ctx: &Context,
+        cluster: &spate_core::cluster::Cluster,
+        graph: u64,
+    ) -> bool;
+    /// This process is an executor: batches are rebuilt from the driver's block lists, and a
+    /// receiver started here hands its blocks over through [`cut_here`](Self::cut_here).
+    fn mark_executor(&self);
+    /// Cuts and takes the blocks up to `t` (on the executor running the receiver).
+    fn cut_here(&self, t: Time) -> Vec<spate_core::cluster::CutBlock>;
 }
 
 /// What a runner needs to know about the context it starts in.
@@ -333,6 +350,19 @@ pub(crate) struct RunnerStart {
     pub(crate) batch: Duration,
     /// The last batch completed before a driver restart, when recovering.
     pub(crate) recovered: Option<Time>,
+    /// On an executor: the first block sequence number, and where the source resumes.
+    pub(crate) resume: Option<(u64, Option<String>)>,
+}
+
+/// A receiver running on an executor, as its driver-side runner knows it.
+struct Remote {
+    cluster: spate_core::cluster::Cluster,
+    graph: u64,
+    executor: u32,
+    /// The next block sequence number a restarted receiver should use.
+    next_seq: u64,
+    /// The source position after the last block taken.
+    position: Option<String>,
 }
 
 /// The log of a runner and what an earlier run of the driver left in it.
@@ -358,6 +388,10 @@ pub(crate) struct Runner<T: Data> {
     threads: Mutex<Vec<JoinHandle<()>>>,
     ctx: Mutex<Option<Context>>,
     wal: Mutex<Option<Arc<RunnerWal>>>,
+    /// Set when the receiver runs on an executor (driver side).
+    remote: Mutex<Option<Remote>>,
+    /// Set in an executor process.
+    on_executor: AtomicBool,
     /// The sequence numbers of the blocks of recent batches (for metadata checkpoints), and
     /// those a metadata checkpoint recorded (to check the log on recovery).
     allocated: Mutex<BTreeMap<Time, Vec<u64>>>,
@@ -403,6 +437,8 @@ impl<T: Data> Runner<T> {
             threads: Mutex::new(Vec::new()),
             ctx: Mutex::new(None),
             wal: Mutex::new(None),
+            remote: Mutex::new(None),
+            on_executor: AtomicBool::new(false),
             allocated: Mutex::new(BTreeMap::new()),
             recorded: Mutex::new(BTreeMap::new()),
         }
@@ -471,13 +507,30 @@ impl<T: Data> Runner<T> {
                             ))
                         })?;
                 }
-                blocks.push(ReceivedBlock { id, records });
+                blocks.push(ReceivedBlock {
+                    id,
+                    records,
+                    position: None,
+                });
             }
         }
-        // An executor (the runner never started): the batch is the blocks the driver recorded
-        // for it, read from the driver (or from this executor's replica).
-        if self.ctx.lock().is_none() {
-            let recorded = self.recorded.lock().get(&t).cloned().unwrap_or_default();
+        // The receiver runs on an executor: cut there, and take what it cut.
+        if self.remote.lock().is_some() {
+            let blocks = self.take_remote(t);
+            self.record_allocation(t, &blocks);
+            return Ok(blocks);
+        }
+        // An executor rebuilding a batch: the batch is the blocks the driver recorded for it,
+        // read from the driver (or from this executor's own copy).
+        if self.on_executor.load(Ordering::Acquire) {
+            // No list for the batch would silently make it empty: fail the task instead (the
+            // driver then computes it itself).
+            let recorded = self.recorded.lock().get(&t).cloned().ok_or_else(|| {
+                crate::Error::State(format!(
+                    "the driver sent no block list for the batch of {t} of stream {}",
+                    self.shared.stream
+                ))
+            })?;
             return Ok(recorded
                 .into_iter()
                 .map(|seq| ReceivedBlock {
@@ -486,6 +539,7 @@ impl<T: Data> Runner<T> {
                         unique: seq,
                     },
                     records: 0,
+                    position: None,
                 })
                 .collect());
         }
@@ -504,18 +558,93 @@ impl<T: Data> Runner<T> {
             self.cut(t);
             blocks.extend(self.take_blocks(t));
         }
+        self.record_allocation(t, &blocks);
+        Ok(blocks)
+    }
+
+    /// Remembers the blocks of the batch at `t` (for checkpoints and executors).
+    fn record_allocation(&self, t: Time, blocks: &[ReceivedBlock]) {
         let mut a = self.allocated.lock();
         a.insert(t, blocks.iter().map(|b| id_seq(&b.id)).collect());
         while a.len() > 1000 {
             a.pop_first();
         }
-        drop(a);
-        Ok(blocks)
     }
 
-    /// Whether the runner was started (false on an executor, which only rebuilds batches).
+    /// Whether this is the driver's runner (whose batches own their blocks), not an executor's.
     pub(crate) fn is_started(&self) -> bool {
-        self.ctx.lock().is_some()
+        !self.on_executor.load(Ordering::Acquire)
+    }
+
+    /// The blocks the executor running the receiver cut up to `t`. If that executor is gone, the
+    /// receiver starts on another one, resuming its source after the last block taken (what the
+    /// lost executor held beyond that is received again from a source that can replay).
+    fn take_remote(&self, t: Time) -> Vec<ReceivedBlock> {
+        let mut guard = self.remote.lock();
+        let Some(r) = guard.as_mut() else {
+            return Vec::new();
+        };
+        let stream = self.shared.stream as u64;
+        match r.cluster.cut_receiver(r.executor, stream, t.ms()) {
+            Ok(cut) => {
+                let blocks: Vec<ReceivedBlock> = cut
+                    .into_iter()
+                    .map(|b| ReceivedBlock {
+                        id: BlockId::Input {
+                            stream: self.shared.stream as u32,
+                            unique: b.seq,
+                        },
+                        records: b.records,
+                        position: b.position,
+                    })
+                    .collect();
+                for b in &blocks {
+                    r.next_seq = r.next_seq.max(id_seq(&b.id) + 1);
+                    if b.position.is_some() {
+                        r.position = b.position.clone();
+                    }
+                }
+                let n: u64 = blocks.iter().map(|b| b.records).sum();
+                self.shared.stats.records.fetch_add(n, Ordering::Relaxed);
+                blocks
+            }
+            Err(e) => {
+                tracing::warn!(stream, executor = r.executor, error = %e, "the executor running the receiver is gone; starting it on another one");
+                // Blocks its replicas left here beyond the last one taken are dropped: the
+                // source sends their records again.
+                if let Some(ctx) = self.ctx.lock().clone() {
+                    let next = r.next_seq;
+                    let s = self.shared.stream as u32;
+                    ctx.block_manager().remove_where(|b| {
+                        matches!(b, BlockId::Input { stream, unique } if *stream == s && *unique >= next)
+                    });
+                }
+                r.next_seq += 1 << 32;
+                let mut except = Some(r.executor);
+                while let Some(e) = r.cluster.pick_executor(r.graph, except) {
+                    match r
+                        .cluster
+                        .start_receiver(e, stream, r.next_seq, r.position.clone())
+                    {
+                        Ok(()) => {
+                            tracing::info!(stream, executor = e, pid = ?r.cluster.executor_pid(e), "receiver runs on executor");
+                            self.shared.stats.restarts.fetch_add(1, Ordering::Relaxed);
+                            r.executor = e;
+                            return Vec::new();
+                        }
+                        Err(err) => {
+                            tracing::warn!(stream, executor = e, error = %err, "could not start the receiver there");
+                            except = Some(e);
+                        }
+                    }
+                }
+                tracing::error!(
+                    stream,
+                    "no executor can run the receiver any more: its batches are empty"
+                );
+                Vec::new()
+            }
+        }
     }
 
     /// Deletes log files no recovery can need any more: all their blocks are at or before
@@ -704,11 +833,11 @@ fn generate_blocks<T: Data>(
             }
         }
         shared.stats.blocks.fetch_add(1, Ordering::Relaxed);
-        blocks
-            .lock()
-            .entry(last)
-            .or_default()
-            .push(ReceivedBlock { id, records: n });
+        blocks.lock().entry(last).or_default().push(ReceivedBlock {
+            id,
+            records: n,
+            position,
+        });
         ok
     };
     loop {
@@ -755,6 +884,10 @@ impl<T: Data> ReceiverRunner for Runner<T> {
     ) -> crate::Result<()> {
         millis(self.config.block_interval, "block interval")?;
         let mut first_seq = 0;
+        if let Some((seq, position)) = &recovery.resume {
+            first_seq = *seq;
+            *self.shared.logged_position.lock() = position.clone();
+        }
         if self.config.write_ahead_log {
             let Some(dir) = &recovery.checkpoint_dir else {
                 return Err(crate::Error::State(format!(
@@ -833,6 +966,13 @@ impl<T: Data> ReceiverRunner for Runner<T> {
     }
 
     fn stop(&self) {
+        if let Some(r) = self.remote.lock().as_ref()
+            && let Err(e) = r
+                .cluster
+                .stop_receiver(r.executor, self.shared.stream as u64)
+        {
+            tracing::warn!(stream = self.shared.stream, error = %e, "could not stop the receiver on its executor");
+        }
         self.stopped.store(true, Ordering::Release);
         let threads: Vec<JoinHandle<()>> = self.threads.lock().drain(..).collect();
         let mut threads = threads.into_iter();
@@ -852,7 +992,63 @@ impl<T: Data> ReceiverRunner for Runner<T> {
     }
 
     fn has_pending_blocks(&self) -> bool {
-        !self.blocks.lock().is_empty()
+        // A remote receiver's pending blocks are on its executor: one more cut takes them.
+        self.remote.lock().is_some() || !self.blocks.lock().is_empty()
+    }
+
+    fn stream(&self) -> usize {
+        self.shared.stream
+    }
+
+    fn start_remote(
+        &self,
+        ctx: &Context,
+        cluster: &spate_core::cluster::Cluster,
+        graph: u64,
+    ) -> bool {
+        if self.config.write_ahead_log {
+            return false; // the log is the driver's
+        }
+        let stream = self.shared.stream as u64;
+        let mut except = None;
+        while let Some(e) = cluster.pick_executor(graph, except) {
+            match cluster.start_receiver(e, stream, 0, None) {
+                Ok(()) => {
+                    tracing::info!(stream, executor = e, pid = ?cluster.executor_pid(e), "receiver runs on executor");
+                    *self.remote.lock() = Some(Remote {
+                        cluster: cluster.clone(),
+                        graph,
+                        executor: e,
+                        next_seq: 0,
+                        position: None,
+                    });
+                    self.shared.active.store(true, Ordering::Release);
+                    *self.ctx.lock() = Some(ctx.clone());
+                    return true;
+                }
+                Err(err) => {
+                    tracing::warn!(stream, executor = e, error = %err, "could not start the receiver on an executor");
+                    except = Some(e);
+                }
+            }
+        }
+        false
+    }
+
+    fn mark_executor(&self) {
+        self.on_executor.store(true, Ordering::Release);
+    }
+
+    fn cut_here(&self, t: Time) -> Vec<spate_core::cluster::CutBlock> {
+        self.cut(t);
+        self.take_blocks(t)
+            .into_iter()
+            .map(|b| spate_core::cluster::CutBlock {
+                seq: id_seq(&b.id),
+                records: b.records,
+                position: b.position,
+            })
+            .collect()
     }
 }
 

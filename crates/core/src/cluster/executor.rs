@@ -21,6 +21,12 @@ pub trait TaskRunner: Send + Sync {
     fn block_manager(&self) -> Arc<BlockManager>;
     /// Rebuilds the named RDD and computes the partition, serialized.
     fn run(&self, task: &TaskSpec) -> Result<Vec<u8>>;
+    /// Starts the receiver of input stream `stream` in this process.
+    fn start_receiver(&self, stream: u64, first_seq: u64, position: Option<String>) -> Result<()>;
+    /// Cuts and hands over the blocks of the receiver of `stream` up to `time_ms`.
+    fn cut_receiver(&self, stream: u64, time_ms: u64) -> Result<Vec<super::protocol::CutBlock>>;
+    /// Stops the receiver of `stream`.
+    fn stop_receiver(&self, stream: u64) -> Result<()>;
 }
 
 /// How often an executor tells the driver it is alive.
@@ -230,37 +236,54 @@ struct DriverLink {
 
 impl Transport for DriverLink {
     fn peers(&self) -> Vec<PeerId> {
-        Vec::new()
+        vec!["driver".to_string()]
     }
 
+    /// The second copy of an executor's `_2` block (received data) goes to the driver.
     fn replicate(
         &self,
-        _peer: &PeerId,
-        _id: &BlockId,
-        _bytes: &[u8],
-        _level: StorageLevel,
+        peer: &PeerId,
+        id: &BlockId,
+        bytes: &[u8],
+        level: StorageLevel,
     ) -> spate_storage::Result<()> {
-        Ok(())
+        let failure = |reason: String| spate_storage::Error::Replication {
+            block: id.clone(),
+            peer: peer.clone(),
+            reason,
+        };
+        match self.ask(Request::PutBlock {
+            block: id.clone(),
+            level,
+            bytes: bytes.to_vec(),
+        }) {
+            Some(Response::Stored) => Ok(()),
+            Some(Response::Failed(why)) => Err(failure(why)),
+            other => Err(failure(format!("no answer from the driver ({other:?})"))),
+        }
     }
 
     fn fetch(&self, id: &BlockId) -> spate_storage::Result<Option<Vec<u8>>> {
+        Ok(match self.ask(Request::GetBlock { block: id.clone() }) {
+            Some(Response::Block(b)) => b,
+            _ => None,
+        })
+    }
+}
+
+impl DriverLink {
+    /// Sends a request to the driver and waits (30 s at most) for the answer.
+    fn ask(&self, body: Request) -> Option<Response> {
         let req = self.next.fetch_add(1, Ordering::Relaxed);
         let (answer_tx, answer) = std::sync::mpsc::sync_channel(1);
         self.pending.lock().insert(req, answer_tx);
-        let sent = self.tx.send(Message::Request {
-            id: req,
-            body: Request::GetBlock { block: id.clone() },
-        });
-        let got = if sent.is_ok() {
+        let got = if self.tx.send(Message::Request { id: req, body }).is_ok() {
             answer.recv_timeout(Duration::from_secs(30)).ok()
         } else {
             None
         };
         self.pending.lock().remove(&req);
-        Ok(match got {
-            Some(Response::Block(b)) => b,
-            _ => None,
-        })
+        got
     }
 }
 
@@ -283,6 +306,27 @@ fn handle(blocks: &BlockManager, runner: Option<&dyn TaskRunner>, request: Reque
                     )),
                 }
             }
+            None => Response::Failed("this executor runs no job graph".into()),
+        },
+        Request::StartReceiver {
+            stream,
+            first_seq,
+            position,
+        } => match runner.map(|r| r.start_receiver(stream, first_seq, position)) {
+            Some(Ok(())) => Response::Stored,
+            Some(Err(e)) => Response::Failed(e.to_string()),
+            None => Response::Failed("this executor runs no job graph".into()),
+        },
+        Request::CutReceiver { stream, time_ms } => {
+            match runner.map(|r| r.cut_receiver(stream, time_ms)) {
+                Some(Ok(blocks)) => Response::Cut(blocks),
+                Some(Err(e)) => Response::Failed(e.to_string()),
+                None => Response::Failed("this executor runs no job graph".into()),
+            }
+        }
+        Request::StopReceiver { stream } => match runner.map(|r| r.stop_receiver(stream)) {
+            Some(Ok(())) => Response::Stored,
+            Some(Err(e)) => Response::Failed(e.to_string()),
             None => Response::Failed("this executor runs no job graph".into()),
         },
         Request::PutBlock {

@@ -14,7 +14,7 @@ mod executor;
 pub mod protocol;
 
 pub use executor::{ExecutorConfig, HEARTBEAT_INTERVAL, RunnerFactory, TaskRunner, run_executor};
-pub use protocol::TaskSpec;
+pub use protocol::{CutBlock, TaskSpec};
 
 use crate::{Error, Result};
 use parking_lot::{Condvar, Mutex};
@@ -368,6 +368,92 @@ impl Cluster {
             }
         }
         Some(Err(Error::Cluster(last.unwrap_or_default())))
+    }
+
+    /// An executor of the driver's build that built job graph `graph`, other than `except`
+    /// (round robin); `None` when there is none.
+    pub fn pick_executor(&self, graph: u64, except: Option<u32>) -> Option<u32> {
+        let build = build_id();
+        let eligible: Vec<u32> = self
+            .inner
+            .executors
+            .lock()
+            .iter()
+            .filter(|(id, e)| e.build == build && e.graph == Some(graph) && Some(**id) != except)
+            .map(|(id, _)| *id)
+            .collect();
+        if eligible.is_empty() {
+            return None;
+        }
+        let k = self.inner.next_task.fetch_add(1, Ordering::Relaxed) as usize;
+        Some(eligible[k % eligible.len()])
+    }
+
+    /// The process id of executor `id`, if alive.
+    pub fn executor_pid(&self, id: u32) -> Option<u32> {
+        self.inner.executors.lock().get(&id).map(|e| e.pid)
+    }
+
+    /// Starts the receiver of input stream `stream` on executor `executor`.
+    pub fn start_receiver(
+        &self,
+        executor: u32,
+        stream: u64,
+        first_seq: u64,
+        position: Option<String>,
+    ) -> Result<()> {
+        match self.request(
+            executor,
+            Request::StartReceiver {
+                stream,
+                first_seq,
+                position,
+            },
+        )? {
+            Response::Stored => Ok(()),
+            Response::Failed(why) => Err(Error::Cluster(format!(
+                "executor {executor} could not start the receiver of stream {stream}: {why}"
+            ))),
+            other => Err(Error::Cluster(format!("unexpected answer {other:?}"))),
+        }
+    }
+
+    /// Cuts the blocks of the receiver of `stream` on `executor` up to `time_ms`, records the
+    /// executor as where they are, and returns them.
+    pub fn cut_receiver(
+        &self,
+        executor: u32,
+        stream: u64,
+        time_ms: u64,
+    ) -> Result<Vec<protocol::CutBlock>> {
+        match self.request(executor, Request::CutReceiver { stream, time_ms })? {
+            Response::Cut(blocks) => {
+                let mut replicas = self.inner.replicas.lock();
+                for b in &blocks {
+                    replicas.insert(
+                        BlockId::Input {
+                            stream: stream as u32,
+                            unique: b.seq,
+                        },
+                        (executor, StorageLevel::MEMORY_ONLY_SER),
+                    );
+                }
+                Ok(blocks)
+            }
+            Response::Failed(why) => Err(Error::Cluster(format!(
+                "executor {executor} could not cut the blocks of stream {stream}: {why}"
+            ))),
+            other => Err(Error::Cluster(format!("unexpected answer {other:?}"))),
+        }
+    }
+
+    /// Stops the receiver of `stream` on `executor`.
+    pub fn stop_receiver(&self, executor: u32, stream: u64) -> Result<()> {
+        match self.request(executor, Request::StopReceiver { stream })? {
+            Response::Stored => Ok(()),
+            Response::Failed(why) => Err(Error::Cluster(why)),
+            other => Err(Error::Cluster(format!("unexpected answer {other:?}"))),
+        }
     }
 
     /// Tasks executors have computed so far.
@@ -730,18 +816,41 @@ async fn connection(
                     let _ = answer.try_send(body);
                 }
             }
-            // An executor asking for a block (received input) that only the driver has.
-            Ok(Some(Message::Request {
-                id: req,
-                body: Request::GetBlock { block },
-            })) => {
+            // An executor asking for a block only the driver has (received input, a bucket
+            // another executor wrote), or storing the driver's copy of one of its blocks.
+            Ok(Some(Message::Request { id: req, body })) => {
                 let blocks = inner.blocks.lock().upgrade();
                 let tx = inner.executors.lock().get(&id).map(|e| e.tx.clone());
                 tokio::task::spawn_blocking(move || {
-                    let body = match blocks.map(|b| b.get_bytes(&block)) {
-                        Some(Ok(b)) => Response::Block(b),
-                        Some(Err(e)) => Response::Failed(e.to_string()),
-                        None => Response::Block(None),
+                    let body = match (body, blocks) {
+                        (_, None) => Response::Failed("the driver is shutting down".into()),
+                        (Request::GetBlock { block }, Some(b)) => match b.get_bytes(&block) {
+                            Ok(found) => Response::Block(found),
+                            Err(e) => Response::Failed(e.to_string()),
+                        },
+                        (
+                            Request::PutBlock {
+                                block,
+                                level,
+                                bytes,
+                            },
+                            Some(b),
+                        ) => {
+                            let single = StorageLevel {
+                                replication: 1,
+                                ..level
+                            };
+                            match b.put_bytes(block, bytes, single) {
+                                Ok(spate_storage::PutOutcome::NotStored) => {
+                                    Response::Failed("the driver has no room for the block".into())
+                                }
+                                Ok(_) => Response::Stored,
+                                Err(e) => Response::Failed(e.to_string()),
+                            }
+                        }
+                        (other, _) => {
+                            Response::Failed(format!("the driver does not serve {other:?}"))
+                        }
                     };
                     if let Some(tx) = tx {
                         let _ = tx.send(Message::Response { id: req, body });

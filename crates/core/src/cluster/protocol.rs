@@ -66,6 +66,40 @@ pub enum Request {
     },
     /// Compute a partition of an RDD the executor rebuilds from the job's graph.
     RunTask(TaskSpec),
+    /// Start the receiver of input stream `stream` here, numbering its blocks from `first_seq`
+    /// and telling it the source position to resume from.
+    StartReceiver {
+        /// The input stream's operator id.
+        stream: u64,
+        /// The first block sequence number.
+        first_seq: u64,
+        /// Where its source should resume (the position noted with the last block taken).
+        position: Option<String>,
+    },
+    /// Cut what the receiver of `stream` stored into blocks up to `time_ms` and hand them over.
+    CutReceiver {
+        /// The input stream's operator id.
+        stream: u64,
+        /// The batch time.
+        time_ms: u64,
+    },
+    /// Stop the receiver of `stream` (what it stored is cut into final blocks).
+    StopReceiver {
+        /// The input stream's operator id.
+        stream: u64,
+    },
+}
+
+/// A block a receiver on an executor cut: its sequence number, record count, and the source
+/// position after it (if the receiver notes positions).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CutBlock {
+    /// The block's sequence number (`BlockId::Input { stream, unique: seq }`).
+    pub seq: u64,
+    /// Its records.
+    pub records: u64,
+    /// The source position after it.
+    pub position: Option<String>,
 }
 
 /// A task, by name: partition `partition` of RDD `rdd`, which operator `op` makes at batch
@@ -101,6 +135,8 @@ pub enum Response {
     Removed(bool),
     /// A task's partition, serialized.
     Computed(Vec<u8>),
+    /// The blocks a receiver cut.
+    Cut(Vec<CutBlock>),
     /// The request failed; why.
     Failed(String),
 }

@@ -79,8 +79,10 @@ pub fn recoverable_kafka(ssc: &StreamingContext) {
 pub fn recoverable_socket(ssc: &StreamingContext) {
     let (host, port) = crate::host_port(&ssc.args());
     let out = out_dir(ssc);
+    // `--conf wal=off` turns the write-ahead log off (on a cluster the receiver then runs on an
+    // executor, resuming its source after the last block taken when it moves).
     ssc.set_receiver_config(ReceiverConfig {
-        write_ahead_log: true,
+        write_ahead_log: ssc.conf("wal").as_deref() != Some("off"),
         ..ReceiverConfig::default()
     });
     let lines = ssc.socket_text_stream_with(
