@@ -328,73 +328,106 @@ fn executors_started_on_their_own_join_a_spate_master() {
     assert!(status.success(), "{status}");
 }
 
-#[test]
-fn a_job_on_a_local_cluster_runs_tasks_on_its_executors_and_survives_losing_one() {
-    const TOTAL: u64 = 3000;
-    let server = support::ReplayServer::start(TOTAL, 1000);
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("out");
-    let log = dir.path().join("job.log");
-    let file = std::fs::File::create(&log).unwrap();
-    // The driver starts its two executors from its own binary.
-    let mut job = std::process::Command::new(env!("CARGO_BIN_EXE_recoverable_socket"))
-        .args([
-            "--master",
-            "local-cluster[2,1]",
-            "--no-ui",
-            "--log-level",
-            "info",
-        ])
-        .arg("--checkpoint")
-        .arg(dir.path().join("checkpoint"))
-        .arg("--conf")
-        .arg(format!("out={}", out.display()))
-        .args(["127.0.0.1", &server.port.to_string()])
-        .stdout(file.try_clone().unwrap())
-        .stderr(file)
-        .spawn()
-        .unwrap();
-    let pid = job.id();
-    let text = || std::fs::read_to_string(&log).unwrap_or_default();
-    let mut wait = |what: &str, cond: &mut dyn FnMut() -> bool| {
+const SOCKET_LINES: u64 = 3000;
+
+/// The recoverable socket job on `local-cluster[2,1]`, fed `SOCKET_LINES` lines by a replayable
+/// server, with its log in a file.
+struct SocketJob {
+    _server: support::ReplayServer,
+    dir: tempfile::TempDir,
+    child: std::process::Child,
+}
+
+impl SocketJob {
+    fn start(extra: &[&str]) -> SocketJob {
+        let server = support::ReplayServer::start(SOCKET_LINES, 1000);
+        let dir = tempfile::tempdir().unwrap();
+        let file = std::fs::File::create(dir.path().join("job.log")).unwrap();
+        // The driver starts its two executors from its own binary.
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_recoverable_socket"))
+            .args([
+                "--master",
+                "local-cluster[2,1]",
+                "--no-ui",
+                "--log-level",
+                "info",
+            ])
+            .args(extra)
+            .arg("--checkpoint")
+            .arg(dir.path().join("checkpoint"))
+            .arg("--conf")
+            .arg(format!("out={}", dir.path().join("out").display()))
+            .args(["127.0.0.1", &server.port.to_string()])
+            .stdout(file.try_clone().unwrap())
+            .stderr(file)
+            .spawn()
+            .unwrap();
+        SocketJob {
+            _server: server,
+            dir,
+            child,
+        }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("job.log")).unwrap_or_default()
+    }
+
+    fn outputs(&self, name: &str) -> std::collections::BTreeMap<u64, Vec<String>> {
+        support::outputs(&self.dir.path().join("out"), name)
+    }
+
+    /// Waits (90 s at most) until `cond` holds, failing if the job exits first.
+    fn wait(&mut self, what: &str, mut cond: impl FnMut(&SocketJob) -> bool) {
         let deadline = Instant::now() + Duration::from_secs(90);
-        while !cond() {
-            if let Ok(Some(s)) = job.try_wait() {
-                panic!("the job exited ({s}) early:\n{}", text());
+        while !cond(self) {
+            if let Ok(Some(s)) = self.child.try_wait() {
+                panic!("the job exited ({s}) early:\n{}", self.log());
             }
             assert!(
                 Instant::now() < deadline,
                 "timed out waiting for {what}:\n{}",
-                text()
+                self.log()
             );
             std::thread::sleep(Duration::from_millis(20));
         }
-    };
-    wait("two batches", &mut || {
-        support::outputs(&out, "lines").len() >= 2
-    });
-    support::kill_a_child_of(pid);
-    let all: Vec<String> = (0..TOTAL).map(support::line).collect();
-    let expected = support::word_counts(&all);
-    wait("every line to be counted", &mut || {
-        support::outputs(&out, "totals")
+    }
+
+    /// Waits until the latest totals count every word of every line, stops the job with
+    /// SIGTERM (a clean exit expected) and checks the per-batch line counts add up to the lines
+    /// sent (every line counted once). Returns the job's log.
+    fn finish(mut self) -> String {
+        let all: Vec<String> = (0..SOCKET_LINES).map(support::line).collect();
+        let expected = support::word_counts(&all);
+        self.wait("every line to be counted", |j| {
+            j.outputs("totals")
+                .values()
+                .next_back()
+                .is_some_and(|t| support::counts(t) == expected)
+        });
+        std::process::Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        let status = self.child.wait().unwrap();
+        assert!(status.success(), "{status}:\n{}", self.log());
+        let per_batch: u64 = self
+            .outputs("lines")
             .values()
-            .next_back()
-            .is_some_and(|t| support::counts(t) == expected)
-    });
-    std::process::Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status()
-        .unwrap();
-    let status = job.wait().unwrap();
-    assert!(status.success(), "{status}:\n{}", text());
-    let per_batch: u64 = support::outputs(&out, "lines")
-        .values()
-        .map(|l| l.first().map_or(0, |n| n.parse::<u64>().unwrap()))
-        .sum();
-    assert_eq!(per_batch, TOTAL, "every line counted once");
+            .map(|l| l.first().map_or(0, |n| n.parse::<u64>().unwrap()))
+            .sum();
+        assert_eq!(per_batch, SOCKET_LINES, "every line counted once");
+        self.log()
+    }
+}
+
+#[test]
+fn a_job_on_a_local_cluster_runs_tasks_on_its_executors_and_survives_losing_one() {
+    let mut job = SocketJob::start(&[]);
+    job.wait("two batches", |j| j.outputs("lines").len() >= 2);
+    support::kill_a_child_of(job.child.id());
+    let log_text = job.finish();
     // The executors did the work: the driver's summary counts their tasks.
-    let log_text = text();
     let summary = log_text
         .lines()
         .find(|l| l.contains("cluster: tasks run on executors"))
@@ -418,35 +451,10 @@ fn a_job_on_a_local_cluster_runs_tasks_on_its_executors_and_survives_losing_one(
 
 #[test]
 fn a_receiver_runs_on_an_executor_and_moves_when_its_executor_dies() {
-    const TOTAL: u64 = 3000;
-    let server = support::ReplayServer::start(TOTAL, 1000);
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("out");
-    let log = dir.path().join("job.log");
-    let file = std::fs::File::create(&log).unwrap();
-    let mut job = std::process::Command::new(env!("CARGO_BIN_EXE_recoverable_socket"))
-        .args([
-            "--master",
-            "local-cluster[2,1]",
-            "--no-ui",
-            "--log-level",
-            "info",
-        ])
-        .args(["--conf", "wal=off"])
-        .arg("--checkpoint")
-        .arg(dir.path().join("checkpoint"))
-        .arg("--conf")
-        .arg(format!("out={}", out.display()))
-        .args(["127.0.0.1", &server.port.to_string()])
-        .stdout(file.try_clone().unwrap())
-        .stderr(file)
-        .spawn()
-        .unwrap();
-    let text = || std::fs::read_to_string(&log).unwrap_or_default();
+    let mut job = SocketJob::start(&["--conf", "wal=off"]);
     // The pids of the executors the driver has put the receiver on, in order.
-    let receiver_pids = || -> Vec<String> {
-        text()
-            .lines()
+    let receiver_pids = |log: &str| -> Vec<String> {
+        log.lines()
             .filter(|l| l.contains("receiver runs on executor"))
             .filter_map(|l| {
                 l.split("pid=Some(")
@@ -457,58 +465,22 @@ fn a_receiver_runs_on_an_executor_and_moves_when_its_executor_dies() {
             })
             .collect()
     };
-    let mut wait = |what: &str, cond: &mut dyn FnMut() -> bool| {
-        let deadline = Instant::now() + Duration::from_secs(90);
-        while !cond() {
-            if let Ok(Some(s)) = job.try_wait() {
-                panic!("the job exited ({s}) early:\n{}", text());
-            }
-            assert!(
-                Instant::now() < deadline,
-                "timed out waiting for {what}:\n{}",
-                text()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    };
-    wait("two batches", &mut || {
-        support::outputs(&out, "lines").len() >= 2
-    });
-    let first = receiver_pids();
+    job.wait("two batches", |j| j.outputs("lines").len() >= 2);
+    let first = receiver_pids(&job.log());
     assert_eq!(
         first.len(),
         1,
         "the receiver runs on an executor:\n{}",
-        text()
+        job.log()
     );
     // Kill the executor running the receiver.
-    assert!(
-        std::process::Command::new("kill")
-            .args(["-9", &first[0]])
-            .status()
-            .unwrap()
-            .success()
-    );
-    let all: Vec<String> = (0..TOTAL).map(support::line).collect();
-    let expected = support::word_counts(&all);
-    wait("every line to be counted", &mut || {
-        support::outputs(&out, "totals")
-            .values()
-            .next_back()
-            .is_some_and(|t| support::counts(t) == expected)
-    });
-    let moved = receiver_pids();
-    assert_eq!(moved.len(), 2, "the receiver moved to the other executor");
-    assert_ne!(moved[0], moved[1]);
-    std::process::Command::new("kill")
-        .args(["-TERM", &job.id().to_string()])
+    let killed = std::process::Command::new("kill")
+        .args(["-9", &first[0]])
         .status()
         .unwrap();
-    let status = job.wait().unwrap();
-    assert!(status.success(), "{status}:\n{}", text());
-    let per_batch: u64 = support::outputs(&out, "lines")
-        .values()
-        .map(|l| l.first().map_or(0, |n| n.parse::<u64>().unwrap()))
-        .sum();
-    assert_eq!(per_batch, TOTAL, "every line counted once");
+    assert!(killed.success());
+    let log = job.finish();
+    let moved = receiver_pids(&log);
+    assert_eq!(moved.len(), 2, "the receiver moved to the other executor");
+    assert_ne!(moved[0], moved[1]);
 }
