@@ -233,7 +233,7 @@ fn run_kafka_job(
 }
 
 /// The outputs of a finished run (totals under the batch time, windows under it + 1, counts
-/// + 2), after checking that the graceful stop checkpointed the last batch.
+/// + 2, groups + 3), after checking that the graceful stop checkpointed the last batch.
 fn collect_outputs(dir: &Path, out: &Path) -> BTreeMap<u64, Vec<String>> {
     // The graceful stop finished the last batch and checkpointed it.
     let last_checkpoint = std::fs::read_dir(dir.join("checkpoint/metadata"))
@@ -258,6 +258,9 @@ fn collect_outputs(dir: &Path, out: &Path) -> BTreeMap<u64, Vec<String>> {
     }
     for (t, c) in outputs(out, "counts") {
         all.insert(t + 2, c);
+    }
+    for (t, g) in outputs(out, "groups") {
+        all.insert(t + 3, g);
     }
     all
 }
@@ -320,8 +323,8 @@ fn same_outputs_through(reference_master: &str, master: &str, kill: Kill) {
     );
     assert_eq!(
         expected.len(),
-        3 * batches,
-        "every batch saved its three outputs"
+        4 * batches,
+        "every batch saved its four outputs"
     );
     for (e, g) in expected.iter().zip(&got) {
         assert_eq!(
@@ -329,7 +332,7 @@ fn same_outputs_through(reference_master: &str, master: &str, kill: Kill) {
             g,
             "batch {} ({}) differs after the failure",
             e.0,
-            ["totals", "window", "counts"][e.1 as usize]
+            ["totals", "window", "counts", "groups"][e.1 as usize]
         );
     }
     assert_eq!(got.len(), expected.len());

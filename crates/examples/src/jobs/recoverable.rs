@@ -16,7 +16,8 @@ fn out_dir(ssc: &StreamingContext) -> String {
 }
 
 /// Word counts of a direct Kafka stream: per batch (`reduce_by_key`), over a sliding window of
-/// three batches (kept with an inverse function) and running totals (`update_state_by_key`). Arguments: `BROKERS TOPIC`;
+/// three batches (kept with an inverse function) and running totals (`update_state_by_key`),
+/// and a per-batch `group_by_key` of the records by line (a shuffle where every record crosses). Arguments: `BROKERS TOPIC`;
 /// it reads the topic from its earliest offsets, at most `--conf max-per-partition=N` records
 /// (20) per partition per batch, so the batches of a topic written beforehand do not depend on
 /// timing.
@@ -59,9 +60,15 @@ pub fn recoverable_kafka(ssc: &StreamingContext) {
         Some(Arc::new(|kv: &(String, i64)| kv.1 > 0)),
     );
     windowed.save_as_text_files(format!("{out}/window"), "txt");
-    // Each batch's own counts: a shuffle whose map side runs on the executors of a cluster.
+    // Each batch's own counts: a shuffle run by the executors of a cluster (both sides).
     let counts = pairs.reduce_by_key(|a, b| a + b);
     counts.save_as_text_files(format!("{out}/counts"), "txt");
+    // And a shuffle with no map-side combining (every record crosses): each word's partitions
+    // of origin, as "word:count".
+    let records = records.map(|r: spate_receivers::KafkaRecord| (r.value_lossy(), r.partition));
+    let groups = records.group_by_key();
+    let sizes = groups.map(|(line, parts): (String, Vec<i32>)| format!("{line}:{}", parts.len()));
+    sizes.save_as_text_files(format!("{out}/groups"), "txt");
     let totals = pairs.update_state_by_key(|new: &[i64], total: Option<i64>| {
         Some(total.unwrap_or(0) + new.iter().sum::<i64>())
     });
