@@ -1,14 +1,14 @@
 //! Cluster mode, driver side: executors (processes of the job's own binary) join the driver over
 //! TCP, heartbeat, and hold the second copy of every `_2` block.
 //!
-//! What this version does: membership (`local-cluster[E,C]` spawns E executor processes and waits
-//! for them to register; `spate://HOST:PORT` listens for executors started anywhere), failure
-//! detection (a closed connection or no heartbeat for [`HEARTBEAT_TIMEOUT`] marks an executor
-//! lost), and block replication through the storage [`Transport`]: a `_2` put is stored on an
-//! executor before it is acknowledged, a block the driver lost (evicted) is read back from its
-//! replica, and the replicas a lost executor held are made again on another executor from the
-//! driver's copy. Tasks still run on the driver's worker threads: shipping tasks to executors (by
-//! structural name, see ARCHITECTURE.md) is the next step.
+//! Membership (`local-cluster[E,C]` spawns E executor processes and waits for them to register;
+//! `spate://HOST:PORT` listens for executors started anywhere), failure detection (a closed
+//! connection or no heartbeat for [`HEARTBEAT_TIMEOUT`] marks an executor lost), block
+//! replication through the storage [`Transport`] (a `_2` put is stored on an executor before it
+//! is acknowledged, a block the driver lost is read back from its replica, a lost executor's
+//! replicas are made again from the driver's copy), tasks sent by structural name
+//! ([`Cluster::run_task`], [`Cluster::run_map`]) to executors of the same build and job graph,
+//! and receivers run on executors ([`Cluster::start_receiver`], [`Cluster::cut_receiver`]).
 
 mod executor;
 pub mod protocol;
@@ -317,21 +317,33 @@ impl Cluster {
         }))
     }
 
+    /// The executors alive of the driver's build that built job graph `graph`.
+    fn eligible(&self, graph: u64) -> Vec<u32> {
+        let build = build_id();
+        self.inner
+            .executors
+            .lock()
+            .iter()
+            .filter(|(_, e)| e.build == build && e.graph == Some(graph))
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
+    /// Sends a request whose answer nobody waits for (a lost executor's blocks are gone anyway).
+    fn tell(&self, executor: u32, body: Request) {
+        let req = self.inner.next_request.fetch_add(1, Ordering::Relaxed);
+        if let Some(e) = self.inner.executors.lock().get(&executor) {
+            let _ = e.tx.send(Message::Request { id: req, body });
+        }
+    }
+
     fn dispatch(
         &self,
         task: TaskSpec,
         graph: u64,
         preferred: Option<&BlockId>,
     ) -> Option<Result<(u32, Vec<u8>)>> {
-        let build = build_id();
-        let mut alive: Vec<u32> = self
-            .inner
-            .executors
-            .lock()
-            .iter()
-            .filter(|(_, e)| e.build == build && e.graph == Some(graph))
-            .map(|(id, _)| *id)
-            .collect();
+        let mut alive = self.eligible(graph);
         if alive.is_empty() {
             return None;
         }
@@ -373,15 +385,8 @@ impl Cluster {
     /// An executor of the driver's build that built job graph `graph`, other than `except`
     /// (round robin); `None` when there is none.
     pub fn pick_executor(&self, graph: u64, except: Option<u32>) -> Option<u32> {
-        let build = build_id();
-        let eligible: Vec<u32> = self
-            .inner
-            .executors
-            .lock()
-            .iter()
-            .filter(|(id, e)| e.build == build && e.graph == Some(graph) && Some(**id) != except)
-            .map(|(id, _)| *id)
-            .collect();
+        let mut eligible = self.eligible(graph);
+        eligible.retain(|id| Some(*id) != except);
         if eligible.is_empty() {
             return None;
         }
@@ -570,29 +575,15 @@ impl Transport for Cluster {
             }
             gone
         };
-        let executors = self.inner.executors.lock();
         for (block, executor) in gone {
-            if let Some(e) = executors.get(&executor) {
-                let req = self.inner.next_request.fetch_add(1, Ordering::Relaxed);
-                let _ = e.tx.send(Message::Request {
-                    id: req,
-                    body: Request::RemoveBlock { block },
-                });
-            }
+            self.tell(executor, Request::RemoveBlock { block });
         }
     }
 
     fn forget(&self, id: &BlockId) {
-        let Some((executor, _)) = self.inner.replicas.lock().remove(id) else {
-            return;
-        };
-        // Fire and forget: a lost executor's blocks are gone anyway.
-        let req = self.inner.next_request.fetch_add(1, Ordering::Relaxed);
-        if let Some(e) = self.inner.executors.lock().get(&executor) {
-            let _ = e.tx.send(Message::Request {
-                id: req,
-                body: Request::RemoveBlock { block: id.clone() },
-            });
+        let removed = self.inner.replicas.lock().remove(id);
+        if let Some((executor, _)) = removed {
+            self.tell(executor, Request::RemoveBlock { block: id.clone() });
         }
     }
 }

@@ -30,6 +30,26 @@ fn histogram(out: &mut String, name: &str, help: &str, h: &Histogram) {
     let _ = writeln!(out, "{name}_count {}", h.count);
 }
 
+/// A counter with one sample per receiver, labelled by stream and receiver name.
+fn per_receiver(
+    out: &mut String,
+    name: &str,
+    help: &str,
+    receivers: &[super::ReceiverView],
+    value: impl Fn(&super::ReceiverView) -> u64,
+) {
+    header(out, name, "counter", help);
+    for r in receivers {
+        let _ = writeln!(
+            out,
+            "{name}{{stream=\"{}\",receiver=\"{}\"}} {}",
+            r.stream,
+            escape(&r.name),
+            value(r)
+        );
+    }
+}
+
 /// Renders every metric (with the cluster's, when the job runs on one).
 pub(super) fn render(
     monitor: &Monitor,
@@ -69,36 +89,20 @@ pub(super) fn render(
     for (stream, n) in &st.records {
         let _ = writeln!(out, "spate_input_records_total{{stream=\"{stream}\"}} {n}");
     }
-    header(
+    per_receiver(
         &mut out,
         "spate_receiver_records_total",
-        "counter",
         "Records of each receiver in completed batches.",
+        &receivers,
+        |r| r.records,
     );
-    for r in &receivers {
-        let _ = writeln!(
-            out,
-            "spate_receiver_records_total{{stream=\"{}\",receiver=\"{}\"}} {}",
-            r.stream,
-            escape(&r.name),
-            r.records
-        );
-    }
-    header(
+    per_receiver(
         &mut out,
         "spate_receiver_restarts_total",
-        "counter",
         "Restarts of each receiver.",
+        &receivers,
+        |r| r.restarts,
     );
-    for r in &receivers {
-        let _ = writeln!(
-            out,
-            "spate_receiver_restarts_total{{stream=\"{}\",receiver=\"{}\"}} {}",
-            r.stream,
-            escape(&r.name),
-            r.restarts
-        );
-    }
     histogram(
         &mut out,
         "spate_batch_total_delay_seconds",
