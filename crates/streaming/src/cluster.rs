@@ -14,6 +14,9 @@ use std::sync::{Arc, Weak};
 pub(crate) struct DriverTasks {
     pub(crate) cluster: Cluster,
     pub(crate) inner: Weak<Inner>,
+    /// The inputs' plans of the latest batch tasks were sent for (every task of a batch carries
+    /// the same ones).
+    pub(crate) inputs: Mutex<Option<(u64, Vec<(u64, String)>)>>,
 }
 
 impl DriverTasks {
@@ -24,12 +27,22 @@ impl DriverTasks {
         let inner = self.inner.upgrade()?;
         let graph = (*inner.graph.fingerprint.lock())?;
         let zero = inner.env.zero_time()?;
-        let time = Time::from_ms(name.time_ms);
-        let nodes = inner.graph.nodes.lock().clone();
-        let inputs = nodes
-            .iter()
-            .filter_map(|n| n.task_input_state(time).map(|s| (n.id() as u64, s)))
-            .collect();
+        let cached = self
+            .inputs
+            .lock()
+            .as_ref()
+            .filter(|(t, _)| *t == name.time_ms)
+            .map(|(_, i)| i.clone());
+        let inputs = cached.unwrap_or_else(|| {
+            let time = Time::from_ms(name.time_ms);
+            let nodes = inner.graph.nodes.lock().clone();
+            let inputs: Vec<(u64, String)> = nodes
+                .iter()
+                .filter_map(|n| n.task_input_state(time).map(|s| (n.id() as u64, s)))
+                .collect();
+            *self.inputs.lock() = Some((name.time_ms, inputs.clone()));
+            inputs
+        });
         let task = TaskSpec {
             op: name.op,
             time_ms: name.time_ms,
@@ -73,8 +86,9 @@ impl RemoteCompute for DriverTasks {
 /// started; tasks rebuild a batch's RDDs from the plans they carry.
 pub(crate) struct ExecutorGraph {
     pub(crate) inner: Arc<Inner>,
-    /// Restoring plans and building a batch's RDDs happen one task at a time.
-    pub(crate) building: Mutex<()>,
+    /// Restoring plans and building a batch's RDDs happen one task at a time; the batch whose
+    /// plans were restored last (the next task of that batch needs no restore).
+    pub(crate) building: Mutex<Option<u64>>,
 }
 
 /// What a task computes.
@@ -155,12 +169,15 @@ impl TaskRunner for ExecutorGraph {
         let time = Time::from_ms(task.time_ms);
         let nodes = self.inner.graph.nodes.lock().clone();
         let target = {
-            let _building = self.building.lock();
+            let mut restored = self.building.lock();
             *self.inner.env.zero_time.lock() = Some(Time::from_ms(task.zero_ms));
-            for (op, saved) in &task.inputs {
-                if let Some(n) = nodes.iter().find(|n| n.id() as u64 == *op) {
-                    n.restore_input(saved).map_err(state_err)?;
+            if *restored != Some(task.time_ms) {
+                for (op, saved) in &task.inputs {
+                    if let Some(n) = nodes.iter().find(|n| n.id() as u64 == *op) {
+                        n.restore_input(saved).map_err(state_err)?;
+                    }
                 }
+                *restored = Some(task.time_ms);
             }
             let node = nodes
                 .iter()

@@ -127,6 +127,7 @@ impl StreamingContext {
                 .set_remote(Arc::new(crate::cluster::DriverTasks {
                     cluster: cluster.clone(),
                     inner: Arc::downgrade(&ssc.inner),
+                    inputs: Mutex::new(None),
                 }));
         }
         Ok(ssc)
@@ -244,6 +245,7 @@ impl StreamingContext {
         let state = crate::dstream::InputState {
             save: Box::new(save),
             restore: Box::new(restore),
+            checkpointed: None,
         };
         let stream =
             self.input_stream_with_state(name, move |t| compute(&ctx, t), None, Some(state));
@@ -321,7 +323,7 @@ impl StreamingContext {
         }
         Arc::new(crate::cluster::ExecutorGraph {
             inner: self.inner.clone(),
-            building: Mutex::new(()),
+            building: Mutex::new(None),
         })
     }
 
@@ -413,26 +415,29 @@ impl StreamingContext {
         let counts = counts_cell.clone();
         let ctx = self.context().clone();
         let batch = self.inner.env.batch;
-        let (cleaner, restorer) = (id_hint.clone(), id_hint.clone());
+        let (saver, cleaner, restorer) = (id_hint.clone(), id_hint.clone(), id_hint.clone());
         // With the write-ahead log on, the metadata checkpoint lists the blocks of the batches a
         // recovery may re-run (the log holds them; the list checks it), and each checkpoint lets
         // the log delete what no recovery can need (the remembered batches of the three
         // checkpoints kept).
         let state = crate::dstream::InputState {
             save: Box::new(move |_completed, from| {
-                let Some(r) = cleaner.get() else {
-                    return String::new();
-                };
-                r.clean_log(Time::from_ms(
-                    from.ms().saturating_sub(3 * batch.as_millis() as u64),
-                ));
-                r.save_allocations(from)
+                saver
+                    .get()
+                    .map_or_else(String::new, |r| r.save_allocations(from))
             }),
             restore: Box::new(move |text| {
                 restorer
                     .get()
                     .map_or(Ok(()), |r| r.restore_allocations(text))
             }),
+            checkpointed: Some(Box::new(move |from| {
+                if let Some(r) = cleaner.get() {
+                    r.clean_log(Time::from_ms(
+                        from.ms().saturating_sub(3 * batch.as_millis() as u64),
+                    ));
+                }
+            })),
         };
         let stream = self.input_stream_with_state(
             "receiver_stream",
@@ -451,7 +456,7 @@ impl StreamingContext {
                 // The driver's RDD owns the blocks; an executor's only reads them.
                 Ok(Some(ctx.block_rdd(
                     blocks.into_iter().map(|b| b.id).collect(),
-                    runner.is_started(),
+                    runner.owns_blocks(),
                 )))
             },
             Some(Box::new(move |t| counts.lock().get(&t).copied())),

@@ -572,7 +572,7 @@ impl<T: Data> Runner<T> {
     }
 
     /// Whether this is the driver's runner (whose batches own their blocks), not an executor's.
-    pub(crate) fn is_started(&self) -> bool {
+    pub(crate) fn owns_blocks(&self) -> bool {
         !self.on_executor.load(Ordering::Acquire)
     }
 

@@ -70,6 +70,10 @@ const BATCH_LOCAL: &[&str] = &[
 pub(crate) struct InputState {
     pub(crate) save: Box<dyn Fn(Time, Time) -> String + Send + Sync>,
     pub(crate) restore: Box<dyn Fn(&str) -> std::result::Result<(), String> + Send + Sync>,
+    /// Called when a metadata checkpoint saved the position, with the oldest time it can need
+    /// (not when a task carries the position to an executor): where an input frees what no
+    /// recovery can need any more.
+    pub(crate) checkpointed: Option<Box<dyn Fn(Time) + Send + Sync>>,
 }
 
 impl<T: Data> OpSpec<T> {
@@ -449,7 +453,12 @@ impl<T: Data> DStreamBase for DStreamNode<T> {
     }
     fn input_state(&self, completed: Time) -> Option<String> {
         let from = completed.minus(self.remember());
-        self.state.as_ref().map(|s| (s.save)(completed, from))
+        let s = self.state.as_ref()?;
+        let saved = (s.save)(completed, from);
+        if let Some(done) = &s.checkpointed {
+            done(from);
+        }
+        Some(saved)
     }
     fn restore(&self, state: &crate::checkpoint::OperatorState) -> Result<()> {
         for (t, dir) in &state.rdds {
