@@ -308,6 +308,10 @@ pub fn run<I: IntoIterator<Item = String>>(
         print!("{}", graph.to_dot());
         return Ok(());
     }
+    let batch = match &cli.batch {
+        Some(b) => duration(b, "--batch")?,
+        None => Duration::from_millis(graph.batch_ms),
+    };
     if cli.executor || cli.driver.is_some() {
         let Some(driver) = cli.driver.as_deref().filter(|_| cli.executor) else {
             return Err(Error::State(
@@ -316,10 +320,6 @@ pub fn run<I: IntoIterator<Item = String>>(
         };
         // The same binary, another role: build the same graph (never started), join the driver
         // and compute the tasks it names until it is done.
-        let batch = match &cli.batch {
-            Some(b) => duration(b, "--batch")?,
-            None => Duration::from_millis(graph.batch_ms),
-        };
         // Executors write no checkpoints; a scratch directory keeps the attribute's unused.
         let scratch = tempfile::tempdir().map_err(|e| Error::Io {
             action: "creating a scratch directory",
@@ -358,10 +358,6 @@ pub fn run<I: IntoIterator<Item = String>>(
         config.graph = Some(graph.fingerprint);
         return spate_core::cluster::run_executor(&config).map_err(Error::Core);
     }
-    let batch = match &cli.batch {
-        Some(b) => duration(b, "--batch")?,
-        None => Duration::from_millis(graph.batch_ms),
-    };
     let master = cli
         .master
         .clone()

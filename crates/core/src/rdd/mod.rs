@@ -456,8 +456,10 @@ impl<T: Data> RddNode<T> {
     /// Computes partition `split`: on an executor when the RDD can be rebuilt there and the
     /// context has executors, else (or when that fails) here.
     fn compute_split(&self, split: usize, tc: &TaskContext) -> Result<BoxIter<T>> {
-        let checkpointing = !matches!(*self.checkpoint.lock(), CheckpointState::None);
-        if let (Some(name), false, Some(remote)) = (self.ship, checkpointing, self.ctx.remote())
+        // Only shippable RDDs look further (local mode pays one branch per partition).
+        if let Some(name) = self.ship
+            && matches!(*self.checkpoint.lock(), CheckpointState::None)
+            && let Some(remote) = self.ctx.remote()
             && let Some(result) =
                 remote.compute(name, self.id, split, self.preferred_block(split).as_ref())
         {
