@@ -27,15 +27,18 @@ pub(crate) enum Workload {
     Window,
     State,
     Topk,
+    /// Word count on `local-cluster[2,1]`: replication cost and recovery after a SIGKILL.
+    Failover,
 }
 
 impl Workload {
-    const ALL: [Workload; 5] = [
+    const ALL: [Workload; 6] = [
         Workload::Grep,
         Workload::Wordcount,
         Workload::Window,
         Workload::State,
         Workload::Topk,
+        Workload::Failover,
     ];
 
     fn name(self) -> &'static str {
@@ -45,6 +48,7 @@ impl Workload {
             Workload::Window => "window",
             Workload::State => "state",
             Workload::Topk => "topk",
+            Workload::Failover => "failover",
         }
     }
 
@@ -53,7 +57,7 @@ impl Workload {
             .into_iter()
             .find(|w| w.name() == s)
             .with_context(|| {
-                format!("unknown workload {s:?}: grep, wordcount, window, state or topk")
+                format!("unknown workload {s:?}: grep, wordcount, window, state, topk or failover")
             })
     }
 }
@@ -109,21 +113,23 @@ impl BenchArgs {
 /// One run: a workload at one rate and batch interval.
 #[derive(Clone, Debug, Serialize)]
 pub(crate) struct RunResult {
-    workload: Workload,
-    target_rate: u64,
-    batch_ms: u64,
-    received_rate: f64,
-    batches_expected: usize,
-    batches_completed: usize,
-    failed_batches: usize,
-    p50_ms: u64,
-    p95_ms: u64,
-    p99_ms: u64,
-    max_ms: u64,
-    scheduling_p50_ms: u64,
-    processing_p50_ms: u64,
-    growing: bool,
-    stable: bool,
+    pub(crate) workload: Workload,
+    /// The received blocks' storage level.
+    pub(crate) level: String,
+    pub(crate) target_rate: u64,
+    pub(crate) batch_ms: u64,
+    pub(crate) received_rate: f64,
+    pub(crate) batches_expected: usize,
+    pub(crate) batches_completed: usize,
+    pub(crate) failed_batches: usize,
+    pub(crate) p50_ms: u64,
+    pub(crate) p95_ms: u64,
+    pub(crate) p99_ms: u64,
+    pub(crate) max_ms: u64,
+    pub(crate) scheduling_p50_ms: u64,
+    pub(crate) processing_p50_ms: u64,
+    pub(crate) growing: bool,
+    pub(crate) stable: bool,
 }
 
 #[derive(Default)]
@@ -158,7 +164,8 @@ fn build(workload: Workload, lines: DStream<String>) {
                 rdd.collect()?;
                 Ok(())
             }),
-        Workload::Wordcount => count(pairs().reduce_by_key(|a, b| a + b)),
+        // On one process it is the word count (the cluster runs are in `failover.rs`).
+        Workload::Wordcount | Workload::Failover => count(pairs().reduce_by_key(|a, b| a + b)),
         Workload::Window => count(pairs().reduce_by_key_and_window_inv(
             |a, b| a + b,
             |a, b| a - b,
@@ -210,6 +217,7 @@ fn run_spate(
                 lines: None,
                 seed: 42,
                 quiet: true,
+                replay: false,
             },
             &b,
         )
@@ -235,26 +243,50 @@ fn run_spate(
     let _ = server.join();
 
     let from = zero + warmup * 1000;
-    let to = from + measure * 1000;
-    let measured: Vec<&BatchInfo> = infos
+    let measured: Vec<Sample> = infos
         .iter()
-        .filter(|i| i.batch_time.ms() > from && i.batch_time.ms() <= to)
+        .filter(|i| i.batch_time.ms() > from && i.batch_time.ms() <= from + measure * 1000)
+        .map(|i| Sample {
+            total_ms: i.total_delay().unwrap_or_default().as_millis() as u64,
+            scheduling_ms: i.scheduling_delay().unwrap_or_default().as_millis() as u64,
+            processing_ms: i.processing_delay().unwrap_or_default().as_millis() as u64,
+            records: i.records,
+            failed: i.failure.is_some(),
+        })
         .collect();
+    summarize(workload, level, rate, batch_ms, measure, &measured)
+}
+
+/// What the analysis needs of one completed batch.
+pub(crate) struct Sample {
+    pub(crate) total_ms: u64,
+    pub(crate) scheduling_ms: u64,
+    pub(crate) processing_ms: u64,
+    pub(crate) records: u64,
+    pub(crate) failed: bool,
+}
+
+/// Latency percentiles and the stability verdict of the batches of a `measure`-second period.
+pub(crate) fn summarize(
+    workload: Workload,
+    level: StorageLevel,
+    rate: u64,
+    batch_ms: u64,
+    measure: u64,
+    measured: &[Sample],
+) -> Result<RunResult> {
     let expected = (measure * 1000 / batch_ms) as usize;
     let mut total = Histogram::<u64>::new(3)?;
     let mut sched = Histogram::<u64>::new(3)?;
     let mut proc_ = Histogram::<u64>::new(3)?;
-    for i in &measured {
-        total.record(i.total_delay().unwrap_or_default().as_millis() as u64)?;
-        sched.record(i.scheduling_delay().unwrap_or_default().as_millis() as u64)?;
-        proc_.record(i.processing_delay().unwrap_or_default().as_millis() as u64)?;
+    for i in measured {
+        total.record(i.total_ms)?;
+        sched.record(i.scheduling_ms)?;
+        proc_.record(i.processing_ms)?;
     }
     let records: u64 = measured.iter().map(|i| i.records).sum();
     let received_rate = records as f64 / measure as f64;
-    let delays: Vec<u64> = measured
-        .iter()
-        .map(|i| i.total_delay().unwrap_or_default().as_millis() as u64)
-        .collect();
+    let delays: Vec<u64> = measured.iter().map(|i| i.total_ms).collect();
     let third = delays.len() / 3;
     let median = |v: &[u64]| {
         let mut v = v.to_vec();
@@ -263,7 +295,7 @@ fn run_spate(
     };
     let growing = third > 0
         && median(&delays[delays.len() - third..]) > median(&delays[..third]) + batch_ms / 2;
-    let failed = measured.iter().filter(|i| i.failure.is_some()).count();
+    let failed = measured.iter().filter(|i| i.failed).count();
     let p50 = percentile(&total, 0.5);
     let stable = measured.len() + 1 >= expected
         && failed == 0
@@ -272,6 +304,7 @@ fn run_spate(
         && received_rate >= 0.95 * rate as f64;
     Ok(RunResult {
         workload,
+        level: level.to_string(),
         target_rate: rate,
         batch_ms,
         received_rate,
@@ -307,6 +340,7 @@ fn run_baseline(seconds: u64, buf: &Arc<loadgen::Buffer>) -> Result<f64> {
                 lines: None,
                 seed: 42,
                 quiet: true,
+                replay: false,
             },
             &b,
         )
@@ -346,12 +380,25 @@ fn run_baseline(seconds: u64, buf: &Arc<loadgen::Buffer>) -> Result<f64> {
     Ok(rate)
 }
 
-fn fmt_rate(r: f64) -> String {
+pub(crate) fn fmt_rate(r: f64) -> String {
     if r >= 1e6 {
         format!("{:.2}M", r / 1e6)
     } else {
         format!("{:.0}k", r / 1e3)
     }
+}
+
+/// One run's verdict and figures, for the progress lines.
+pub(crate) fn describe(r: &RunResult) -> String {
+    format!(
+        "{} (received {}/s, p50 {} ms, p99 {} ms, {}/{} batches)",
+        if r.stable { "stable" } else { "NOT stable" },
+        fmt_rate(r.received_rate),
+        r.p50_ms,
+        r.p99_ms,
+        r.batches_completed,
+        r.batches_expected
+    )
 }
 
 /// A horizontal bar chart.
@@ -447,6 +494,10 @@ struct Report {
     baseline_lines_per_s: f64,
     runs: Vec<RunResult>,
     max_sustainable: Vec<(Workload, u64)>,
+    /// Failover workload: max sustainable rate on `local-cluster[2,1]` by storage level.
+    cluster_max_sustainable: Vec<(String, u64)>,
+    /// Failover workload: the kill of the receiver's executor.
+    recovery: Option<crate::failover::Recovery>,
 }
 
 fn write(path: &Path, text: &str) -> Result<()> {
@@ -471,7 +522,13 @@ pub(crate) fn run(args: &BenchArgs) -> Result<()> {
     eprintln!("bench: baseline word count: {} lines/s", fmt_rate(baseline));
     let mut runs = Vec::new();
     let mut best = Vec::new();
+    let mut replication = Vec::new();
+    let mut recovery = None;
     for &w in &args.workloads {
+        if w == Workload::Failover {
+            (replication, recovery) = crate::failover::run(args.quick, &buf, &mut runs)?;
+            continue;
+        }
         let mut max_ok = 0;
         for &rate in &rates {
             eprint!(
@@ -481,15 +538,7 @@ pub(crate) fn run(args: &BenchArgs) -> Result<()> {
             );
             let _ = std::io::stderr().flush();
             let r = run_spate(w, rate, 1000, warmup, measure, args.level, &buf)?;
-            eprintln!(
-                "{} (received {}/s, p50 {} ms, p99 {} ms, {}/{} batches)",
-                if r.stable { "stable" } else { "NOT stable" },
-                fmt_rate(r.received_rate),
-                r.p50_ms,
-                r.p99_ms,
-                r.batches_completed,
-                r.batches_expected
-            );
+            eprintln!("{}", describe(&r));
             let stable = r.stable;
             runs.push(r);
             if stable {
@@ -541,6 +590,8 @@ pub(crate) fn run(args: &BenchArgs) -> Result<()> {
         baseline_lines_per_s: baseline,
         runs: runs.clone(),
         max_sustainable: best.clone(),
+        cluster_max_sustainable: replication.clone(),
+        recovery: recovery.clone(),
     };
     write(
         &args.out.join("results.json"),
@@ -573,11 +624,31 @@ pub(crate) fn run(args: &BenchArgs) -> Result<()> {
             *r as f64 / baseline.max(1.0)
         ));
     }
-    md.push_str("\n| workload | rate | batch | received/s | p50 | p95 | p99 | max | sched p50 | proc p50 | batches | stable |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+    if !replication.is_empty() {
+        md.push_str("\nFailover workload (word count on `local-cluster[2,1]`, receiver on an executor):\n\n| received blocks | max sustainable (lines/s) |\n|---|---|\n");
+        for (level, r) in &replication {
+            md.push_str(&format!("| {level} | {} |\n", fmt_rate(*r as f64)));
+        }
+    }
+    if let Some(r) = &recovery {
+        md.push_str(&format!(
+            "\n`kill -9` of the receiver's executor at {} lines/s ({}): batches on time again **{} ms** after the kill; worst total delay {} ms (median {} ms before); {} failed batches; {} of {} lines counted.\n",
+            fmt_rate(r.rate as f64),
+            r.level,
+            r.recovery_ms,
+            r.worst_delay_ms,
+            r.before_p50_ms,
+            r.failed_batches,
+            r.lines_counted,
+            r.lines_sent
+        ));
+    }
+    md.push_str("\n| workload | level | rate | batch | received/s | p50 | p95 | p99 | max | sched p50 | proc p50 | batches | stable |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
     for r in &runs {
         md.push_str(&format!(
-            "| {} | {} | {} ms | {} | {} | {} | {} | {} | {} | {} | {}/{} | {} |\n",
+            "| {} | {} | {} | {} ms | {} | {} | {} | {} | {} | {} | {} | {}/{} | {} |\n",
             r.workload.name(),
+            r.level,
             fmt_rate(r.target_rate as f64),
             r.batch_ms,
             fmt_rate(r.received_rate),

@@ -4,6 +4,11 @@
 //! generated deterministically from a seed into a buffer before any client connects, so sending
 //! costs little CPU. Sending is paced against the wall clock; the achieved rate is reported every
 //! second on stderr. Every run is bounded: by `--seconds` (default 60) and optionally `--lines`.
+//!
+//! With `--replay` it speaks the socket receiver's replay protocol (`SocketConfig::replay`): a
+//! client's first line is `FROM <n>` and it is sent the stream from line `n` on, so a receiver
+//! that moves to another process after a crash gets again what its predecessor had not handed
+//! over. Pacing keeps its origin across connections (the backlog is sent as fast as it is read).
 
 use anyhow::{Context, Result, bail};
 use std::io::Write;
@@ -20,6 +25,8 @@ pub(crate) struct LoadgenArgs {
     pub(crate) seed: u64,
     /// No progress reports (when run inside the benchmark).
     pub(crate) quiet: bool,
+    /// Speak the replay protocol (`FROM <n>` from every client).
+    pub(crate) replay: bool,
 }
 
 impl LoadgenArgs {
@@ -31,6 +38,7 @@ impl LoadgenArgs {
             lines: None,
             seed: 42,
             quiet: false,
+            replay: false,
         };
         let mut it = args.iter();
         while let Some(flag) = it.next() {
@@ -41,8 +49,9 @@ impl LoadgenArgs {
                 "--seconds" => a.seconds = value()?.parse().context("--seconds")?,
                 "--lines" => a.lines = Some(value()?.parse().context("--lines")?),
                 "--seed" => a.seed = value()?.parse().context("--seed")?,
+                "--replay" => a.replay = true,
                 other => bail!(
-                    "unknown loadgen option {other}; options: --port --rate --seconds --lines --seed"
+                    "unknown loadgen option {other}; options: --port --rate --seconds --lines --seed --replay"
                 ),
             }
         }
@@ -134,11 +143,23 @@ fn send(stream: &mut TcpStream, buf: &Buffer, from: u64, n: u64) -> std::io::Res
     Ok(())
 }
 
-pub(crate) fn serve(mut stream: TcpStream, args: &LoadgenArgs, buf: &Buffer) -> Result<u64> {
+/// Sends the stream to one client, paced from now; returns the lines sent.
+pub(crate) fn serve(stream: TcpStream, args: &LoadgenArgs, buf: &Buffer) -> Result<u64> {
+    serve_from(stream, args, buf, Instant::now(), 0)
+}
+
+/// Sends lines `from..` to one client, paced as if sending had begun at `start` (line `i` is due
+/// at `start + i / rate`); returns the number of the line after the last one sent.
+fn serve_from(
+    mut stream: TcpStream,
+    args: &LoadgenArgs,
+    buf: &Buffer,
+    start: Instant,
+    from: u64,
+) -> Result<u64> {
     stream.set_nodelay(true).ok();
-    let start = Instant::now();
     let deadline = start + Duration::from_secs(args.seconds);
-    let mut sent = 0u64;
+    let mut sent = from;
     let mut last_report = start;
     let mut sent_at_report = 0u64;
     let quiet = args.quiet;
@@ -169,11 +190,95 @@ pub(crate) fn serve(mut stream: TcpStream, args: &LoadgenArgs, buf: &Buffer) -> 
         }
     }
     let secs = start.elapsed().as_secs_f64();
-    eprintln!(
-        "loadgen: done: {sent} lines in {secs:.2} s = {:.0} lines/s",
-        sent as f64 / secs
-    );
+    if !quiet {
+        eprintln!(
+            "loadgen: done: {sent} lines in {secs:.2} s = {:.0} lines/s",
+            sent as f64 / secs
+        );
+    }
+    if args.replay {
+        // A replaying source keeps the connection open once everything is sent (the end of the
+        // stream is not the end of the job) until the client leaves or time is up.
+        stream.set_read_timeout(Some(Duration::from_millis(100)))?;
+        let mut byte = [0u8; 1];
+        while Instant::now() < deadline {
+            match std::io::Read::read(&mut stream, &mut byte) {
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) => {}
+                Err(_) => break,
+            }
+        }
+    }
     Ok(sent)
+}
+
+/// Reads a replaying client's `FROM <n>` line.
+fn read_from_line(stream: &TcpStream) -> Result<u64> {
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(stream), &mut line)?;
+    stream.set_read_timeout(None)?;
+    line.trim()
+        .strip_prefix("FROM ")
+        .and_then(|n| n.parse().ok())
+        .with_context(|| format!("expected `FROM <n>` from a replaying client, got {line:?}"))
+}
+
+/// Serves clients one after another on `listener` until `args.seconds` have passed since `start`
+/// or `stop` is set: with `args.replay` each from the line it asks for (`FROM <n>`), paced from
+/// `start`; otherwise each from the beginning, paced from its connection. Returns the highest
+/// line number sent.
+pub(crate) fn serve_clients(
+    listener: &TcpListener,
+    args: &LoadgenArgs,
+    buf: &Buffer,
+    start: Instant,
+    stop: &std::sync::atomic::AtomicBool,
+) -> Result<u64> {
+    let end = start + Duration::from_secs(args.seconds);
+    listener.set_nonblocking(true)?;
+    let mut high = 0u64;
+    while Instant::now() < end && !stop.load(std::sync::atomic::Ordering::Acquire) {
+        match listener.accept() {
+            Ok((stream, peer)) => {
+                stream.set_nonblocking(false)?;
+                if !args.replay {
+                    // A plain client gets the stream from its beginning, paced from now.
+                    if !args.quiet {
+                        eprintln!("loadgen: client {peer} connected");
+                    }
+                    let remaining = end.saturating_duration_since(Instant::now()).as_secs();
+                    let args = LoadgenArgs {
+                        seconds: remaining.max(1),
+                        ..args.clone()
+                    };
+                    high = high.max(serve(stream, &args, buf)?);
+                    continue;
+                }
+                let from = match read_from_line(&stream) {
+                    Ok(n) => n,
+                    Err(e) => {
+                        eprintln!("loadgen: client {peer}: {e:#}");
+                        continue;
+                    }
+                };
+                if !args.quiet {
+                    eprintln!("loadgen: client {peer} connected, sending from line {from}");
+                }
+                high = high.max(serve_from(stream, args, buf, start, from)?);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                std::thread::sleep(Duration::from_millis(5))
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(high)
 }
 
 /// Runs the generator: serves clients one after another until the time budget is spent.
@@ -182,38 +287,19 @@ pub(crate) fn run(args: &LoadgenArgs) -> Result<()> {
     let listener = TcpListener::bind(("127.0.0.1", args.port))
         .with_context(|| format!("binding 127.0.0.1:{}", args.port))?;
     eprintln!(
-        "loadgen: serving {} lines/s of ~{} bytes on 127.0.0.1:{} for up to {} s",
+        "loadgen: serving {} lines/s of ~{} bytes on 127.0.0.1:{} for up to {} s{}",
         args.rate,
         buf.bytes.len() / (buf.starts.len() - 1),
         args.port,
-        args.seconds
-    );
-    let end = Instant::now() + Duration::from_secs(args.seconds);
-    listener.set_nonblocking(true)?;
-    while Instant::now() < end {
-        match listener.accept() {
-            Ok((stream, peer)) => {
-                stream.set_nonblocking(false)?;
-                eprintln!("loadgen: client {peer} connected");
-                let remaining = end
-                    .saturating_duration_since(Instant::now())
-                    .as_secs()
-                    .max(1);
-                serve(
-                    stream,
-                    &LoadgenArgs {
-                        seconds: remaining,
-                        ..args.clone()
-                    },
-                    &buf,
-                )?;
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                std::thread::sleep(Duration::from_millis(20))
-            }
-            Err(e) => return Err(e.into()),
+        args.seconds,
+        if args.replay {
+            " (replay protocol)"
+        } else {
+            ""
         }
-    }
+    );
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    serve_clients(&listener, args, &buf, Instant::now(), &stop)?;
     Ok(())
 }
 
@@ -248,6 +334,7 @@ mod tests {
             lines: Some(250_000),
             seed: 3,
             quiet: true,
+            replay: false,
         };
         let stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
         let sent = serve(stream, &args, &buffer(3)).unwrap();
@@ -260,5 +347,41 @@ mod tests {
             expected[1],
             "the buffer repeats"
         );
+    }
+
+    #[test]
+    fn a_replaying_client_gets_the_stream_from_the_line_it_asks_for() {
+        let listener = TcpListener::bind(("127.0.0.1", 0)).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let args = LoadgenArgs {
+            port,
+            rate: 1_000_000,
+            seconds: 30,
+            lines: Some(20),
+            seed: 3,
+            quiet: true,
+            replay: true,
+        };
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let s = stop.clone();
+        let server = std::thread::spawn(move || {
+            serve_clients(&listener, &args, &buffer(3), Instant::now(), &s).unwrap()
+        });
+        let expected = lines(3, 20);
+        // A first client reads a few lines and goes away; the next asks to resume at line 5.
+        for from in [0usize, 5] {
+            let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+            c.write_all(format!("FROM {from}\n").as_bytes()).unwrap();
+            let mut r = std::io::BufReader::new(c);
+            let mut got = Vec::new();
+            for _ in from..20 {
+                let mut l = String::new();
+                std::io::BufRead::read_line(&mut r, &mut l).unwrap();
+                got.push(l.trim_end().to_string());
+            }
+            assert_eq!(got, expected[from..], "client starting at line {from}");
+        }
+        stop.store(true, std::sync::atomic::Ordering::Release);
+        assert_eq!(server.join().unwrap(), 20);
     }
 }

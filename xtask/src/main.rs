@@ -2,6 +2,7 @@
 //! serves text lines over TCP at a fixed rate (the examples' and benchmarks' input).
 
 mod bench;
+mod failover;
 mod loadgen;
 mod tidy;
 

@@ -1,6 +1,6 @@
 //! Every example job compiles under the macro, and builds at run time exactly the graph the macro
 //! saw at compile time.
-use spate_examples::jobs::{file::FileWordCount, kafka::KafkaWordCount, network::NetworkWordCount, stateful::StatefulWordCount, windowed::WindowedWordCount};
+use spate_examples::jobs::{bench::BenchWordCount, file::FileWordCount, kafka::KafkaWordCount, network::NetworkWordCount, stateful::StatefulWordCount, windowed::WindowedWordCount};
 use spate_streaming::StreamingContext;
 use std::time::Duration;
 
@@ -15,6 +15,7 @@ fn main() {
     WindowedWordCount::build(&ssc()).unwrap();
     StatefulWordCount::build(&ssc()).unwrap();
     FileWordCount::build(&ssc()).unwrap();
+    BenchWordCount::build(&ssc()).unwrap();
     // Building the Kafka job needs a broker (a `latest` direct stream looks its offsets up when
     // it is made): here only its static graph is checked; tests/kafka.rs runs it for real.
     let kafka = KafkaWordCount::graph();
