@@ -406,10 +406,9 @@ fn a_killed_socket_job_with_the_write_ahead_log_counts_every_line_once() {
         expected,
         "the last totals count every line once"
     );
-    // The batches are contiguous: none was skipped across the crash.
-    let times: Vec<u64> = totals.keys().copied().collect();
-    assert!(
-        times.windows(2).all(|w| w[1] - w[0] == BATCH_MS),
-        "batch times have gaps: {times:?}"
-    );
+    // The batches are contiguous (none was skipped across the crash), and every batch's
+    // outputs — its count, word counts, window of three batches and running totals — are those
+    // of the input it saved, whichever run computed it.
+    let checked = support::check_socket_outputs(&out, TOTAL, BATCH_MS, 3);
+    eprintln!("{checked} batches checked against their input");
 }

@@ -75,9 +75,11 @@ pub fn recoverable_kafka(ssc: &StreamingContext) {
     totals.save_as_text_files(format!("{out}/totals"), "txt");
 }
 
-/// Running word totals and per-batch line counts of a socket text stream whose source can
-/// replay (`SocketConfig::replay`), with the write-ahead log on: across a driver crash no line
-/// is lost or counted twice. Arguments: `HOST PORT`.
+/// A socket text stream whose source can replay (`SocketConfig::replay`), with the write-ahead
+/// log on: across a driver crash no line is lost or counted twice. It saves each batch's input
+/// lines, their count, its word counts, word counts over a sliding window of three batches
+/// (kept with an inverse function) and running totals (`update_state_by_key`), so a test can
+/// recompute every output from the saved input. Arguments: `HOST PORT`.
 #[streaming_job(
     batch = "500ms",
     checkpoint = "target/checkpoints/recoverable-socket",
@@ -100,16 +102,31 @@ pub fn recoverable_socket(ssc: &StreamingContext) {
         // Replicated on a cluster (one copy on an executor, where the batch's tasks then run).
         StorageLevel::MEMORY_ONLY_SER_2,
     );
+    // Each batch's input itself, so tests can recompute every other output from it.
+    lines.save_as_text_files(format!("{out}/input"), "txt");
     lines
         .count()
         .save_as_text_files(format!("{out}/lines"), "txt");
     let words =
         lines.flat_map(|l: String| l.split_whitespace().map(String::from).collect::<Vec<_>>());
-    let totals =
-        words
-            .map(|w: String| (w, 1u64))
-            .update_state_by_key(|new: &[u64], total: Option<u64>| {
-                Some(total.unwrap_or(0) + new.iter().sum::<u64>())
-            });
+    let pairs = words.map(|w: String| (w, 1u64));
+    pairs
+        .reduce_by_key(|a, b| a + b)
+        .save_as_text_files(format!("{out}/counts"), "txt");
+    // The last three batches, kept with an inverse function; words whose count fell to zero
+    // are dropped.
+    pairs
+        .reduce_by_key_and_window_inv_n(
+            |a, b| a + b,
+            |a, b| a - b,
+            Duration::from_millis(1500),
+            Duration::from_millis(500),
+            2,
+            Some(Arc::new(|kv: &(String, u64)| kv.1 > 0)),
+        )
+        .save_as_text_files(format!("{out}/window"), "txt");
+    let totals = pairs.update_state_by_key(|new: &[u64], total: Option<u64>| {
+        Some(total.unwrap_or(0) + new.iter().sum::<u64>())
+    });
     totals.save_as_text_files(format!("{out}/totals"), "txt");
 }

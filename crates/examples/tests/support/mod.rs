@@ -182,3 +182,75 @@ pub fn kill_a_child_of(parent: u32) {
         .expect("kill runs");
     assert!(killed.success(), "kill -9 {victim} failed");
 }
+
+/// Checks the recoverable socket job's outputs under `out` against a recomputation from its
+/// saved per-batch input: the inputs hold lines `0..total` exactly once between them, and for
+/// every batch its line count, word counts, window of `window_batches` batches (`batch_ms`
+/// apart, zero counts dropped) and running totals are what that input makes them. Returns the
+/// number of batches checked.
+pub fn check_socket_outputs(out: &Path, total: u64, batch_ms: u64, window_batches: u64) -> usize {
+    let inputs = outputs(out, "input");
+    let mut seen: Vec<String> = inputs.values().flatten().cloned().collect();
+    seen.sort();
+    let mut sent: Vec<String> = (0..total).map(line).collect();
+    sent.sort();
+    assert!(
+        seen == sent,
+        "the batches' inputs are not the lines sent, each once: {} lines in the inputs, {total} sent",
+        seen.len()
+    );
+    let times: Vec<u64> = inputs.keys().copied().collect();
+    assert!(
+        times.windows(2).all(|w| w[1] - w[0] == batch_ms),
+        "batch times have gaps: {times:?}"
+    );
+    let per_batch: BTreeMap<u64, BTreeMap<String, u64>> = inputs
+        .iter()
+        .map(|(t, lines)| (*t, word_counts(lines)))
+        .collect();
+    let (lines_out, counts_out, window_out, totals_out) = (
+        outputs(out, "lines"),
+        outputs(out, "counts"),
+        outputs(out, "window"),
+        outputs(out, "totals"),
+    );
+    let mut running: BTreeMap<String, u64> = BTreeMap::new();
+    for (&t, input) in &inputs {
+        let got = |m: &BTreeMap<u64, Vec<String>>, what: &str| -> Vec<String> {
+            m.get(&t)
+                .unwrap_or_else(|| panic!("batch {t} has input but no {what} output"))
+                .clone()
+        };
+        assert_eq!(
+            got(&lines_out, "lines"),
+            vec![input.len().to_string()],
+            "line count of batch {t}"
+        );
+        let counts = &per_batch[&t];
+        assert_eq!(
+            &self::counts(&got(&counts_out, "counts")),
+            counts,
+            "word counts of batch {t}"
+        );
+        let mut window: BTreeMap<String, u64> = BTreeMap::new();
+        for (_, c) in per_batch.range(t.saturating_sub((window_batches - 1) * batch_ms)..=t) {
+            for (w, n) in c {
+                *window.entry(w.clone()).or_default() += n;
+            }
+        }
+        assert_eq!(
+            self::counts(&got(&window_out, "window")),
+            window,
+            "window of batch {t}"
+        );
+        for (w, n) in counts {
+            *running.entry(w.clone()).or_default() += n;
+        }
+        assert_eq!(
+            self::counts(&got(&totals_out, "totals")),
+            running,
+            "running totals at batch {t}"
+        );
+    }
+    inputs.len()
+}
