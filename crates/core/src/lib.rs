@@ -24,6 +24,7 @@
 //! Architecture: every RDD has a structural [`RddId`]; tasks are "compute partition p of RDD X"
 //! and never carry closures, so the same names work across processes (see ARCHITECTURE.md).
 
+pub mod batch;
 pub mod cluster;
 mod context;
 mod error;

@@ -45,6 +45,18 @@ impl MapOutputTracker {
         }
     }
 
+    /// Forgets every map output that `held(shuffle, map)` says is gone (a lost executor takes
+    /// several, of several shuffles, with it: one retry recomputes them all).
+    fn mark_lost_where(&self, held: impl Fn(ShuffleId, usize) -> bool) {
+        for (&shuffle, v) in self.outputs.lock().iter_mut() {
+            for (map, done) in v.iter_mut().enumerate() {
+                if *done && !held(shuffle, map) {
+                    *done = false;
+                }
+            }
+        }
+    }
+
     pub(crate) fn remove(&self, shuffle: ShuffleId) {
         self.outputs.lock().remove(&shuffle);
     }
@@ -215,6 +227,18 @@ pub(crate) fn run_job<T: Data, U: Send>(
                     "shuffle output lost; recomputing it and retrying"
                 );
                 ctx.inner.tracker.mark_lost(shuffle, map);
+                // The others an executor took with it: held neither here nor by an executor.
+                if let Some(cluster) = ctx.cluster() {
+                    let bm = ctx.block_manager();
+                    ctx.inner.tracker.mark_lost_where(|shuffle, m| {
+                        let bucket = spate_storage::BlockId::Shuffle {
+                            shuffle,
+                            map: m as u32,
+                            reduce: 0,
+                        };
+                        bm.contains(&bucket) || cluster.replica_of(&bucket).is_some()
+                    });
+                }
                 attempt += 1;
             }
             Err(e @ Error::FetchFailed { .. }) => {

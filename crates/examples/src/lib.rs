@@ -1,6 +1,7 @@
 //! Runnable Spate programs; each binary under `src/bin` opens with how to run it. This library
 //! holds what they share.
 
+pub mod batch;
 pub mod jobs;
 
 use std::collections::VecDeque;

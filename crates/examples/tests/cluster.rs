@@ -483,3 +483,150 @@ fn a_receiver_runs_on_an_executor_and_moves_when_its_executor_dies() {
     assert_eq!(moved.len(), 2, "the receiver moved to the other executor");
     assert_ne!(moved[0], moved[1]);
 }
+
+// ---------------------------------------------------------------------------------------------
+// A batch program (no streams) on a cluster: `shuffle_heavy`, five shuffles per job.
+
+/// Runs `shuffle_heavy` on `master`, saving `rounds` rounds over `lines` lines under `out`, its
+/// output in `log`.
+fn shuffle_heavy(
+    master: &str,
+    out: &std::path::Path,
+    rounds: u32,
+    lines: u64,
+    log: &std::path::Path,
+) -> std::process::Child {
+    let file = std::fs::File::create(log).unwrap();
+    std::process::Command::new(env!("CARGO_BIN_EXE_shuffle_heavy"))
+        .args(["--master", master])
+        .arg(out)
+        .args([rounds.to_string(), lines.to_string()])
+        .stdout(file.try_clone().unwrap())
+        .stderr(file)
+        .spawn()
+        .unwrap()
+}
+
+/// Waits (bounded) for `child` to exit and returns whether it succeeded.
+fn exits_ok(child: &mut std::process::Child, log: &std::path::Path) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status.success();
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!(
+                "the program did not finish in 120 s:\n{}",
+                std::fs::read_to_string(log).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The saved parts of `dir`, by file name.
+fn parts(dir: &std::path::Path) -> std::collections::BTreeMap<String, String> {
+    std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .flatten()
+        .map(|e| {
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                std::fs::read_to_string(e.path()).unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_shuffle_heavy_batch_program_saves_the_same_output_when_an_executor_is_killed() {
+    use spate_examples::batch::shuffle_heavy::line;
+    const LINES: u64 = 40_000;
+    const ROUNDS: u32 = 4;
+    let dir = tempfile::tempdir().unwrap();
+    // The reference: one process, no failure.
+    let (reference, reference_log) = (
+        dir.path().join("reference"),
+        dir.path().join("reference.log"),
+    );
+    let mut job = shuffle_heavy("local[2]", &reference, 1, LINES, &reference_log);
+    assert!(
+        exits_ok(&mut job, &reference_log),
+        "{}",
+        std::fs::read_to_string(&reference_log).unwrap()
+    );
+    let expected_parts = parts(&reference.join("round-0"));
+    // Which is right: each word's count, first line and group size, recomputed from the input.
+    let mut expected: std::collections::BTreeMap<String, (u64, u64)> = Default::default();
+    for i in 0..LINES {
+        for w in line(i).split(' ') {
+            let e = expected.entry(w.to_string()).or_insert((0, i));
+            e.0 += 1;
+        }
+    }
+    let mut got: Vec<String> = expected_parts
+        .values()
+        .flat_map(|p| p.lines().map(String::from))
+        .collect();
+    got.sort();
+    let mut want: Vec<String> = expected
+        .iter()
+        .map(|(w, (c, f))| format!("{w} {c} {f} {c}"))
+        .collect();
+    want.sort();
+    assert_eq!(got, want, "the reference run is right");
+
+    // The cluster: an executor is killed once the first round is saved.
+    let (out, log) = (dir.path().join("cluster"), dir.path().join("cluster.log"));
+    let mut job = shuffle_heavy("local-cluster[3,1]", &out, ROUNDS, LINES, &log);
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while !out.join("round-0/_SUCCESS").exists() {
+        assert!(
+            job.try_wait().unwrap().is_none(),
+            "exited early:\n{}",
+            std::fs::read_to_string(&log).unwrap()
+        );
+        assert!(
+            Instant::now() < deadline,
+            "no round saved:\n{}",
+            std::fs::read_to_string(&log).unwrap()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Into the second round (a debug build's round takes about 0.6 s here), so shuffle outputs
+    // of a running job go down with the executor.
+    std::thread::sleep(Duration::from_millis(150));
+    support::kill_a_child_of(job.id());
+    let log_text = || std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(
+        exits_ok(&mut job, &log),
+        "the driver failed:\n{}",
+        log_text()
+    );
+    for round in 0..ROUNDS {
+        assert_eq!(
+            parts(&out.join(format!("round-{round}"))),
+            expected_parts,
+            "round {round}"
+        );
+    }
+    let text = log_text();
+    let summary = text
+        .lines()
+        .find(|l| l.contains("cluster: tasks run on executors"))
+        .unwrap_or_else(|| panic!("no cluster summary:\n{text}"));
+    eprintln!("{summary}");
+    let recomputed = text
+        .lines()
+        .filter(|l| l.contains("shuffle output lost"))
+        .count();
+    eprintln!("lost shuffle outputs noticed {recomputed} time(s)");
+    assert!(summary.contains("lost=1"), "{summary}");
+    assert!(!summary.contains("tasks=0 "), "{summary}");
+    // Nothing fell back to the driver: every failed task ran again on a live executor.
+    assert!(
+        !text.contains("computing it here") && !text.contains("running it here"),
+        "{text}"
+    );
+}

@@ -295,6 +295,10 @@ fn handle(blocks: &BlockManager, runner: Option<&dyn TaskRunner>, request: Reque
             Some(r) => {
                 match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| r.run(&task))) {
                     Ok(Ok(bytes)) => Response::Computed(bytes),
+                    Ok(Err(crate::Error::FetchFailed { shuffle, map })) => Response::FetchFailed {
+                        shuffle,
+                        map: map as u32,
+                    },
                     Ok(Err(e)) => Response::Failed(e.to_string()),
                     Err(payload) => Response::Failed(format!(
                         "the task panicked: {}",

@@ -368,6 +368,13 @@ impl Cluster {
                     self.inner.tasks_run.fetch_add(1, Ordering::Relaxed);
                     return Some(Ok((executor, bytes)));
                 }
+                // A lost shuffle output: the scheduler re-runs its map task, then this one.
+                Ok(Response::FetchFailed { shuffle, map }) => {
+                    return Some(Err(Error::FetchFailed {
+                        shuffle,
+                        map: map as usize,
+                    }));
+                }
                 // The executor computed and failed: another would fail the same way.
                 Ok(Response::Failed(why)) => {
                     return Some(Err(Error::Cluster(format!(

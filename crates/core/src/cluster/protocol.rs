@@ -13,7 +13,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 /// The first bytes of every frame.
 pub const MAGIC: [u8; 4] = *b"SPTE";
 /// The protocol version this build speaks.
-pub const VERSION: u16 = 1;
+pub const VERSION: u16 = 2;
 /// The largest payload accepted (256 MiB: a block of a few hundred MB must be split).
 pub const MAX_FRAME: u32 = 256 << 20;
 
@@ -139,6 +139,14 @@ pub enum Response {
     Cut(Vec<CutBlock>),
     /// The request failed; why.
     Failed(String),
+    /// A task could not read a shuffle output (its executor is gone): the driver's scheduler
+    /// re-runs that map task and then the task.
+    FetchFailed {
+        /// The shuffle.
+        shuffle: u64,
+        /// The map partition whose output is missing.
+        map: u32,
+    },
 }
 
 /// Everything that crosses a driver–executor connection.
@@ -243,7 +251,16 @@ pub async fn read<R: AsyncRead + Unpin>(r: &mut R) -> Result<Option<Message>, Pr
     let mut h = [0u8; 10];
     match r.read_exact(&mut h).await {
         Ok(_) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+        // Closed between frames; a reset there is a peer that exited with our heartbeats
+        // unread, which is how a finished driver goes away.
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::UnexpectedEof | std::io::ErrorKind::ConnectionReset
+            ) =>
+        {
+            return Ok(None);
+        }
         Err(e) => return Err(e.into()),
     }
     let len = check_header(&h)?;
@@ -298,6 +315,10 @@ mod tests {
             Message::Response {
                 id: 9,
                 body: Response::Block(Some(vec![4; 1000])),
+            },
+            Message::Response {
+                id: 10,
+                body: Response::FetchFailed { shuffle: 3, map: 1 },
             },
             Message::Shutdown,
         ];

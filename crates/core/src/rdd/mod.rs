@@ -468,6 +468,9 @@ impl<T: Data> RddNode<T> {
                     .map_err(Into::into)
             }) {
                 Ok(values) => return Ok(Box::new(values.into_iter())),
+                // Computing it here would read the same missing output: the scheduler re-runs
+                // the map task that wrote it, then this task.
+                Err(e @ crate::Error::FetchFailed { .. }) => return Err(e),
                 Err(e) => {
                     tracing::warn!(rdd = self.id, partition = split, error = %e, "an executor could not compute the partition; computing it here");
                 }

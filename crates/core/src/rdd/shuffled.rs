@@ -118,6 +118,7 @@ impl<K: Key, V: Data, C: Data> ShuffleDependencyBase for ShuffleDependency<K, V,
                 preferred.as_ref(),
             ) {
                 Some(Ok(())) => return Ok(()),
+                Some(Err(e @ Error::FetchFailed { .. })) => return Err(e),
                 Some(Err(e)) => {
                     tracing::warn!(shuffle = self.id, map, error = %e, "an executor could not run the map task; running it here");
                 }
