@@ -1005,3 +1005,36 @@ fn concurrent_jobs_on_one_context_both_succeed() {
         "every job's shuffle was cleaned up"
     );
 }
+
+#[test]
+fn keyed_aggregations_emit_keys_in_order_of_first_arrival() {
+    let ctx = ctx();
+    // One reduce partition, two map partitions: map partition 0's keys first, each map
+    // partition's in its own arrival order, whatever the hash table's layout.
+    let words: Vec<String> = [
+        "pear", "fig", "apple", "fig", "kiwi", "date", "apple", "lime",
+    ]
+    .iter()
+    .map(|w| w.to_string())
+    .collect();
+    let pairs = ctx.parallelize(words, 2).map(|w| (w, 1u32));
+    let counts = pairs.reduce_by_key_n(|a, b| a + b, 1).collect().unwrap();
+    let keys: Vec<&str> = counts.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(keys, ["pear", "fig", "apple", "kiwi", "date", "lime"]);
+    assert_eq!(counts[1].1, 2);
+    let groups = pairs.group_by_key_n(1).collect().unwrap();
+    let keys: Vec<&str> = groups.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(keys, ["pear", "fig", "apple", "kiwi", "date", "lime"]);
+    // Combining within a partition keeps the same order (the partitioner already matches).
+    let again = ctx
+        .parallelize(counts.clone(), 1)
+        .partition_by(Arc::new(spate_core::HashPartitioner::new(1)));
+    let kept: Vec<String> = again
+        .reduce_by_key_n(|a, b| a + b, 1)
+        .collect()
+        .unwrap()
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
+    assert_eq!(kept, ["pear", "fig", "apple", "kiwi", "date", "lime"]);
+}

@@ -9,12 +9,26 @@ use super::Rdd;
 use super::shuffled::{Bucketer, plain_bucketer};
 use crate::sync::Arc;
 use crate::{HashPartitioner, Key, Partitioner, PartitionerInfo};
-use indexmap::IndexMap;
-use indexmap::map::Entry;
 use rustc_hash::FxBuildHasher;
 use spate_storage::Data;
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 
-type Map<K, C> = IndexMap<K, Option<C>, FxBuildHasher>;
+/// Combiners by key, with the order keys first arrived in (so results are deterministic). Keys
+/// sit in the hash table itself, next to their combiner: a lookup touches one slot (an
+/// insertion-ordered map would follow an index into a second array), and the arrival order is
+/// restored once, when the map is drained.
+struct Map<K, C> {
+    table: HashMap<K, (usize, Option<C>), FxBuildHasher>,
+}
+
+impl<K, C> Default for Map<K, C> {
+    fn default() -> Self {
+        Map {
+            table: HashMap::default(),
+        }
+    }
+}
 
 /// The functions of a key-wise aggregation from values `V` into combiners `C`.
 pub(crate) struct Aggregator<V, C> {
@@ -42,24 +56,29 @@ fn upsert<K: Key, X, C>(
     create: impl FnOnce(X) -> C,
     merge: impl FnOnce(C, X) -> C,
 ) {
-    match map.entry(k) {
+    let arrived = map.table.len();
+    match map.table.entry(k) {
         Entry::Occupied(mut e) => {
-            let slot = e.get_mut();
+            let slot = &mut e.get_mut().1;
             let old = slot
                 .take()
                 .expect("combiners are always present between upserts");
             *slot = Some(merge(old, x));
         }
         Entry::Vacant(e) => {
-            e.insert(Some(create(x)));
+            e.insert((arrived, Some(create(x))));
         }
     }
 }
 
 /// The combiners of a finished aggregation, in key arrival order.
 fn drain<K: Key, C: Data>(map: Map<K, C>) -> impl Iterator<Item = (K, C)> {
-    map.into_iter()
-        .map(|(k, c)| (k, c.expect("combiners are always present after upserts")))
+    // Each key goes straight to its arrival position: no sort.
+    let mut ordered: Vec<Option<(K, C)>> = (0..map.table.len()).map(|_| None).collect();
+    for (k, (arrived, c)) in map.table {
+        ordered[arrived] = Some((k, c.expect("combiners are always present after upserts")));
+    }
+    ordered.into_iter().flatten()
 }
 
 /// The default partitioner of a shuffle over `parents`: the first hash partitioner among them,
