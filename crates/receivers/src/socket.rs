@@ -218,7 +218,7 @@ impl<T: Data> SocketReceiver<T> {
         };
         let mut reader = BufReader::with_capacity(1 << 16, reader);
         let mut chunk = Vec::with_capacity(CHUNK);
-        let mut line = Vec::new();
+        let mut line = Vec::with_capacity(256);
         loop {
             line.clear();
             let n = reader
@@ -253,12 +253,10 @@ impl<T: Data> SocketReceiver<T> {
                     line.pop();
                 }
             }
-            match String::from_utf8(std::mem::take(&mut line)) {
-                Ok(s) => chunk.push(s),
-                Err(e) => {
-                    line = e.into_bytes();
-                    ctx.skip(&format!("a line from {target} is not valid UTF-8"));
-                }
+            // `line` is reused; each record is one allocation of its exact size.
+            match std::str::from_utf8(&line) {
+                Ok(s) => chunk.push(s.to_owned()),
+                Err(_) => ctx.skip(&format!("a line from {target} is not valid UTF-8")),
             }
             if chunk.len() >= CHUNK || reader.buffer().is_empty() {
                 store(
