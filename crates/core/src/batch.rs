@@ -122,6 +122,7 @@ impl BatchProgram {
             let make = move |parallelism: usize| -> Result<Arc<dyn TaskRunner>> {
                 let mut config = ContextConfig::new(&format!("local[{cores}]"));
                 config.default_parallelism = Some(parallelism);
+                config.copy_persisted_to_peer = true;
                 Ok(Arc::new(BatchRunner {
                     ctx: Context::with_config(config)?,
                     program: p.clone(),
@@ -278,6 +279,7 @@ fn task(name: ShipName, rdd: u64, partition: usize) -> TaskSpec {
         partition: partition as u32,
         inputs: Vec::new(),
         map_of: None,
+        held: Vec::new(),
     }
 }
 

@@ -99,6 +99,11 @@ pub struct ContextConfig {
     /// Arguments `local-cluster` passes to its executors after the role's own (the job's
     /// settings and arguments, so that they build the same graph).
     pub executor_args: Vec<String>,
+    /// Send a copy of every persisted partition this context computes to its block manager's
+    /// transport peer. Executors set it: the driver then holds every persisted partition, as in
+    /// local mode, and a later batch's task on any executor reads it from there (the previous
+    /// state, a window's old batches).
+    pub copy_persisted_to_peer: bool,
 }
 
 impl ContextConfig {
@@ -113,6 +118,7 @@ impl ContextConfig {
             default_parallelism: None,
             executor_program: None,
             executor_args: Vec::new(),
+            copy_persisted_to_peer: false,
         }
     }
 }

@@ -4,7 +4,7 @@ use std::hash::{Hash, Hasher};
 
 /// A description of a partitioner, used to decide whether two RDDs are partitioned alike (and a
 /// shuffle between them can be skipped).
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum PartitionerInfo {
     /// [`HashPartitioner`] with this many partitions.
     Hash(usize),

@@ -14,9 +14,17 @@ use std::sync::{Arc, Weak};
 pub(crate) struct DriverTasks {
     pub(crate) cluster: Cluster,
     pub(crate) inner: Weak<Inner>,
-    /// The inputs' plans of the latest batch tasks were sent for (every task of a batch carries
-    /// the same ones).
-    pub(crate) inputs: Mutex<Option<(u64, Vec<(u64, String)>)>>,
+    /// The inputs' plans and the held RDDs of earlier batches of the latest batch tasks were
+    /// sent for (every task of a batch carries the same ones).
+    pub(crate) inputs: Mutex<Option<(u64, BatchPlans)>>,
+}
+
+/// What every task of a batch carries: the inputs' plans and the earlier batches' RDDs the driver
+/// holds.
+#[derive(Clone)]
+pub(crate) struct BatchPlans {
+    inputs: Vec<(u64, String)>,
+    held: Vec<spate_core::cluster::HeldRdd>,
 }
 
 impl DriverTasks {
@@ -33,15 +41,18 @@ impl DriverTasks {
             .as_ref()
             .filter(|(t, _)| *t == name.time_ms)
             .map(|(_, i)| i.clone());
-        let inputs = cached.unwrap_or_else(|| {
+        let BatchPlans { inputs, held } = cached.unwrap_or_else(|| {
             let time = Time::from_ms(name.time_ms);
             let nodes = inner.graph.nodes.lock().clone();
-            let inputs: Vec<(u64, String)> = nodes
-                .iter()
-                .filter_map(|n| n.task_input_state(time).map(|s| (n.id() as u64, s)))
-                .collect();
-            *self.inputs.lock() = Some((name.time_ms, inputs.clone()));
-            inputs
+            let plans = BatchPlans {
+                inputs: nodes
+                    .iter()
+                    .filter_map(|n| n.task_input_state(time).map(|s| (n.id() as u64, s)))
+                    .collect(),
+                held: nodes.iter().flat_map(|n| n.held_before(time)).collect(),
+            };
+            *self.inputs.lock() = Some((name.time_ms, plans.clone()));
+            plans
         });
         let task = TaskSpec {
             op: name.op,
@@ -51,6 +62,7 @@ impl DriverTasks {
             partition: partition as u32,
             inputs,
             map_of: None,
+            held,
         };
         Some((task, graph))
     }
@@ -175,6 +187,12 @@ impl TaskRunner for ExecutorGraph {
                 for (op, saved) in &task.inputs {
                     if let Some(n) = nodes.iter().find(|n| n.id() as u64 == *op) {
                         n.restore_input(saved).map_err(state_err)?;
+                    }
+                }
+                // Earlier batches' RDDs (a window's, the previous state) are the driver's.
+                for held in &task.held {
+                    if let Some(n) = nodes.iter().find(|n| n.id() as u64 == held.op) {
+                        n.hold(held);
                     }
                 }
                 *restored = Some(task.time_ms);

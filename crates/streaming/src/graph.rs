@@ -74,6 +74,11 @@ pub(crate) trait DStreamBase: Send + Sync {
     fn rdd_at(&self, time: Time) -> crate::Result<Option<Arc<dyn spate_core::RddBase>>>;
     /// Forgets the RDDs before `time` (on an executor, which has no batch clock).
     fn forget_before(&self, time: Time);
+    /// The RDDs of batches before `time` this (driver) process has, named for an executor.
+    fn held_before(&self, time: Time) -> Vec<spate_core::cluster::HeldRdd>;
+    /// Takes the driver's RDD of an earlier batch as this operator's RDD of that batch (on an
+    /// executor: its partitions are read from the driver, never rebuilt here).
+    fn hold(&self, held: &spate_core::cluster::HeldRdd);
     /// Restores RDD checkpoints and input position from a metadata checkpoint.
     fn restore(&self, state: &crate::checkpoint::OperatorState) -> crate::Result<()>;
 }

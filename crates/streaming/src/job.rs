@@ -337,6 +337,7 @@ pub fn run<I: IntoIterator<Item = String>>(
             let built = (|| -> Result<StreamingContext> {
                 let mut config = spate_core::ContextConfig::new(&format!("local[{cores}]"));
                 config.default_parallelism = Some(parallelism);
+                config.copy_persisted_to_peer = true;
                 let ssc = StreamingContext::with_context(
                     spate_core::Context::with_config(config)?,
                     batch,

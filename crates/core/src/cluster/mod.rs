@@ -14,7 +14,7 @@ mod executor;
 pub mod protocol;
 
 pub use executor::{ExecutorConfig, HEARTBEAT_INTERVAL, RunnerFactory, TaskRunner, run_executor};
-pub use protocol::{CutBlock, TaskSpec};
+pub use protocol::{CutBlock, HeldRdd, TaskSpec};
 
 use crate::{Error, Result};
 use parking_lot::{Condvar, Mutex};

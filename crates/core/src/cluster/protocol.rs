@@ -122,6 +122,26 @@ pub struct TaskSpec {
     /// When set, the task is map task `partition` of this shuffle (the executor keeps the
     /// buckets) instead of computing a partition of `rdd`.
     pub map_of: Option<u64>,
+    /// RDDs of earlier batches the driver holds (persisted), which the task's lineage may read
+    /// (a window's old batches, the previous state): the executor reads their partitions from
+    /// the driver instead of rebuilding them.
+    pub held: Vec<HeldRdd>,
+}
+
+/// An RDD of an earlier batch, held by the driver: named by operator and batch time, with the
+/// id, partition count and partitioner it has there.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct HeldRdd {
+    /// The operator.
+    pub op: u64,
+    /// The batch time.
+    pub time_ms: u64,
+    /// Its structural id.
+    pub rdd: u64,
+    /// Its number of partitions.
+    pub partitions: u32,
+    /// Its partitioner, if any (a child's dependencies depend on it).
+    pub partitioner: Option<crate::PartitionerInfo>,
 }
 
 /// An executor's answer to a [`Request`].

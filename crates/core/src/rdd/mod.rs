@@ -8,6 +8,7 @@ mod coalesce;
 mod cogroup;
 mod files;
 mod generated;
+mod held;
 mod map_partitions;
 mod pair;
 mod parallel;
@@ -258,6 +259,17 @@ impl<T: Data> Rdd<T> {
         op: impl Compute<T>,
     ) -> Rdd<T> {
         let id = ctx.new_id();
+        Rdd::from_op_with_id(ctx, id, name, location, op)
+    }
+
+    /// [`from_op`](Self::from_op) with a given id (an RDD another process made and named).
+    pub(crate) fn from_op_with_id(
+        ctx: &Context,
+        id: RddId,
+        name: &'static str,
+        location: &std::panic::Location<'_>,
+        op: impl Compute<T>,
+    ) -> Rdd<T> {
         let ship = crate::context::ship_scope().filter(|_| {
             op.dependencies().iter().all(|d| match d {
                 Dependency::Shuffle(s) => s.shippable(),
@@ -281,6 +293,11 @@ impl<T: Data> Rdd<T> {
     /// The RDD's structural id.
     pub fn id(&self) -> RddId {
         self.node.id
+    }
+
+    /// The operation that made it (`map`, `reduce_by_key`, `held`, …).
+    pub fn name(&self) -> &'static str {
+        self.node.name
     }
 
     /// The context this RDD belongs to.
@@ -496,6 +513,14 @@ impl<T: Data> RddNode<T> {
             }
         }
         let values: Arc<Vec<T>> = Arc::new(self.compute_split(split, tc)?.collect());
+        let level = if self.ctx.config().copy_persisted_to_peer && level.replication < 2 {
+            StorageLevel {
+                replication: 2,
+                ..level
+            }
+        } else {
+            level
+        };
         bm.put_values(block, values.clone(), level)?;
         Ok(arc_iter(values))
     }

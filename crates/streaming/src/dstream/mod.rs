@@ -39,11 +39,16 @@ pub(crate) struct OpSpec<T: Data> {
     pub(crate) state: Option<InputState>,
 }
 
-/// Operators whose RDD of batch `t` is built only from their parents' RDDs of `t`, with no user
-/// closure that could see driver-only state while building: an executor running the same job
-/// rebuilds them (with the inputs' plans of that batch) and computes their partitions. Inputs
-/// with a saved position (files, direct Kafka, receivers) are batch-local too.
+/// Operators an executor running the same job can rebuild for batch `t` and compute partitions
+/// of: built only from their parents' RDDs, with no user closure that could see driver-only
+/// state while building. Most read only batch `t`; the windows and the state also read RDDs of
+/// earlier batches, which a task names as held by the driver (`DStreamBase::held_before`), so
+/// the executor reads them instead of rebuilding them. Inputs with a saved position (files,
+/// direct Kafka, receivers) are shippable too.
 const BATCH_LOCAL: &[&str] = &[
+    "window",
+    "reduce_by_key_and_window",
+    "update_state_by_key",
     "map",
     "flat_map",
     "filter",
@@ -450,6 +455,34 @@ impl<T: Data> DStreamBase for DStreamNode<T> {
     }
     fn forget_before(&self, time: Time) {
         self.generated.lock().retain(|t, _| *t >= time);
+    }
+    fn held_before(&self, time: Time) -> Vec<spate_core::cluster::HeldRdd> {
+        self.generated
+            .lock()
+            .range(..time)
+            .map(|(t, rdd)| spate_core::cluster::HeldRdd {
+                op: self.id as u64,
+                time_ms: t.ms(),
+                rdd: rdd.id(),
+                partitions: rdd.num_partitions() as u32,
+                partitioner: rdd.partitioner(),
+            })
+            .collect()
+    }
+    fn hold(&self, held: &spate_core::cluster::HeldRdd) {
+        let time = Time::from_ms(held.time_ms);
+        let mut generated = self.generated.lock();
+        // An RDD this executor built itself for that batch is replaced too: rebuilding its
+        // partitions here would need shuffle outputs of that batch, long gone.
+        if generated.get(&time).is_some_and(|r| r.id() == held.rdd && r.name() == "held") {
+            return;
+        }
+        let rdd = self.env.ctx.held_rdd::<T>(
+            held.rdd,
+            held.partitions as usize,
+            held.partitioner.clone(),
+        );
+        generated.insert(time, rdd);
     }
     fn input_state(&self, completed: Time) -> Option<String> {
         let from = completed.minus(self.remember());
