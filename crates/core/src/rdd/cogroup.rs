@@ -1,13 +1,12 @@
 //! `cogroup` and the joins built on it. Each side is read narrowly when it is already partitioned
 //! like the result, and through a shuffle otherwise.
 
+use super::arrival::ArrivalMap;
 use super::pair::default_partitioner;
 use super::shuffled::{ShuffleDependency, plain_bucketer};
 use super::{BoxIter, Compute, Dependency, Rdd, TaskContext};
 use crate::sync::Arc;
 use crate::{HashPartitioner, Key, Partitioner, PartitionerInfo, Result};
-use indexmap::IndexMap;
-use rustc_hash::FxBuildHasher;
 use spate_storage::Data;
 
 enum Side<K: Key, V: Data> {
@@ -78,14 +77,14 @@ impl<K: Key, V: Data, W: Data> Compute<(K, (Vec<V>, Vec<W>))> for CoGrouped<K, V
         vec![self.left.dependency(), self.right.dependency()]
     }
     fn compute(&self, split: usize, tc: &TaskContext) -> Result<BoxIter<(K, (Vec<V>, Vec<W>))>> {
-        let mut groups: IndexMap<K, (Vec<V>, Vec<W>), FxBuildHasher> = IndexMap::default();
+        let mut groups: ArrivalMap<K, (Vec<V>, Vec<W>)> = ArrivalMap::default();
         for (k, v) in self.left.read(split, tc)? {
-            groups.entry(k).or_default().0.push(v);
+            groups.slot(k, Default::default).0.push(v);
         }
         for (k, w) in self.right.read(split, tc)? {
-            groups.entry(k).or_default().1.push(w);
+            groups.slot(k, Default::default).1.push(w);
         }
-        Ok(Box::new(groups.into_iter()))
+        Ok(Box::new(groups.into_ordered()))
     }
     fn partitioner(&self) -> Option<PartitionerInfo> {
         Some(self.partitioner.info())
@@ -258,13 +257,13 @@ impl<K: Key, V: Data> Compute<(K, Vec<Vec<V>>)> for CoGroupedMany<K, V> {
     }
     fn compute(&self, split: usize, tc: &TaskContext) -> Result<BoxIter<(K, Vec<Vec<V>>)>> {
         let n = self.sides.len();
-        let mut groups: IndexMap<K, Vec<Vec<V>>, FxBuildHasher> = IndexMap::default();
+        let mut groups: ArrivalMap<K, Vec<Vec<V>>> = ArrivalMap::default();
         for (i, side) in self.sides.iter().enumerate() {
             for (k, v) in side.read(split, tc)? {
-                groups.entry(k).or_insert_with(|| vec![Vec::new(); n])[i].push(v);
+                groups.slot(k, || vec![Vec::new(); n])[i].push(v);
             }
         }
-        Ok(Box::new(groups.into_iter()))
+        Ok(Box::new(groups.into_ordered()))
     }
     fn partitioner(&self) -> Option<PartitionerInfo> {
         Some(self.partitioner.info())

@@ -78,7 +78,11 @@ mod tests {
         assert_eq!(held.collect_partitions().unwrap(), expected);
         // A child sees it partitioned like the original: no shuffle to reduce by key.
         let reduced = held.reduce_by_key_with(|a, b| a + b, Arc::new(HashPartitioner::new(4)));
-        assert!(reduced.to_debug_string().lines().count() <= 2, "{}", reduced.to_debug_string());
+        assert!(
+            reduced.to_debug_string().lines().count() <= 2,
+            "{}",
+            reduced.to_debug_string()
+        );
         // Nothing stored under an id: an error that says so, not an empty partition.
         let missing = ctx.held_rdd::<(u64, u64)>(u64::MAX - 7, 2, None);
         let e = missing.collect().unwrap_err().to_string();

@@ -2,6 +2,7 @@
 //! dependencies. One file per family of operations lives beside this one.
 
 mod actions;
+mod arrival;
 mod blocks;
 mod checkpoint;
 mod coalesce;

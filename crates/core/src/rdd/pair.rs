@@ -6,29 +6,14 @@
 //! partition 0 first), so results are deterministic.
 
 use super::Rdd;
+use super::arrival::ArrivalMap;
 use super::shuffled::{Bucketer, plain_bucketer};
 use crate::sync::Arc;
 use crate::{HashPartitioner, Key, Partitioner, PartitionerInfo};
-use rustc_hash::FxBuildHasher;
 use spate_storage::Data;
-use std::collections::HashMap;
-use std::collections::hash_map::Entry;
 
-/// Combiners by key, with the order keys first arrived in (so results are deterministic). Keys
-/// sit in the hash table itself, next to their combiner: a lookup touches one slot (an
-/// insertion-ordered map would follow an index into a second array), and the arrival order is
-/// restored once, when the map is drained.
-struct Map<K, C> {
-    table: HashMap<K, (usize, Option<C>), FxBuildHasher>,
-}
-
-impl<K, C> Default for Map<K, C> {
-    fn default() -> Self {
-        Map {
-            table: HashMap::default(),
-        }
-    }
-}
+/// Combiners by key (`Option`s, so a merge can take them by value), in arrival order.
+type Map<K, C> = ArrivalMap<K, Option<C>>;
 
 /// The functions of a key-wise aggregation from values `V` into combiners `C`.
 pub(crate) struct Aggregator<V, C> {
@@ -47,8 +32,7 @@ impl<V, C> Clone for Aggregator<V, C> {
     }
 }
 
-/// Adds `x` under `k`: a new combiner from `create`, or `merge` into the existing one. Combiners
-/// sit in an `Option` so `merge` can take them by value.
+/// Adds `x` under `k`: a new combiner from `create`, or `merge` into the existing one.
 fn upsert<K: Key, X, C>(
     map: &mut Map<K, C>,
     k: K,
@@ -56,29 +40,17 @@ fn upsert<K: Key, X, C>(
     create: impl FnOnce(X) -> C,
     merge: impl FnOnce(C, X) -> C,
 ) {
-    let arrived = map.table.len();
-    match map.table.entry(k) {
-        Entry::Occupied(mut e) => {
-            let slot = &mut e.get_mut().1;
-            let old = slot
-                .take()
-                .expect("combiners are always present between upserts");
-            *slot = Some(merge(old, x));
-        }
-        Entry::Vacant(e) => {
-            e.insert((arrived, Some(create(x))));
-        }
-    }
+    let slot = map.slot(k, || None);
+    *slot = Some(match slot.take() {
+        Some(old) => merge(old, x),
+        None => create(x),
+    });
 }
 
 /// The combiners of a finished aggregation, in key arrival order.
 fn drain<K: Key, C: Data>(map: Map<K, C>) -> impl Iterator<Item = (K, C)> {
-    // Each key goes straight to its arrival position: no sort.
-    let mut ordered: Vec<Option<(K, C)>> = (0..map.table.len()).map(|_| None).collect();
-    for (k, (arrived, c)) in map.table {
-        ordered[arrived] = Some((k, c.expect("combiners are always present after upserts")));
-    }
-    ordered.into_iter().flatten()
+    map.into_ordered()
+        .map(|(k, c)| (k, c.expect("combiners are always present after upserts")))
 }
 
 /// The default partitioner of a shuffle over `parents`: the first hash partitioner among them,

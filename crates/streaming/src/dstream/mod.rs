@@ -474,7 +474,10 @@ impl<T: Data> DStreamBase for DStreamNode<T> {
         let mut generated = self.generated.lock();
         // An RDD this executor built itself for that batch is replaced too: rebuilding its
         // partitions here would need shuffle outputs of that batch, long gone.
-        if generated.get(&time).is_some_and(|r| r.id() == held.rdd && r.name() == "held") {
+        if generated
+            .get(&time)
+            .is_some_and(|r| r.id() == held.rdd && r.name() == "held")
+        {
             return;
         }
         let rdd = self.env.ctx.held_rdd::<T>(

@@ -50,23 +50,40 @@ impl<K: Key, V: Data> DStream<(K, V)> {
                 Some(p) => Some(p),
                 None => initial.clone(),
             };
-            let batch = parent.node.get_or_compute(t)?;
+            // The batch's values of each key, gathered map-side: one key and one list per key
+            // and map partition cross the shuffle instead of one record per value. The values
+            // keep their order (map partitions in order, each in its own order).
+            let batch = parent.node.get_or_compute(t)?.map(|b| {
+                b.combine_by_key_with(
+                    |v| vec![v],
+                    |mut vs: Vec<V>, v| {
+                        vs.push(v);
+                        vs
+                    },
+                    |mut a: Vec<V>, mut b: Vec<V>| {
+                        a.append(&mut b);
+                        a
+                    },
+                    partitioner.clone(),
+                    true,
+                )
+            });
             let f = f.clone();
             Ok(match (previous, batch) {
+                // Both sides are partitioned alike: a narrow cogroup.
                 (Some(prev), Some(batch)) => Some(
                     batch
                         .cogroup_with(&prev, partitioner.clone())
-                        .flat_map_values(move |(vs, ss)| f(&vs, ss.into_iter().next())),
+                        .flat_map_values(move |(vs, ss): (Vec<Vec<V>>, Vec<S>)| {
+                            let vs = vs.into_iter().next().unwrap_or_default();
+                            f(&vs, ss.into_iter().next())
+                        }),
                 ),
                 (Some(prev), None) => Some(
                     prev.partition_by(partitioner.clone())
                         .flat_map_values(move |s| f(&[], Some(s))),
                 ),
-                (None, Some(batch)) => Some(
-                    batch
-                        .group_by_key_with(partitioner.clone())
-                        .flat_map_values(move |vs| f(&vs, None)),
-                ),
+                (None, Some(batch)) => Some(batch.flat_map_values(move |vs| f(&vs, None))),
                 (None, None) => None,
             })
         });
