@@ -256,6 +256,12 @@ fn run_spate(
     let ssc = StreamingContext::new("local[2]", batch)?;
     let dir = std::env::temp_dir().join(format!("spate-bench-{}-{}", std::process::id(), port));
     ssc.checkpoint(&dir)?;
+    // The guide's tuning advice: a batch should hold a few blocks per receiver (its map tasks),
+    // so the block interval is at most half the batch interval (200 ms, Spark's default, at 1 s).
+    ssc.set_receiver_config(spate_streaming::ReceiverConfig {
+        block_interval: Duration::from_millis((batch_ms / 2).clamp(1, 200)),
+        ..Default::default()
+    });
     let collect = Arc::new(Collect::default());
     ssc.add_streaming_listener(collect.clone());
     let lines = ssc.socket_text_stream("127.0.0.1", port, level);
