@@ -352,6 +352,15 @@ fn a_killed_direct_kafka_job_resumes_with_the_outputs_of_an_uninterrupted_run() 
     same_outputs_through("local[2]", "local[2]", Kill::Driver(kill_after));
 }
 
+/// Driver recovery on a cluster: the driver (and with it its executors) is killed, and the
+/// restarted driver's new executors pick up the windows and the state from its checkpoint.
+#[test]
+fn a_killed_driver_of_a_local_cluster_resumes_with_the_outputs_of_an_uninterrupted_run() {
+    let kill_after = 2 + random_below(6) as usize;
+    eprintln!("killing the driver after {kill_after} saved batches");
+    same_outputs_through("local[2]", "local-cluster[2,1]", Kill::Driver(kill_after));
+}
+
 /// Cluster mode: the executors compute the batch-local tasks (reading their Kafka ranges
 /// themselves); one is killed and its tasks run elsewhere.
 #[test]

@@ -498,15 +498,29 @@ impl<T: Data> DStreamBase for DStreamNode<T> {
     }
     fn restore(&self, state: &crate::checkpoint::OperatorState) -> Result<()> {
         for (t, dir) in &state.rdds {
-            let rdd = self.env.ctx.object_file::<T>(dir).map_err(|e| {
-                Error::State(format!(
-                    "{} at {}: cannot read its checkpointed RDD of {} ms from {}: {e}",
-                    self.name,
-                    self.call_site,
-                    t,
-                    dir.display()
-                ))
-            })?;
+            // Rebuildable elsewhere like the RDD it stands for, and kept like it: the first
+            // batch after recovery reads it here, and executors read its partitions from here
+            // after that (as `HeldRdd`s).
+            let ctx = &self.env.ctx;
+            let ship = self.batch_local.then_some(spate_core::ShipName {
+                op: self.id as u64,
+                time_ms: *t,
+            });
+            let rdd = ctx
+                .with_ship_scope(ship, || ctx.object_file::<T>(dir))
+                .map_err(|e| {
+                    Error::State(format!(
+                        "{} at {}: cannot read its checkpointed RDD of {} ms from {}: {e}",
+                        self.name,
+                        self.call_site,
+                        t,
+                        dir.display()
+                    ))
+                })?;
+            let level = *self.level.lock();
+            if level.is_valid() {
+                rdd.persist(level);
+            }
             self.generated.lock().insert(Time::from_ms(*t), rdd);
             self.checkpoints
                 .lock()
