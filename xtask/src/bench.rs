@@ -256,10 +256,11 @@ fn run_spate(
     let ssc = StreamingContext::new("local[2]", batch)?;
     let dir = std::env::temp_dir().join(format!("spate-bench-{}-{}", std::process::id(), port));
     ssc.checkpoint(&dir)?;
-    // The guide's tuning advice: a batch should hold a few blocks per receiver (its map tasks),
-    // so the block interval is at most half the batch interval (200 ms, Spark's default, at 1 s).
+    // The guide's tuning advice: a batch should hold a few blocks per receiver (its map tasks,
+    // here four: two rounds on two threads), so the block interval is a quarter of the batch
+    // interval, between 5 and 250 ms.
     ssc.set_receiver_config(spate_streaming::ReceiverConfig {
-        block_interval: Duration::from_millis((batch_ms / 2).clamp(1, 200)),
+        block_interval: Duration::from_millis((batch_ms / 4).clamp(5, 250)),
         ..Default::default()
     });
     let collect = Arc::new(Collect::default());
