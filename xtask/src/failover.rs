@@ -14,8 +14,8 @@ use crate::loadgen::{self, LoadgenArgs};
 use anyhow::{Context as _, Result, bail};
 use serde::{Deserialize, Serialize};
 use spate_streaming::StorageLevel;
-use std::io::{Read as _, Write as _};
-use std::net::{TcpListener, TcpStream};
+use std::io::Write as _;
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -84,20 +84,14 @@ fn build_job() -> Result<PathBuf> {
     Ok(target.join("release/bench_word_count"))
 }
 
-/// A plain HTTP/1.0 GET on loopback; the body.
+/// The body of `GET path` from the job's monitoring server on loopback, if it answers 200.
 fn http_get(port: u16, path: &str) -> Result<String> {
-    let mut s = TcpStream::connect(("127.0.0.1", port))?;
-    s.set_read_timeout(Some(Duration::from_secs(5)))?;
-    write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")?;
-    let mut all = String::new();
-    s.read_to_string(&mut all)?;
-    let (head, body) = all
-        .split_once("\r\n\r\n")
-        .with_context(|| format!("no HTTP response from {path}"))?;
-    if !head.starts_with("HTTP/1.1 200") && !head.starts_with("HTTP/1.0 200") {
-        bail!("GET {path}: {}", head.lines().next().unwrap_or(""));
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let (status, body) = spate_streaming::testing::try_http_get(addr, path)?;
+    if status != 200 {
+        bail!("GET {path}: status {status}");
     }
-    Ok(body.to_string())
+    Ok(body)
 }
 
 fn free_port() -> Result<u16> {

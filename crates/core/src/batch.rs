@@ -10,8 +10,8 @@
 //! map outputs kept where they were written, fetch failures re-running map tasks, tasks of a lost
 //! executor re-run elsewhere — is the cluster machinery streaming jobs use.
 
-use crate::cluster::{Cluster, ExecutorConfig, TaskRunner, TaskSpec};
-use crate::{Context, ContextConfig, Data, Error, Rdd, RddBase, RemoteCompute, Result, ShipName};
+use crate::cluster::{ExecutorConfig, TaskRunner, TaskSpec};
+use crate::{Context, ContextConfig, Data, Error, Rdd, RddBase, Result, ShipName};
 use parking_lot::Mutex;
 use std::any::Any;
 use std::collections::VecDeque;
@@ -142,10 +142,11 @@ impl BatchProgram {
             .collect();
         let ctx = Context::with_config(config)?;
         if let Some(cluster) = ctx.cluster() {
-            ctx.set_remote(Arc::new(BatchTasks {
-                cluster: cluster.clone(),
-                graph: program.fingerprint(),
-            }));
+            let graph = program.fingerprint();
+            ctx.set_remote(
+                cluster
+                    .shipper(move |name, rdd, partition| Some((task(name, rdd, partition), graph))),
+            );
         }
         let session = Session {
             ctx,
@@ -155,13 +156,7 @@ impl BatchProgram {
         };
         let result = run(&session);
         if let Some(cluster) = session.ctx.cluster() {
-            tracing::info!(
-                tasks = cluster.tasks_run(),
-                local = cluster.local_tasks(),
-                executors = cluster.executors().len(),
-                lost = cluster.lost_executors(),
-                "cluster: tasks run on executors"
-            );
+            cluster.log_summary();
         }
         result
     }
@@ -264,12 +259,7 @@ impl Session {
     }
 }
 
-/// The driver's side: a shippable partition becomes a task for the cluster.
-struct BatchTasks {
-    cluster: Cluster,
-    graph: u64,
-}
-
+/// The task of partition `partition` of RDD `rdd` of a job's build `name`.
 fn task(name: ShipName, rdd: u64, partition: usize) -> TaskSpec {
     TaskSpec {
         op: name.op,
@@ -280,31 +270,6 @@ fn task(name: ShipName, rdd: u64, partition: usize) -> TaskSpec {
         inputs: Vec::new(),
         map_of: None,
         held: Vec::new(),
-    }
-}
-
-impl RemoteCompute for BatchTasks {
-    fn compute(
-        &self,
-        name: ShipName,
-        rdd: u64,
-        partition: usize,
-        preferred: Option<&spate_storage::BlockId>,
-    ) -> Option<Result<Vec<u8>>> {
-        self.cluster
-            .run_task(task(name, rdd, partition), self.graph, preferred)
-    }
-
-    fn run_map(
-        &self,
-        name: ShipName,
-        shuffle: u64,
-        map: usize,
-        reduces: usize,
-        preferred: Option<&spate_storage::BlockId>,
-    ) -> Option<Result<()>> {
-        self.cluster
-            .run_map(task(name, 0, map), shuffle, reduces, self.graph, preferred)
     }
 }
 

@@ -6,13 +6,13 @@
 use crate::Time;
 use crate::context::Inner;
 use parking_lot::Mutex;
-use spate_core::cluster::{Cluster, TaskRunner, TaskSpec};
-use spate_core::{RemoteCompute, ShipName, TaskContext};
+use spate_core::cluster::{TaskRunner, TaskSpec};
+use spate_core::{ShipName, TaskContext};
 use std::sync::{Arc, Weak};
 
-/// The driver's side: turns a shippable partition into a task for the cluster.
+/// The driver's side: turns a shippable partition into a task for the cluster (installed with
+/// `Cluster::shipper`).
 pub(crate) struct DriverTasks {
-    pub(crate) cluster: Cluster,
     pub(crate) inner: Weak<Inner>,
     /// The inputs' plans and the held RDDs of earlier batches of the latest batch tasks were
     /// sent for (every task of a batch carries the same ones).
@@ -31,7 +31,12 @@ impl DriverTasks {
     /// The task of `partition` of RDD `rdd` made under `name`, with the inputs' plans of its
     /// batch, and the job graph's fingerprint; `None` without a `#[streaming_job]` graph (only
     /// one checked to be the same in every process is shipped).
-    fn task(&self, name: ShipName, rdd: u64, partition: usize) -> Option<(TaskSpec, u64)> {
+    pub(crate) fn task(
+        &self,
+        name: ShipName,
+        rdd: u64,
+        partition: usize,
+    ) -> Option<(TaskSpec, u64)> {
         let inner = self.inner.upgrade()?;
         let graph = (*inner.graph.fingerprint.lock())?;
         let zero = inner.env.zero_time()?;
@@ -65,32 +70,6 @@ impl DriverTasks {
             held,
         };
         Some((task, graph))
-    }
-}
-
-impl RemoteCompute for DriverTasks {
-    fn compute(
-        &self,
-        name: ShipName,
-        rdd: u64,
-        partition: usize,
-        preferred: Option<&spate_core::storage::BlockId>,
-    ) -> Option<spate_core::Result<Vec<u8>>> {
-        let (task, graph) = self.task(name, rdd, partition)?;
-        self.cluster.run_task(task, graph, preferred)
-    }
-
-    fn run_map(
-        &self,
-        name: ShipName,
-        shuffle: u64,
-        map: usize,
-        reduces: usize,
-        preferred: Option<&spate_core::storage::BlockId>,
-    ) -> Option<spate_core::Result<()>> {
-        let (task, graph) = self.task(name, 0, map)?;
-        self.cluster
-            .run_map(task, shuffle, reduces, graph, preferred)
     }
 }
 

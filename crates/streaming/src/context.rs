@@ -121,14 +121,13 @@ impl StreamingContext {
         };
         // On a cluster, batch-local partitions are computed by the executors.
         if let Some(cluster) = ssc.inner.env.ctx.cluster() {
-            ssc.inner
-                .env
-                .ctx
-                .set_remote(Arc::new(crate::cluster::DriverTasks {
-                    cluster: cluster.clone(),
-                    inner: Arc::downgrade(&ssc.inner),
-                    inputs: Mutex::new(None),
-                }));
+            let tasks = crate::cluster::DriverTasks {
+                inner: Arc::downgrade(&ssc.inner),
+                inputs: Mutex::new(None),
+            };
+            ssc.inner.env.ctx.set_remote(
+                cluster.shipper(move |name, rdd, partition| tasks.task(name, rdd, partition)),
+            );
         }
         Ok(ssc)
     }

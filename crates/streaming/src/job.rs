@@ -438,13 +438,7 @@ pub fn run<I: IntoIterator<Item = String>>(
         None => ssc.await_termination(),
     }
     if let Some(cluster) = ssc.context().cluster() {
-        tracing::info!(
-            tasks = cluster.tasks_run(),
-            local = cluster.local_tasks(),
-            executors = cluster.executors().len(),
-            lost = cluster.lost_executors(),
-            "cluster: tasks run on executors"
-        );
+        cluster.log_summary();
     }
     Ok(())
 }

@@ -245,29 +245,35 @@ impl<T: Data> crate::Receiver<T> for FedReceiver<T> {
 /// returns the status code and the body (chunked encoding undone). Panics on a broken
 /// response, as tests want.
 pub fn http_get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
-    use std::io::{Read, Write};
-    let mut s =
-        std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(10))).ok();
+    try_http_get(addr, path).expect("an HTTP response")
+}
+
+/// [`http_get`] for callers that wait for a server to come up: a refused connection or a
+/// broken response is an error.
+pub fn try_http_get(addr: std::net::SocketAddr, path: &str) -> std::io::Result<(u16, String)> {
+    use std::io::{Error, Read, Write};
+    let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))?;
     write!(
         s,
         "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
+    )?;
     let mut raw = Vec::new();
-    s.read_to_end(&mut raw).expect("a response");
+    s.read_to_end(&mut raw)?;
     let text = String::from_utf8_lossy(&raw).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").expect("headers and body");
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .ok_or_else(|| Error::other(format!("GET {path}: no headers and body")))?;
     let status = head
         .split_whitespace()
         .nth(1)
         .and_then(|c| c.parse().ok())
-        .expect("a status code");
+        .ok_or_else(|| Error::other(format!("GET {path}: no status code")))?;
     if !head
         .to_ascii_lowercase()
         .contains("transfer-encoding: chunked")
     {
-        return (status, body.to_string());
+        return Ok((status, body.to_string()));
     }
     let (mut out, mut rest) = (String::new(), body);
     while let Some((size, after)) = rest.split_once("\r\n") {
@@ -278,5 +284,5 @@ pub fn http_get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
         out.push_str(&after[..n]);
         rest = &after[n + 2..];
     }
-    (status, out)
+    Ok((status, out))
 }

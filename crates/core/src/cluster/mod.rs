@@ -468,6 +468,35 @@ impl Cluster {
         }
     }
 
+    /// What computes shippable partitions on this cluster's executors: `name_task` names the
+    /// task of partition `partition` of RDD `rdd` made under a ship name, with the fingerprint
+    /// of the job graph executors must have built (`None`: not shippable, the caller computes
+    /// it); map tasks are named as partition `map` of RDD 0.
+    pub fn shipper(
+        &self,
+        name_task: impl Fn(crate::ShipName, u64, usize) -> Option<(TaskSpec, u64)>
+        + Send
+        + Sync
+        + 'static,
+    ) -> Arc<dyn crate::RemoteCompute> {
+        Arc::new(Shipper {
+            cluster: self.clone(),
+            name_task: Box::new(name_task),
+        })
+    }
+
+    /// Logs what the executors did (tasks, tasks sent to the holder of their block, executors
+    /// alive and lost): the line a job's driver ends with, which the process tests read.
+    pub fn log_summary(&self) {
+        tracing::info!(
+            tasks = self.tasks_run(),
+            local = self.local_tasks(),
+            executors = self.executors().len(),
+            lost = self.lost_executors(),
+            "cluster: tasks run on executors"
+        );
+    }
+
     /// Tasks executors have computed so far.
     pub fn tasks_run(&self) -> u64 {
         self.inner.tasks_run.load(Ordering::Relaxed)
@@ -592,6 +621,40 @@ impl Transport for Cluster {
         if let Some((executor, _)) = removed {
             self.tell(executor, Request::RemoveBlock { block: id.clone() });
         }
+    }
+}
+
+type NameTask = dyn Fn(crate::ShipName, u64, usize) -> Option<(TaskSpec, u64)> + Send + Sync;
+
+/// A driver's way to its executors (see [`Cluster::shipper`]).
+struct Shipper {
+    cluster: Cluster,
+    name_task: Box<NameTask>,
+}
+
+impl crate::RemoteCompute for Shipper {
+    fn compute(
+        &self,
+        name: crate::ShipName,
+        rdd: u64,
+        partition: usize,
+        preferred: Option<&BlockId>,
+    ) -> Option<Result<Vec<u8>>> {
+        let (task, graph) = (self.name_task)(name, rdd, partition)?;
+        self.cluster.run_task(task, graph, preferred)
+    }
+
+    fn run_map(
+        &self,
+        name: crate::ShipName,
+        shuffle: u64,
+        map: usize,
+        reduces: usize,
+        preferred: Option<&BlockId>,
+    ) -> Option<Result<()>> {
+        let (task, graph) = (self.name_task)(name, 0, map)?;
+        self.cluster
+            .run_map(task, shuffle, reduces, graph, preferred)
     }
 }
 

@@ -296,11 +296,6 @@ impl<T: Data> Rdd<T> {
         self.node.id
     }
 
-    /// The operation that made it (`map`, `reduce_by_key`, `held`, …).
-    pub fn name(&self) -> &'static str {
-        self.node.name
-    }
-
     /// The context this RDD belongs to.
     pub fn context(&self) -> &Context {
         &self.node.ctx

@@ -470,22 +470,16 @@ impl<T: Data> DStreamBase for DStreamNode<T> {
             .collect()
     }
     fn hold(&self, held: &spate_core::cluster::HeldRdd) {
-        let time = Time::from_ms(held.time_ms);
-        let mut generated = self.generated.lock();
         // An RDD this executor built itself for that batch is replaced too: rebuilding its
         // partitions here would need shuffle outputs of that batch, long gone.
-        if generated
-            .get(&time)
-            .is_some_and(|r| r.id() == held.rdd && r.name() == "held")
-        {
-            return;
-        }
         let rdd = self.env.ctx.held_rdd::<T>(
             held.rdd,
             held.partitions as usize,
             held.partitioner.clone(),
         );
-        generated.insert(time, rdd);
+        self.generated
+            .lock()
+            .insert(Time::from_ms(held.time_ms), rdd);
     }
     fn input_state(&self, completed: Time) -> Option<String> {
         let from = completed.minus(self.remember());
