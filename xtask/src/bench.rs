@@ -29,16 +29,19 @@ pub(crate) enum Workload {
     Topk,
     /// Word count on `local-cluster[2,1]`: replication cost and recovery after a SIGKILL.
     Failover,
+    /// Word count offered twice its sustainable rate: memory with and without back-pressure.
+    Overload,
 }
 
 impl Workload {
-    const ALL: [Workload; 6] = [
+    const ALL: [Workload; 7] = [
         Workload::Grep,
         Workload::Wordcount,
         Workload::Window,
         Workload::State,
         Workload::Topk,
         Workload::Failover,
+        Workload::Overload,
     ];
 
     fn name(self) -> &'static str {
@@ -49,6 +52,7 @@ impl Workload {
             Workload::State => "state",
             Workload::Topk => "topk",
             Workload::Failover => "failover",
+            Workload::Overload => "overload",
         }
     }
 
@@ -57,7 +61,7 @@ impl Workload {
             .into_iter()
             .find(|w| w.name() == s)
             .with_context(|| {
-                format!("unknown workload {s:?}: grep, wordcount, window, state, topk or failover")
+                format!("unknown workload {s:?}: grep, wordcount, window, state, topk, failover or overload")
             })
     }
 }
@@ -119,8 +123,10 @@ impl BenchArgs {
         }
         // `--sweep` alone runs only the batch-interval search.
         let sweep_only = sweep.is_some() && a.workloads.is_empty();
+        // The batch-interval search is part of the full default run (not of a run of chosen
+        // workloads, nor of a quick run), unless asked for.
         a.sweep = sweep.unwrap_or_else(|| {
-            if a.quick {
+            if a.quick || !a.workloads.is_empty() {
                 Vec::new()
             } else {
                 vec![50_000, 500_000]
@@ -163,7 +169,41 @@ pub(crate) struct RunResult {
 }
 
 #[derive(Default)]
-struct Collect(Mutex<Vec<BatchInfo>>);
+pub(crate) struct Collect(Mutex<Vec<BatchInfo>>);
+
+impl Collect {
+    /// Records of the completed batches.
+    pub(crate) fn records(&self) -> u64 {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|i| i.records)
+            .sum()
+    }
+
+    /// Completed batches that failed.
+    pub(crate) fn failed(&self) -> usize {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .filter(|i| i.failure.is_some())
+            .count()
+    }
+
+    /// The largest total delay of a completed batch, ms.
+    pub(crate) fn max_delay_ms(&self) -> u64 {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .filter_map(|i| i.total_delay())
+            .map(|d| d.as_millis() as u64)
+            .max()
+            .unwrap_or(0)
+    }
+}
 
 impl StreamingListener for Collect {
     fn on_batch_completed(&self, info: &BatchInfo) {
@@ -174,7 +214,7 @@ impl StreamingListener for Collect {
     }
 }
 
-fn build(workload: Workload, lines: DStream<String>) {
+pub(crate) fn build(workload: Workload, lines: DStream<String>) {
     let count = |s: DStream<(String, u64)>| {
         s.foreach_rdd(|rdd, _| {
             rdd.count()?;
@@ -194,8 +234,11 @@ fn build(workload: Workload, lines: DStream<String>) {
                 rdd.collect()?;
                 Ok(())
             }),
-        // On one process it is the word count (the cluster runs are in `failover.rs`).
-        Workload::Wordcount | Workload::Failover => count(pairs().reduce_by_key(|a, b| a + b)),
+        // On one process it is the word count (the cluster runs are in `failover.rs`, the
+        // overloaded ones in `overload.rs`).
+        Workload::Wordcount | Workload::Failover | Workload::Overload => {
+            count(pairs().reduce_by_key(|a, b| a + b))
+        }
         Workload::Window => count(pairs().reduce_by_key_and_window_inv(
             |a, b| a + b,
             |a, b| a - b,
@@ -535,6 +578,8 @@ struct Report {
     cluster_max_sustainable: Vec<(String, u64)>,
     /// Failover workload: the kill of the receiver's executor.
     recovery: Option<crate::failover::Recovery>,
+    /// Overload workload: word count at twice its sustainable rate, bounded and unbounded.
+    overload: Vec<crate::overload::Overload>,
 }
 
 fn write(path: &Path, text: &str) -> Result<()> {
@@ -561,9 +606,20 @@ pub(crate) fn run(args: &BenchArgs) -> Result<()> {
     let mut best = Vec::new();
     let mut replication = Vec::new();
     let mut recovery = None;
+    let mut overload = Vec::new();
     for &w in &args.workloads {
         if w == Workload::Failover {
             (replication, recovery) = crate::failover::run(args.quick, &buf, &mut runs)?;
+            continue;
+        }
+        if w == Workload::Overload {
+            // Twice the word count's sustainable rate (measured in this run, else the last
+            // full run's 750k lines/s).
+            let wc = best
+                .iter()
+                .find(|(w, r)| *w == Workload::Wordcount && *r > 0)
+                .map_or(750_000, |(_, r)| *r);
+            overload = crate::overload::run(args.quick, 2 * wc, args.level, &buf)?;
             continue;
         }
         let mut max_ok = 0;
@@ -633,6 +689,7 @@ pub(crate) fn run(args: &BenchArgs) -> Result<()> {
         max_sustainable: best.clone(),
         cluster_max_sustainable: replication.clone(),
         recovery: recovery.clone(),
+        overload: overload.clone(),
     };
     write(
         &args.out.join("results.json"),
@@ -702,6 +759,33 @@ pub(crate) fn run(args: &BenchArgs) -> Result<()> {
             r.lines_counted,
             r.lines_sent
         ));
+    }
+    if !overload.is_empty() {
+        md.push_str("\nOverload (word count offered twice its sustainable rate, 1 s batches; resident memory of the whole benchmark process; memory store budget 512 MiB):\n\n| back-pressure | offered | sent | processed | RSS first → last (max) | RSS growth, 2nd half | stored blocks, max | blocks dropped | failed batches | lines sent / counted | max total delay |\n|---|---|---|---|---|---|---|---|---|---|---|\n");
+        for o in &overload {
+            md.push_str(&format!(
+                "| {} | {} | {} | {} | {} → {} MiB ({}) | {:+.1} MiB/s | {} MiB | {} | {} | {} / {} | {} ms |\n",
+                if o.bounded {
+                    "on (default)"
+                } else {
+                    "off (as Spark 0.8)"
+                },
+                fmt_rate(o.offered_rate as f64),
+                fmt_rate(o.sent_rate),
+                fmt_rate(o.processed_rate),
+                o.first_rss(),
+                o.last_rss(),
+                o.max_rss(),
+                o.growth_mib_per_s,
+                o.max_stored_mib,
+                o.blocks_dropped,
+                o.failed_batches,
+                o.lines_sent,
+                o.lines_counted
+                    .map_or("not drained".to_string(), |c| c.to_string()),
+                o.max_delay_ms
+            ));
+        }
     }
     md.push_str("\n| workload | level | rate | batch | received/s | p50 | p95 | p99 | max | sched p50 | proc p50 | batches | stable |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
     for r in &runs {

@@ -4,6 +4,7 @@
 mod bench;
 mod failover;
 mod loadgen;
+mod overload;
 mod tidy;
 
 use std::path::PathBuf;

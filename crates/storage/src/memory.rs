@@ -63,6 +63,10 @@ impl MemoryStore {
         self.capacity
     }
 
+    pub(crate) fn size_of(&self, id: &BlockId) -> Option<u64> {
+        self.entries.get(id).map(|e| e.size)
+    }
+
     pub(crate) fn len(&self) -> usize {
         self.entries.len()
     }

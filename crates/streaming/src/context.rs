@@ -55,6 +55,10 @@ pub(crate) struct Inner {
     /// With a graceful stop: generate (without waiting for the clock) up to this batch time.
     drain_until: std::sync::atomic::AtomicU64,
     last_generated: std::sync::atomic::AtomicU64,
+    /// Generated batches that have not completed yet (queued or running).
+    in_flight: std::sync::atomic::AtomicUsize,
+    /// The most batches that may be generated and not completed (back-pressure; 2).
+    max_pending: std::sync::atomic::AtomicUsize,
     receiver_config: Mutex<ReceiverConfig>,
     /// Set by a recovery: (zero time, last completed batch) of the checkpoint resumed from.
     recovered: Mutex<Option<(Time, Time)>>,
@@ -75,6 +79,9 @@ pub(crate) struct Inner {
 pub struct StreamingContext {
     inner: Arc<Inner>,
 }
+
+/// How many batches may be generated and not yet completed, by default: one running, one waiting.
+pub const DEFAULT_MAX_PENDING_BATCHES: usize = 2;
 
 /// How many completed `BatchInfo`s the context keeps for [`StreamingContext::completed_batches`].
 const KEEP_BATCHES: usize = 1000;
@@ -111,6 +118,8 @@ impl StreamingContext {
                 stop_executing: AtomicBool::new(false),
                 drain_until: std::sync::atomic::AtomicU64::new(0),
                 last_generated: std::sync::atomic::AtomicU64::new(0),
+                in_flight: std::sync::atomic::AtomicUsize::new(0),
+                max_pending: std::sync::atomic::AtomicUsize::new(DEFAULT_MAX_PENDING_BATCHES),
                 receiver_config: Mutex::new(ReceiverConfig::default()),
                 final_receivers: Mutex::new(Vec::new()),
                 recovered: Mutex::new(None),
@@ -384,6 +393,25 @@ impl StreamingContext {
             .start_checks
             .lock()
             .push((format!("{:?}", stream), Box::new(check)));
+    }
+
+    /// How many batches may be generated and not yet completed (default
+    /// [`DEFAULT_MAX_PENDING_BATCHES`]). When processing is slower than the input, the job
+    /// generator waits at this bound instead of queueing batch after batch (each holding its
+    /// received blocks, as Spark does until it runs out of memory); received records then stay
+    /// with their receivers, whose queue bound ([`ReceiverConfig::queue_capacity`]) makes `store`
+    /// wait, which stops reading the source (a socket's sender is slowed by TCP flow control; a
+    /// Kafka receiver fetches later). Memory stays flat and nothing is dropped; batches are
+    /// generated late (their scheduling delay grows up to what the receivers' queues hold) and
+    /// every batch time still comes, in order. Fails when `n` is 0.
+    pub fn set_max_pending_batches(&self, n: usize) -> Result<()> {
+        if n == 0 {
+            return Err(Error::State(
+                "max pending batches must be at least 1 (the batch being processed)".into(),
+            ));
+        }
+        self.inner.max_pending.store(n, Ordering::Release);
+        Ok(())
     }
 
     /// Settings for receivers started from now on (block interval, queue bound, rate limit,
@@ -866,12 +894,16 @@ fn generate_loop(
 ) {
     let batch = inner.env.batch;
     let mut time = first;
+    let mut lagging = false;
     loop {
         if !clock.wait_until(time, &inner.stop_generating) {
             let drain = inner.drain_until.load(Ordering::Acquire);
             if drain == 0 || time.ms() > drain {
                 break;
             }
+        }
+        if !wait_for_room(inner, time, &mut lagging) {
+            break;
         }
         let span = tracing::info_span!("generate", time = time.ms());
         let _entered = span.enter();
@@ -926,11 +958,48 @@ fn generate_loop(
         };
         notify(inner, |l| l.on_batch_submitted(&info));
         inner.last_generated.store(time.ms(), Ordering::Release);
+        inner.in_flight.fetch_add(1, Ordering::AcqRel);
         if tx.send(JobSet { info, jobs }).is_err() {
             break;
         }
         time = time.plus(batch);
     }
+}
+
+/// Back-pressure: waits while [`StreamingContext::set_max_pending_batches`] batches are generated
+/// and not completed. Returns false when the generator should stop instead.
+fn wait_for_room(inner: &Inner, time: Time, lagging: &mut bool) -> bool {
+    let max = inner.max_pending.load(Ordering::Acquire);
+    let mut p = inner.progress.lock();
+    if inner.in_flight.load(Ordering::Acquire) < max {
+        if *lagging {
+            *lagging = false;
+            tracing::info!(batch = %time, "processing caught up with the input");
+        }
+        return true;
+    }
+    if !*lagging {
+        *lagging = true;
+        tracing::warn!(
+            batch = %time,
+            pending = max,
+            "processing is slower than the input: batches are generated late and receivers are \
+             held back (increase the batch interval or parallelism, or lower the input rate)"
+        );
+    }
+    while inner.in_flight.load(Ordering::Acquire) >= max {
+        // A stop that drops queued batches ends the executor: nothing will complete.
+        if inner.stop_executing.load(Ordering::Acquire)
+            || (inner.stop_generating.load(Ordering::Acquire)
+                && inner.drain_until.load(Ordering::Acquire) == 0)
+        {
+            return false;
+        }
+        inner
+            .changed
+            .wait_for(&mut p, std::time::Duration::from_millis(20));
+    }
+    true
 }
 
 fn execute_loop(inner: &Arc<Inner>, rx: std::sync::mpsc::Receiver<JobSet>) {
@@ -981,6 +1050,7 @@ fn execute_loop(inner: &Arc<Inner>, rx: std::sync::mpsc::Receiver<JobSet>) {
         }
         notify(inner, |l| l.on_batch_completed(&info));
         let mut p = inner.progress.lock();
+        inner.in_flight.fetch_sub(1, Ordering::AcqRel);
         p.last_completed = Some(time);
         p.completed.push(info);
         if p.completed.len() > KEEP_BATCHES {

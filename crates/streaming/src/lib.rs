@@ -52,7 +52,7 @@ pub mod ui;
 mod wal;
 
 pub use clock::{Clock, ManualClock};
-pub use context::{Status, StreamingContext};
+pub use context::{DEFAULT_MAX_PENDING_BATCHES, Status, StreamingContext};
 pub use dstream::DStream;
 pub use error::{BoxError, Error, Result};
 pub use listener::{BatchInfo, StreamingListener};

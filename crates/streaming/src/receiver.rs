@@ -73,6 +73,12 @@ pub struct ReceiverConfig {
     pub queue_capacity: usize,
     /// The most records per second one receiver may store (unlimited by default).
     pub max_rate: Option<u64>,
+    /// `store` also waits while the block manager's memory store is fuller than this fraction of
+    /// its budget and the receiver has records no batch has taken yet (0.8; 1.0 or more turns
+    /// it off). Received blocks at a memory-only level are dropped when the store evicts them
+    /// for room, so a receiver faster than processing must wait for batches to complete and
+    /// free memory rather than push its own unprocessed blocks out.
+    pub memory_fraction: f64,
     /// The first restart backoff (doubles per consecutive failure; 100 ms).
     pub restart_backoff: Duration,
     /// The longest restart backoff (5 s).
@@ -90,6 +96,7 @@ impl Default for ReceiverConfig {
             block_interval: Duration::from_millis(200),
             queue_capacity: 2_000_000,
             max_rate: None,
+            memory_fraction: 0.8,
             restart_backoff: Duration::from_millis(100),
             max_restart_backoff: Duration::from_secs(5),
             write_ahead_log: false,
@@ -112,6 +119,8 @@ pub struct ReceiverStats {
     pub restarts: AtomicU64,
     /// The most records ever waiting in the queue to the block generator.
     pub max_queued: AtomicU64,
+    /// Times `store` waited because the memory store was full.
+    pub memory_waits: AtomicU64,
 }
 
 /// A snapshot of a receiver's state for listeners and `StreamingContext::receiver_info`.
@@ -134,6 +143,9 @@ pub struct ReceiverInfo {
     /// The most records ever received but not yet taken by a batch (at most the queue
     /// capacity, or one `store_many` call when that alone is larger).
     pub max_queued: u64,
+    /// Times `store` waited because the memory store was full (see
+    /// [`ReceiverConfig::memory_fraction`]).
+    pub memory_waits: u64,
 }
 
 enum Msg<T> {
@@ -163,6 +175,9 @@ pub struct ReceiverContext<T: Data> {
     shared: Arc<RunnerShared>,
     max_rate: Option<u64>,
     capacity: u64,
+    /// The block manager blocks go to, and the fullness at which `store` waits.
+    blocks: Arc<spate_storage::BlockManager>,
+    memory_fraction: f64,
     started: Instant,
     stored: AtomicU64,
 }
@@ -210,13 +225,32 @@ impl<T: Data> ReceiverContext<T> {
                 std::thread::sleep(due - elapsed);
             }
         }
-        // Back-pressure: wait while the records not yet cut into blocks would exceed the bound.
+        // Back-pressure: wait while the records no batch has taken yet would exceed the bound, or
+        // while the memory store is full and a batch is yet to take what is queued (a receiver
+        // with nothing queued always goes on, so it cannot wait forever on memory that other
+        // data holds).
         {
             let mut waiting = self.shared.waiters.lock();
+            let mut warned = false;
             loop {
                 let q = self.shared.queued.load(Ordering::Acquire);
-                if q == 0 || q + n <= self.capacity || self.is_stopped() {
+                if q == 0 || self.is_stopped() {
                     break;
+                }
+                let memory_full = self.memory_full(q + n);
+                if q + n <= self.capacity && !memory_full {
+                    break;
+                }
+                if memory_full && !warned {
+                    warned = true;
+                    tracing::debug!(
+                        stream = self.shared.stream,
+                        "the memory store is full: the receiver waits for batches to free it"
+                    );
+                    self.shared
+                        .stats
+                        .memory_waits
+                        .fetch_add(1, Ordering::Relaxed);
                 }
                 self.shared
                     .drained
@@ -285,6 +319,19 @@ impl<T: Data> ReceiverContext<T> {
         tracing::warn!(stream = self.shared.stream, "receiver error: {message}");
     }
 
+    /// Whether the memory store, with `records` more queued records in it (estimated at the
+    /// bytes per record of the blocks stored so far; queued records already cut into blocks are
+    /// counted twice, which errs on the side of waiting), would be fuller than the fraction.
+    fn memory_full(&self, records: u64) -> bool {
+        if self.memory_fraction >= 1.0 {
+            return false;
+        }
+        let (used, capacity) = self.blocks.memory_usage();
+        let bytes = self.shared.bytes_cut.load(Ordering::Relaxed) as f64;
+        let cut = self.shared.records_cut.load(Ordering::Relaxed).max(1) as f64;
+        used as f64 + records as f64 * bytes / cut > capacity as f64 * self.memory_fraction
+    }
+
     /// Records received but not yet taken by a batch (at most the queue capacity).
     pub fn queued(&self) -> u64 {
         self.shared.queued.load(Ordering::Acquire)
@@ -297,6 +344,10 @@ struct RunnerShared {
     logged_position: Mutex<Option<String>>,
     stats: ReceiverStats,
     queued: AtomicU64,
+    /// Bytes and records of the blocks stored in memory so far (their ratio estimates what a
+    /// queued record will take).
+    bytes_cut: AtomicU64,
+    records_cut: AtomicU64,
     last_error: Mutex<Option<String>>,
     active: AtomicBool,
     waiters: Mutex<()>,
@@ -426,6 +477,8 @@ impl<T: Data> Runner<T> {
                 logged_position: Mutex::new(None),
                 stats: ReceiverStats::default(),
                 queued: AtomicU64::new(0),
+                bytes_cut: AtomicU64::new(0),
+                records_cut: AtomicU64::new(0),
                 last_error: Mutex::new(None),
                 active: AtomicBool::new(false),
                 waiters: Mutex::new(()),
@@ -825,7 +878,13 @@ fn generate_blocks<T: Data>(
                 shared.stats.errors.fetch_add(1, Ordering::Relaxed);
                 ok = false;
             }
-            Ok(_) => {}
+            Ok(_) => {
+                // What a record takes in memory, for the receiver's memory back-pressure.
+                if let Some(size) = ctx.block_manager().memory_size(&id) {
+                    shared.bytes_cut.fetch_add(size, Ordering::Relaxed);
+                    shared.records_cut.fetch_add(n, Ordering::Relaxed);
+                }
+            }
             Err(e) => {
                 tracing::error!(block = %id, records = n, error = %e, "could not store a received block");
                 shared.stats.errors.fetch_add(1, Ordering::Relaxed);
@@ -948,6 +1007,8 @@ impl<T: Data> ReceiverRunner for Runner<T> {
             shared: self.shared.clone(),
             max_rate: self.config.max_rate,
             capacity: self.config.queue_capacity.max(1) as u64,
+            blocks: ctx.block_manager().clone(),
+            memory_fraction: self.config.memory_fraction,
             started: Instant::now(),
             stored: AtomicU64::new(0),
         };
@@ -1069,5 +1130,6 @@ fn info_of(shared: &RunnerShared, name: &str) -> ReceiverInfo {
         restarts: shared.stats.restarts.load(Ordering::Relaxed),
         last_error: shared.last_error.lock().clone(),
         max_queued: shared.stats.max_queued.load(Ordering::Relaxed),
+        memory_waits: shared.stats.memory_waits.load(Ordering::Relaxed),
     }
 }

@@ -194,6 +194,8 @@ fn panics_in_user_code_fail_their_batch_and_the_stream_goes_on() {
 /// Holds batch 1000 until five batches are queued, stops, and returns the batches that ran.
 fn stop_with_queued_batches(graceful: bool) -> Vec<u64> {
     let (ssc, clock, _dir) = manual(1000, 0);
+    // Room for all five batches to be pending (the default keeps two).
+    ssc.set_max_pending_batches(5).unwrap();
     let recorder = Arc::new(Recorder::default());
     ssc.add_streaming_listener(recorder.clone());
     let input = test_input_stream(&ssc, (0..5).map(|i| vec![i]).collect(), 1);

@@ -223,6 +223,189 @@ fn a_receiver_faster_than_processing_is_held_at_the_queue_bound() {
     assert_eq!(ssc.receiver_info()[0].max_queued, 1_000);
 }
 
+/// Counts submitted batches and the records they took.
+#[derive(Default)]
+struct Submitted(AtomicUsize, std::sync::atomic::AtomicU64);
+
+impl StreamingListener for Submitted {
+    fn on_batch_submitted(&self, info: &spate_streaming::BatchInfo) {
+        self.1.fetch_add(info.records, Ordering::SeqCst);
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+#[test]
+fn processing_slower_than_the_input_holds_the_generator_and_the_receiver() {
+    let (ssc, clock, _dir) = manual();
+    assert!(ssc.set_max_pending_batches(0).is_err());
+    ssc.set_max_pending_batches(2).unwrap();
+    ssc.set_receiver_config(ReceiverConfig {
+        queue_capacity: 1_000,
+        ..ReceiverConfig::default()
+    });
+    let submitted = Arc::new(Submitted::default());
+    ssc.add_streaming_listener(submitted.clone());
+    let stream = ssc.receiver_stream(Counting {
+        n: 10_000,
+        chunk: 1,
+        fail_after: None,
+        next: 0,
+        runs: Arc::default(),
+    });
+    // The output operation is stuck until the gate opens (bounded, so a bug cannot hang the test).
+    let gate = Arc::new((Mutex::new(false), std::sync::Condvar::new()));
+    let g = gate.clone();
+    stream.foreach_rdd(move |_, _| {
+        let (open, cv) = &*g;
+        let guard = open.lock().unwrap();
+        let _ = cv
+            .wait_timeout_while(guard, Duration::from_secs(60), |o| !*o)
+            .unwrap();
+        Ok(())
+    });
+    let out = collect(&stream);
+    ssc.start().unwrap();
+    eventually("the receiver to fill the queue", || {
+        ssc.receiver_info()[0].records == 1_000
+    });
+    // Ten batch intervals pass while the first batch cannot finish: only two batches are
+    // generated (one stuck, one waiting), each taking what was queued then, and the receiver
+    // waits once its queue holds 1,000 records again: at most 3,000 records in memory, not
+    // 10,000.
+    clock.advance(Duration::from_secs(10));
+    let taken = || submitted.1.load(Ordering::SeqCst);
+    eventually("two batches and a full queue", || {
+        submitted.0.load(Ordering::SeqCst) == 2 && ssc.receiver_info()[0].records == taken() + 1_000
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(submitted.0.load(Ordering::SeqCst), 2);
+    assert_eq!(ssc.receiver_info()[0].records, taken() + 1_000);
+    assert!((1_000..=2_000).contains(&taken()), "taken: {}", taken());
+    assert!(ssc.receiver_info()[0].max_queued <= 1_000);
+    // Open the gate: the late batches run one after another, every record exactly once, in
+    // order, and every batch time comes.
+    {
+        let (open, cv) = &*gate;
+        *open.lock().unwrap() = true;
+        cv.notify_all();
+    }
+    let mut t = 10u64;
+    while ssc.receiver_info()[0].records < 10_000 || batch_sum(&out) < 10_000 {
+        assert!(
+            t < 100,
+            "the receiver never finished: {:?}",
+            ssc.receiver_info()
+        );
+        assert!(ssc.wait_for_batch(Time::from_ms(t * 1000), Duration::from_secs(30)));
+        t += 1;
+        clock.advance(Duration::from_secs(1));
+    }
+    ssc.stop(true);
+    let out = out.lock().unwrap();
+    let times: Vec<u64> = out.iter().map(|(t, _)| *t).collect();
+    assert_eq!(
+        times,
+        (1..=times.len() as u64)
+            .map(|i| i * 1000)
+            .collect::<Vec<_>>()
+    );
+    let all: Vec<u64> = out.iter().flat_map(|(_, v)| v.clone()).collect();
+    assert_eq!(all, (0..10_000).collect::<Vec<u64>>());
+    assert!(out.iter().all(|(_, v)| v.len() <= 1_000));
+}
+
+/// Stores `n` numbered 100-byte lines, one at a time.
+struct Lines {
+    n: usize,
+    next: usize,
+}
+
+impl Receiver<String> for Lines {
+    fn receive(&mut self, ctx: &ReceiverContext<String>) -> Result<(), ReceiverError> {
+        while self.next < self.n && !ctx.is_stopped() {
+            ctx.store(format!("{:0100}", self.next));
+            self.next += 1;
+        }
+        Ok(())
+    }
+}
+
+fn lines_run(memory_fraction: f64) -> (Vec<String>, spate_streaming::storage::StorageStats, u64) {
+    let mut config = spate_streaming::core::ContextConfig::new("local[2]");
+    config.memory_bytes = 2 << 20;
+    let ctx = spate_streaming::Context::with_config(config).unwrap();
+    let ssc = StreamingContext::with_context(ctx, Duration::from_secs(1)).unwrap();
+    let clock = ManualClock::new(0);
+    ssc.set_clock(Clock::Manual(clock.clone())).unwrap();
+    // Blocks of at most 10,000 records (half the queue bound): about 1 MB each.
+    ssc.set_receiver_config(ReceiverConfig {
+        queue_capacity: 20_000,
+        memory_fraction,
+        ..ReceiverConfig::default()
+    });
+    let stream = ssc.receiver_stream_with_level(
+        Lines {
+            n: 100_000,
+            next: 0,
+        },
+        spate_streaming::StorageLevel::MEMORY_ONLY_SER,
+    );
+    let out: Arc<Mutex<Vec<String>>> = Arc::default();
+    let o = out.clone();
+    stream.foreach_rdd(move |rdd, _| {
+        o.lock().unwrap().extend(rdd.collect()?);
+        Ok(())
+    });
+    ssc.start().unwrap();
+    let mut t = 0;
+    while ssc.receiver_info()[0].records < 100_000
+        || (out.lock().unwrap().len() as u64) < ssc.receiver_info()[0].records
+    {
+        assert!(
+            t < 200,
+            "the receiver never finished: {:?}",
+            ssc.receiver_info()
+        );
+        // Let the receiver run into whichever bound it meets first (until its count stops
+        // moving).
+        let settle = Instant::now() + Duration::from_secs(5);
+        loop {
+            let before = ssc.receiver_info()[0].records;
+            std::thread::sleep(Duration::from_millis(10));
+            if ssc.receiver_info()[0].records == before || Instant::now() > settle {
+                break;
+            }
+        }
+        t += 1;
+        clock.advance(Duration::from_secs(1));
+        assert!(ssc.wait_for_batch(Time::from_ms(t * 1000), Duration::from_secs(30)));
+        if ssc.completed_batches().iter().any(|b| b.failure.is_some()) {
+            break;
+        }
+    }
+    let waits = ssc.receiver_info()[0].memory_waits;
+    let stats = ssc.context().block_manager().stats();
+    ssc.stop(false);
+    let out = out.lock().unwrap().clone();
+    (out, stats, waits)
+}
+
+#[test]
+fn a_receiver_waits_for_memory_instead_of_pushing_its_own_blocks_out() {
+    // 100,000 lines of 100 bytes (about 10 MB) through a 2 MiB memory store: the receiver waits
+    // while the store is over 80% full, so no received block is evicted and every line arrives
+    // once, in order.
+    let (out, stats, waits) = lines_run(0.8);
+    assert_eq!(stats.evictions_dropped, 0, "{stats:?}");
+    assert!(waits > 0, "the receiver never waited for memory");
+    assert_eq!(out.len(), 100_000);
+    assert!(
+        out.iter()
+            .enumerate()
+            .all(|(i, l)| *l == format!("{i:0100}"))
+    );
+}
+
 fn batch_sum(out: &Arc<Mutex<Vec<(u64, Vec<u64>)>>>) -> u64 {
     out.lock()
         .unwrap()

@@ -519,6 +519,12 @@ fn request(inner: &Inner, id: u32, body: Request, timeout: Duration) -> Result<R
     let req = inner.next_request.fetch_add(1, Ordering::Relaxed);
     let (answer_tx, answer) = std::sync::mpsc::sync_channel(1);
     pending.lock().insert(req, answer_tx);
+    // `lose` forgets the executor, then fails its pending requests: one registered after that
+    // would wait out the whole timeout, so check again that the executor is still known.
+    if !inner.executors.lock().contains_key(&id) {
+        pending.lock().remove(&req);
+        return Err(Error::Cluster(format!("executor {id} is not alive")));
+    }
     if tx.send(Message::Request { id: req, body }).is_err() {
         pending.lock().remove(&req);
         return Err(Error::Cluster(format!("executor {id} is gone")));
