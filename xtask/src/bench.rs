@@ -172,12 +172,13 @@ pub(crate) struct RunResult {
 pub(crate) struct Collect(Mutex<Vec<BatchInfo>>);
 
 impl Collect {
-    /// Records of the completed batches.
+    /// Records of the batches that completed without failing.
     pub(crate) fn records(&self) -> u64 {
         self.0
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .iter()
+            .filter(|i| i.failure.is_none())
             .map(|i| i.records)
             .sum()
     }
@@ -761,7 +762,7 @@ pub(crate) fn run(args: &BenchArgs) -> Result<()> {
         ));
     }
     if !overload.is_empty() {
-        md.push_str("\nOverload (word count offered twice its sustainable rate, 1 s batches; resident memory of the whole benchmark process; memory store budget 512 MiB):\n\n| back-pressure | offered | sent | processed | RSS first → last (max) | RSS growth, 2nd half | stored blocks, max | blocks dropped | failed batches | lines sent / counted | max total delay |\n|---|---|---|---|---|---|---|---|---|---|---|\n");
+        md.push_str("\nOverload (word count offered twice its sustainable rate, 1 s batches; resident memory of the whole benchmark process; memory store budget 512 MiB):\n\n| back-pressure | offered | sent | processed | RSS first → last (max) | RSS growth, 2nd half | memory store, max | blocks evicted and dropped | failed batches | lines sent / counted | max total delay |\n|---|---|---|---|---|---|---|---|---|---|---|\n");
         for o in &overload {
             md.push_str(&format!(
                 "| {} | {} | {} | {} | {} → {} MiB ({}) | {:+.1} MiB/s | {} MiB | {} | {} | {} / {} | {} ms |\n",

@@ -29,8 +29,8 @@ pub(crate) struct Overload {
     /// Lines in batches that completed during the run, per second.
     pub(crate) processed_rate: f64,
     pub(crate) lines_sent: u64,
-    /// Lines in completed batches after a graceful stop (bounded run only: the unbounded one is
-    /// stopped at once, its backlog dropped).
+    /// Lines in batches that completed without failing, after a graceful stop (with
+    /// back-pressure only: the run without is stopped at once, its backlog dropped).
     pub(crate) lines_counted: Option<u64>,
     /// Resident memory samples: (seconds since the start, MiB).
     pub(crate) rss_mib: Vec<(f64, u64)>,
@@ -40,7 +40,8 @@ pub(crate) struct Overload {
     pub(crate) max_delay_ms: u64,
     /// The most bytes the block manager's memory store held (its budget: 512 MiB), MiB.
     pub(crate) max_stored_mib: u64,
-    /// Blocks the memory store evicted and dropped for room (received data lost).
+    /// Blocks the memory store evicted and dropped for room (lost data when a batch still
+    /// needed them: see `failed_batches`).
     pub(crate) blocks_dropped: u64,
     /// Batches that failed.
     pub(crate) failed_batches: usize,

@@ -1,5 +1,8 @@
 //! The memory store: blocks as shared values or serialized bytes, bounded in bytes, with
-//! least-recently-used eviction.
+//! least-recently-used eviction among blocks that have been read, before any block that has not:
+//! a block nobody has read yet (received input waiting for its batch, a shuffle output waiting
+//! for its reducers) is about to be needed, while a block already read (input a batch has
+//! processed, kept for a window) may well never be.
 
 use crate::{BlockId, Codec, Result, StorageLevel};
 use std::any::Any;
@@ -26,11 +29,17 @@ pub(crate) struct Entry {
     pub(crate) size: u64,
     pub(crate) level: StorageLevel,
     last_use: u64,
+    /// Whether it has been read since it was put.
+    read: bool,
 }
 
 pub(crate) struct MemoryStore {
     entries: HashMap<BlockId, Entry>,
+    /// Blocks read at least once, by last use (evicted first, oldest first).
     lru: BTreeMap<u64, BlockId>,
+    /// Blocks not read since they were put, by put time (evicted only when no read block is
+    /// left).
+    unread: BTreeMap<u64, BlockId>,
     used: u64,
     capacity: u64,
     tick: u64,
@@ -49,6 +58,7 @@ impl MemoryStore {
         MemoryStore {
             entries: HashMap::new(),
             lru: BTreeMap::new(),
+            unread: BTreeMap::new(),
             used: 0,
             capacity,
             tick: 0,
@@ -84,20 +94,30 @@ impl MemoryStore {
         self.tick += 1;
         let tick = self.tick;
         let entry = self.entries.get_mut(id)?;
-        self.lru.remove(&entry.last_use);
+        if entry.read {
+            self.lru.remove(&entry.last_use);
+        } else {
+            self.unread.remove(&entry.last_use);
+        }
         entry.last_use = tick;
+        entry.read = true;
         self.lru.insert(tick, id.clone());
         Some(entry.stored.clone())
     }
 
     pub(crate) fn remove(&mut self, id: &BlockId) -> Option<Entry> {
         let entry = self.entries.remove(id)?;
-        self.lru.remove(&entry.last_use);
+        if entry.read {
+            self.lru.remove(&entry.last_use);
+        } else {
+            self.unread.remove(&entry.last_use);
+        }
         self.used -= entry.size;
         Some(entry)
     }
 
-    /// Inserts a block, evicting least-recently-used blocks until it fits.
+    /// Inserts a block, evicting blocks until it fits: read ones least recently used first, then
+    /// unread ones oldest first.
     pub(crate) fn insert(
         &mut self,
         id: BlockId,
@@ -111,13 +131,17 @@ impl MemoryStore {
         }
         let mut evicted = Vec::new();
         while self.used + size > self.capacity {
-            let (_, victim) = self.lru.pop_first().expect("used > 0 implies an entry");
+            let (_, victim) = self
+                .lru
+                .pop_first()
+                .or_else(|| self.unread.pop_first())
+                .expect("used > 0 implies an entry");
             let entry = self.entries.remove(&victim).expect("lru and entries agree");
             self.used -= entry.size;
             evicted.push((victim, entry));
         }
         self.tick += 1;
-        self.lru.insert(self.tick, id.clone());
+        self.unread.insert(self.tick, id.clone());
         self.entries.insert(
             id,
             Entry {
@@ -125,6 +149,7 @@ impl MemoryStore {
                 size,
                 level,
                 last_use: self.tick,
+                read: false,
             },
         );
         self.used += size;

@@ -134,6 +134,29 @@ fn level_none_stores_nothing_and_counts_nothing() {
 }
 
 #[test]
+fn blocks_nobody_has_read_are_evicted_after_every_block_that_was_read() {
+    let (_dir, bm) = manager(3 * BLOCK);
+    let [a, b, c, d, e] = ["A", "B", "C", "D", "E"].map(named);
+    for (i, id) in [&a, &b, &c].into_iter().enumerate() {
+        bm.put_values(id.clone(), block(i as u8), StorageLevel::MEMORY_ONLY_SER)
+            .unwrap();
+    }
+    // B has been read (say, a processed batch's input); A and C not yet (input waiting for its
+    // batch): D pushes B out although A is older.
+    assert_eq!(*bm.get_values::<u8>(&b).unwrap().unwrap(), block(1));
+    bm.put_values(d.clone(), block(3), StorageLevel::MEMORY_ONLY_SER)
+        .unwrap();
+    assert!(!bm.contains(&b));
+    assert!(bm.contains(&a) && bm.contains(&c) && bm.contains(&d));
+    // With only unread blocks left, the oldest goes.
+    bm.put_values(e.clone(), block(4), StorageLevel::MEMORY_ONLY_SER)
+        .unwrap();
+    assert!(!bm.contains(&a));
+    assert!(bm.contains(&c) && bm.contains(&d) && bm.contains(&e));
+    assert_eq!(bm.stats().evictions_dropped, 2);
+}
+
+#[test]
 fn the_least_recently_used_block_is_evicted_first() {
     let (_dir, bm) = manager(3 * BLOCK);
     let [a, b, c, d] = ["A", "B", "C", "D"].map(named);
@@ -145,8 +168,10 @@ fn the_least_recently_used_block_is_evicted_first() {
     }
     assert_eq!(bm.stats().memory_bytes, 3 * BLOCK);
 
-    // Touch A: B becomes the least recently used.
-    assert_eq!(*bm.get_values::<u8>(&a).unwrap().unwrap(), block(0));
+    // Read all three, then A again: B becomes the least recently used.
+    for (id, fill) in [(&a, 0), (&b, 1), (&c, 2), (&a, 0)] {
+        assert_eq!(*bm.get_values::<u8>(id).unwrap().unwrap(), block(fill));
+    }
     assert_eq!(
         bm.put_values(d.clone(), block(3), StorageLevel::MEMORY_ONLY_SER)
             .unwrap(),
@@ -168,7 +193,7 @@ fn the_least_recently_used_block_is_evicted_first() {
     assert_eq!(stats.memory_blocks, 3);
     assert_eq!(stats.evictions_dropped, 1);
     assert_eq!(stats.evictions_spilled, 0);
-    assert_eq!((stats.hits, stats.misses), (4, 1));
+    assert_eq!((stats.hits, stats.misses), (7, 1));
     assert_eq!((stats.disk_blocks, stats.disk_bytes), (0, 0));
     assert_eq!(bm.block_ids(), vec![a, c, d]);
 }

@@ -1042,6 +1042,10 @@ fn execute_loop(inner: &Arc<Inner>, rx: std::sync::mpsc::Receiver<JobSet>) {
         for n in &nodes {
             n.clear_metadata(time);
         }
+        let receivers = inner.graph.receivers.lock().clone();
+        for r in &receivers {
+            r.batch_completed(time);
+        }
         let dir = inner.env.checkpoint_dir.lock().clone();
         if let Some(dir) = dir
             && let Err(e) = crate::checkpoint::write(&dir, &metadata(inner, time))

@@ -73,11 +73,13 @@ pub struct ReceiverConfig {
     pub queue_capacity: usize,
     /// The most records per second one receiver may store (unlimited by default).
     pub max_rate: Option<u64>,
-    /// `store` also waits while the block manager's memory store is fuller than this fraction of
-    /// its budget and the receiver has records no batch has taken yet (0.8; 1.0 or more turns
-    /// it off). Received blocks at a memory-only level are dropped when the store evicts them
-    /// for room, so a receiver faster than processing must wait for batches to complete and
-    /// free memory rather than push its own unprocessed blocks out.
+    /// `store` also waits while the receiver's unprocessed records (queued, or in batches that
+    /// have not completed), at the bytes per record of its blocks so far, would take more than
+    /// this fraction of the memory store's budget (0.8; 1.0 or more turns it off). Received
+    /// blocks at a memory-only level are dropped when the store evicts them for room, so a
+    /// receiver faster than processing must wait for batches to complete rather than push its
+    /// own unprocessed blocks out; processed blocks kept for windows are evicted first (least
+    /// recently used) and are not counted.
     pub memory_fraction: f64,
     /// The first restart backoff (doubles per consecutive failure; 100 ms).
     pub restart_backoff: Duration,
@@ -175,7 +177,7 @@ pub struct ReceiverContext<T: Data> {
     shared: Arc<RunnerShared>,
     max_rate: Option<u64>,
     capacity: u64,
-    /// The block manager blocks go to, and the fullness at which `store` waits.
+    /// The block manager blocks go to, and the share of its budget unprocessed records may take.
     blocks: Arc<spate_storage::BlockManager>,
     memory_fraction: f64,
     started: Instant,
@@ -225,27 +227,28 @@ impl<T: Data> ReceiverContext<T> {
                 std::thread::sleep(due - elapsed);
             }
         }
-        // Back-pressure: wait while the records no batch has taken yet would exceed the bound, or
-        // while the memory store is full and a batch is yet to take what is queued (a receiver
-        // with nothing queued always goes on, so it cannot wait forever on memory that other
-        // data holds).
+        // Back-pressure: wait while the records no batch has taken yet would exceed the queue
+        // bound, or while this receiver's unprocessed records (queued, or in batches not yet
+        // completed) would take more than the memory fraction. A receiver with nothing queued
+        // and nothing in flight always goes on (a single call larger than the bounds included).
         {
             let mut waiting = self.shared.waiters.lock();
             let mut warned = false;
             loop {
                 let q = self.shared.queued.load(Ordering::Acquire);
-                if q == 0 || self.is_stopped() {
+                let in_flight = self.shared.in_flight_records.load(Ordering::Acquire);
+                if (q == 0 && in_flight == 0) || self.is_stopped() {
                     break;
                 }
-                let memory_full = self.memory_full(q + n);
-                if q + n <= self.capacity && !memory_full {
+                let memory_full = self.memory_full(q + in_flight + n);
+                if (q == 0 || q + n <= self.capacity) && !memory_full {
                     break;
                 }
                 if memory_full && !warned {
                     warned = true;
                     tracing::debug!(
                         stream = self.shared.stream,
-                        "the memory store is full: the receiver waits for batches to free it"
+                        "unprocessed records fill the memory fraction: the receiver waits for batches to complete"
                     );
                     self.shared
                         .stats
@@ -319,17 +322,16 @@ impl<T: Data> ReceiverContext<T> {
         tracing::warn!(stream = self.shared.stream, "receiver error: {message}");
     }
 
-    /// Whether the memory store, with `records` more queued records in it (estimated at the
-    /// bytes per record of the blocks stored so far; queued records already cut into blocks are
-    /// counted twice, which errs on the side of waiting), would be fuller than the fraction.
+    /// Whether `records` unprocessed records (at the bytes per record of the blocks stored so
+    /// far) would take more than the memory fraction of the memory store's budget.
     fn memory_full(&self, records: u64) -> bool {
         if self.memory_fraction >= 1.0 {
             return false;
         }
-        let (used, capacity) = self.blocks.memory_usage();
+        let (_, capacity) = self.blocks.memory_usage();
         let bytes = self.shared.bytes_cut.load(Ordering::Relaxed) as f64;
         let cut = self.shared.records_cut.load(Ordering::Relaxed).max(1) as f64;
-        used as f64 + records as f64 * bytes / cut > capacity as f64 * self.memory_fraction
+        records as f64 * bytes / cut > capacity as f64 * self.memory_fraction
     }
 
     /// Records received but not yet taken by a batch (at most the queue capacity).
@@ -348,6 +350,10 @@ struct RunnerShared {
     /// queued record will take).
     bytes_cut: AtomicU64,
     records_cut: AtomicU64,
+    /// Records of batches that took them and have not completed, by batch time (only where the
+    /// batches run: on the driver).
+    in_flight: Mutex<BTreeMap<Time, u64>>,
+    in_flight_records: AtomicU64,
     last_error: Mutex<Option<String>>,
     active: AtomicBool,
     waiters: Mutex<()>,
@@ -391,6 +397,9 @@ pub(crate) trait ReceiverRunner: Send + Sync {
     fn mark_executor(&self);
     /// Cuts and takes the blocks up to `t` (on the executor running the receiver).
     fn cut_here(&self, t: Time) -> Vec<spate_core::cluster::CutBlock>;
+    /// The batch of `t` (and every earlier one) completed: its records no longer count against
+    /// the memory fraction.
+    fn batch_completed(&self, t: Time);
 }
 
 /// What a runner needs to know about the context it starts in.
@@ -479,6 +488,8 @@ impl<T: Data> Runner<T> {
                 queued: AtomicU64::new(0),
                 bytes_cut: AtomicU64::new(0),
                 records_cut: AtomicU64::new(0),
+                in_flight: Mutex::new(BTreeMap::new()),
+                in_flight_records: AtomicU64::new(0),
                 last_error: Mutex::new(None),
                 active: AtomicBool::new(false),
                 waiters: Mutex::new(()),
@@ -609,7 +620,13 @@ impl<T: Data> Runner<T> {
         }
         if wal.as_ref().is_none_or(|w| t >= w.live_from) {
             self.cut(t);
-            blocks.extend(self.take_blocks(t));
+            let taken = self.take_blocks(t);
+            let n: u64 = taken.iter().map(|b| b.records).sum();
+            if n > 0 {
+                *self.shared.in_flight.lock().entry(t).or_default() += n;
+                self.shared.in_flight_records.fetch_add(n, Ordering::AcqRel);
+            }
+            blocks.extend(taken);
         }
         self.record_allocation(t, &blocks);
         Ok(blocks)
@@ -1098,6 +1115,21 @@ impl<T: Data> ReceiverRunner for Runner<T> {
 
     fn mark_executor(&self) {
         self.on_executor.store(true, Ordering::Release);
+    }
+
+    fn batch_completed(&self, t: Time) {
+        let done: u64 = {
+            let mut in_flight = self.shared.in_flight.lock();
+            let later = in_flight.split_off(&Time::from_ms(t.ms() + 1));
+            std::mem::replace(&mut *in_flight, later).values().sum()
+        };
+        if done > 0 {
+            self.shared
+                .in_flight_records
+                .fetch_sub(done, Ordering::AcqRel);
+            let _g = self.shared.waiters.lock();
+            self.shared.drained.notify_all();
+        }
     }
 
     fn cut_here(&self, t: Time) -> Vec<spate_core::cluster::CutBlock> {

@@ -330,16 +330,25 @@ impl Receiver<String> for Lines {
     }
 }
 
-fn lines_run(memory_fraction: f64) -> (Vec<String>, spate_streaming::storage::StorageStats, u64) {
+/// Lines that arrived, eviction counters, memory waits and failed batches.
+type LinesRun = (
+    Vec<String>,
+    spate_streaming::storage::StorageStats,
+    u64,
+    usize,
+);
+
+fn lines_run(memory_fraction: f64) -> LinesRun {
     let mut config = spate_streaming::core::ContextConfig::new("local[2]");
     config.memory_bytes = 2 << 20;
     let ctx = spate_streaming::Context::with_config(config).unwrap();
     let ssc = StreamingContext::with_context(ctx, Duration::from_secs(1)).unwrap();
     let clock = ManualClock::new(0);
     ssc.set_clock(Clock::Manual(clock.clone())).unwrap();
-    // Blocks of at most 10,000 records (half the queue bound): about 1 MB each.
+    // Blocks of at most 15,000 records (half the queue bound): about 1.5 MB each, so two queued
+    // blocks do not fit in the store together.
     ssc.set_receiver_config(ReceiverConfig {
-        queue_capacity: 20_000,
+        queue_capacity: 30_000,
         memory_fraction,
         ..ReceiverConfig::default()
     });
@@ -385,19 +394,24 @@ fn lines_run(memory_fraction: f64) -> (Vec<String>, spate_streaming::storage::St
     }
     let waits = ssc.receiver_info()[0].memory_waits;
     let stats = ssc.context().block_manager().stats();
+    let failed = ssc
+        .completed_batches()
+        .iter()
+        .filter(|b| b.failure.is_some())
+        .count();
     ssc.stop(false);
     let out = out.lock().unwrap().clone();
-    (out, stats, waits)
+    (out, stats, waits, failed)
 }
 
 #[test]
 fn a_receiver_waits_for_memory_instead_of_pushing_its_own_blocks_out() {
     // 100,000 lines of 100 bytes (about 10 MB) through a 2 MiB memory store: the receiver waits
-    // while the store is over 80% full, so no received block is evicted and every line arrives
-    // once, in order.
-    let (out, stats, waits) = lines_run(0.8);
-    assert_eq!(stats.evictions_dropped, 0, "{stats:?}");
+    // while its unprocessed lines would take over 80% of it, so only processed blocks are
+    // evicted for room, no batch fails and every line arrives once, in order.
+    let (out, stats, waits, failed) = lines_run(0.8);
     assert!(waits > 0, "the receiver never waited for memory");
+    assert_eq!(failed, 0, "{stats:?}");
     assert_eq!(out.len(), 100_000);
     assert!(
         out.iter()
