@@ -399,8 +399,8 @@ impl StreamingContext {
     /// [`DEFAULT_MAX_PENDING_BATCHES`]). When processing is slower than the input, the job
     /// generator waits at this bound instead of queueing batch after batch (each holding its
     /// received blocks, as Spark does until it runs out of memory); received records then stay
-    /// with their receivers, whose queue bound ([`ReceiverConfig::queue_capacity`]) makes `store`
-    /// wait, which stops reading the source (a socket's sender is slowed by TCP flow control; a
+    /// with their receivers, whose bounds ([`ReceiverConfig::queue_capacity`],
+    /// [`ReceiverConfig::memory_fraction`]) make `store` wait, which stops reading the source (a socket's sender is slowed by TCP flow control; a
     /// Kafka receiver fetches later). Memory stays flat and nothing is dropped; batches are
     /// generated late (their scheduling delay grows up to what the receivers' queues hold) and
     /// every batch time still comes, in order. Fails when `n` is 0.
@@ -894,7 +894,7 @@ fn generate_loop(
 ) {
     let batch = inner.env.batch;
     let mut time = first;
-    let mut lagging = false;
+    let mut lagging = Lagging::default();
     loop {
         if !clock.wait_until(time, &inner.stop_generating) {
             let drain = inner.drain_until.load(Ordering::Acquire);
@@ -966,20 +966,32 @@ fn generate_loop(
     }
 }
 
+/// Whether the generator is held back, and when that was last logged.
+#[derive(Default)]
+struct Lagging {
+    now: bool,
+    warned: Option<std::time::Instant>,
+}
+
 /// Back-pressure: waits while [`StreamingContext::set_max_pending_batches`] batches are generated
 /// and not completed. Returns false when the generator should stop instead.
-fn wait_for_room(inner: &Inner, time: Time, lagging: &mut bool) -> bool {
+fn wait_for_room(inner: &Inner, time: Time, lagging: &mut Lagging) -> bool {
     let max = inner.max_pending.load(Ordering::Acquire);
     let mut p = inner.progress.lock();
     if inner.in_flight.load(Ordering::Acquire) < max {
-        if *lagging {
-            *lagging = false;
-            tracing::info!(batch = %time, "processing caught up with the input");
+        if lagging.now {
+            lagging.now = false;
+            tracing::debug!(batch = %time, "processing caught up with the input");
         }
         return true;
     }
-    if !*lagging {
-        *lagging = true;
+    lagging.now = true;
+    // At most one warning a minute: a job at its limit may fall behind and catch up often.
+    if lagging
+        .warned
+        .is_none_or(|w| w.elapsed() >= std::time::Duration::from_secs(60))
+    {
+        lagging.warned = Some(std::time::Instant::now());
         tracing::warn!(
             batch = %time,
             pending = max,

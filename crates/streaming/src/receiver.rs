@@ -121,7 +121,7 @@ pub struct ReceiverStats {
     pub restarts: AtomicU64,
     /// The most records ever waiting in the queue to the block generator.
     pub max_queued: AtomicU64,
-    /// Times `store` waited because the memory store was full.
+    /// Times `store` waited because unprocessed records reached the memory fraction.
     pub memory_waits: AtomicU64,
 }
 
@@ -145,8 +145,8 @@ pub struct ReceiverInfo {
     /// The most records ever received but not yet taken by a batch (at most the queue
     /// capacity, or one `store_many` call when that alone is larger).
     pub max_queued: u64,
-    /// Times `store` waited because the memory store was full (see
-    /// [`ReceiverConfig::memory_fraction`]).
+    /// Times `store` waited because the receiver's unprocessed records reached the memory
+    /// fraction (see [`ReceiverConfig::memory_fraction`]).
     pub memory_waits: u64,
 }
 
