@@ -304,24 +304,41 @@ impl BlockManager {
             replication: 1,
             ..level
         };
-        // Deterministic placement: start at a peer picked by the block's name.
+        // Deterministic placement: start at a peer picked by the block's name; a peer that
+        // fails (lost a moment ago, out of room) is skipped for the next one, as long as peers
+        // are left.
         let start = crc32fast::hash(id.to_string().as_bytes()) as usize % peers.len();
-        for k in 0..wanted.min(peers.len()) {
+        let mut stored = 0;
+        let mut last_error = None;
+        for k in 0..peers.len() {
+            if stored == wanted {
+                break;
+            }
             let peer = &peers[(start + k) % peers.len()];
-            transport
-                .replicate(peer, id, bytes, single)
-                .map_err(|e| match e {
-                    Error::Replication { .. } => e,
-                    // The peer's own failure: still a replication failure (the local copy is stored).
-                    other => Error::Replication {
-                        block: id.clone(),
-                        peer: peer.clone(),
-                        reason: other.to_string(),
-                    },
-                })?;
-            bump(&self.counters.replicas_stored);
+            match transport.replicate(peer, id, bytes, single) {
+                Ok(()) => {
+                    stored += 1;
+                    bump(&self.counters.replicas_stored);
+                }
+                Err(e) => {
+                    tracing::warn!(block = %id, %peer, error = %e, "replicating a block failed; trying another peer");
+                    last_error = Some(match e {
+                        Error::Replication { .. } => e,
+                        // The peer's own failure: still a replication failure (the local copy
+                        // is stored).
+                        other => Error::Replication {
+                            block: id.clone(),
+                            peer: peer.clone(),
+                            reason: other.to_string(),
+                        },
+                    });
+                }
+            }
         }
-        Ok(())
+        match last_error {
+            Some(e) if stored < wanted => Err(e),
+            _ => Ok(()),
+        }
     }
 
     /// Reads block `id` as values of type `T`, or `None` if no store has it.

@@ -947,6 +947,48 @@ fn with_several_peers_a_replica_is_made_exactly_once() {
     assert_eq!(per_peer, 12);
 }
 
+/// In-process peers plus one, "exec-0", that is listed but gone (an executor lost a moment ago).
+struct WithGhost(Arc<InProcessPeers>);
+
+impl Transport for WithGhost {
+    fn peers(&self) -> Vec<PeerId> {
+        let mut peers = vec!["exec-0".to_string()];
+        peers.extend(self.0.peers());
+        peers
+    }
+
+    fn replicate(
+        &self,
+        peer: &PeerId,
+        id: &BlockId,
+        bytes: &[u8],
+        level: StorageLevel,
+    ) -> Result<()> {
+        self.0.replicate(peer, id, bytes, level)
+    }
+}
+
+#[test]
+fn a_peer_that_fails_is_skipped_for_another() {
+    let peers = InProcessPeers::new(&["exec-1", "exec-2"]);
+    let (_dir, bm) = manager(1 << 20);
+    bm.set_transport(Arc::new(WithGhost(peers.clone())));
+    for i in 0..20 {
+        bm.put_values(rdd(3, i), block(i as u8), StorageLevel::MEMORY_ONLY_SER_2)
+            .unwrap();
+        let copies = peers
+            .peers
+            .values()
+            .filter(|p| p.contains(&rdd(3, i)))
+            .count();
+        assert_eq!(copies, 1, "block {i}");
+    }
+    let calls = peers.calls.lock().unwrap();
+    // Some placements started at the ghost, and went on to a live peer.
+    assert!(calls.iter().any(|(p, _, _)| p == "exec-0"));
+    assert_eq!(bm.stats().replicas_stored, 20);
+}
+
 #[test]
 fn a_failed_replication_fails_the_put_naming_block_and_peer() {
     let refused: fn(&PeerId, &BlockId) -> Error = |peer, id| Error::Replication {
