@@ -354,6 +354,9 @@ struct RunnerShared {
     /// batches run: on the driver).
     in_flight: Mutex<BTreeMap<Time, u64>>,
     in_flight_records: AtomicU64,
+    /// The last batch completed (ms; 0: none), which a driver passes on to a receiver running on
+    /// an executor with the next cut.
+    completed_ms: AtomicU64,
     last_error: Mutex<Option<String>>,
     active: AtomicBool,
     waiters: Mutex<()>,
@@ -490,6 +493,7 @@ impl<T: Data> Runner<T> {
                 records_cut: AtomicU64::new(0),
                 in_flight: Mutex::new(BTreeMap::new()),
                 in_flight_records: AtomicU64::new(0),
+                completed_ms: AtomicU64::new(0),
                 last_error: Mutex::new(None),
                 active: AtomicBool::new(false),
                 waiters: Mutex::new(()),
@@ -621,15 +625,21 @@ impl<T: Data> Runner<T> {
         if wal.as_ref().is_none_or(|w| t >= w.live_from) {
             self.cut(t);
             let taken = self.take_blocks(t);
-            let n: u64 = taken.iter().map(|b| b.records).sum();
-            if n > 0 {
-                *self.shared.in_flight.lock().entry(t).or_default() += n;
-                self.shared.in_flight_records.fetch_add(n, Ordering::AcqRel);
-            }
+            self.hold_in_flight(t, &taken);
             blocks.extend(taken);
         }
         self.record_allocation(t, &blocks);
         Ok(blocks)
+    }
+
+    /// Counts the records of blocks the batch of `t` took as unprocessed until it completes
+    /// (`batch_completed`).
+    fn hold_in_flight(&self, t: Time, taken: &[ReceivedBlock]) {
+        let n: u64 = taken.iter().map(|b| b.records).sum();
+        if n > 0 {
+            *self.shared.in_flight.lock().entry(t).or_default() += n;
+            self.shared.in_flight_records.fetch_add(n, Ordering::AcqRel);
+        }
     }
 
     /// Remembers the blocks of the batch at `t` (for checkpoints and executors).
@@ -655,7 +665,11 @@ impl<T: Data> Runner<T> {
             return Vec::new();
         };
         let stream = self.shared.stream as u64;
-        match r.cluster.cut_receiver(r.executor, stream, t.ms()) {
+        let completed = self.shared.completed_ms.load(Ordering::Acquire);
+        match r
+            .cluster
+            .cut_receiver(r.executor, stream, t.ms(), completed)
+        {
             Ok(cut) => {
                 let blocks: Vec<ReceivedBlock> = cut
                     .into_iter()
@@ -1118,6 +1132,7 @@ impl<T: Data> ReceiverRunner for Runner<T> {
     }
 
     fn batch_completed(&self, t: Time) {
+        self.shared.completed_ms.fetch_max(t.ms(), Ordering::AcqRel);
         let done: u64 = {
             let mut in_flight = self.shared.in_flight.lock();
             let later = in_flight.split_off(&Time::from_ms(t.ms() + 1));
@@ -1134,7 +1149,10 @@ impl<T: Data> ReceiverRunner for Runner<T> {
 
     fn cut_here(&self, t: Time) -> Vec<spate_core::cluster::CutBlock> {
         self.cut(t);
-        self.take_blocks(t)
+        let taken = self.take_blocks(t);
+        // The driver's batch of `t` holds them until it completes (it says so with a later cut).
+        self.hold_in_flight(t, &taken);
+        taken
             .into_iter()
             .map(|b| spate_core::cluster::CutBlock {
                 seq: id_seq(&b.id),

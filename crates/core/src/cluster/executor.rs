@@ -23,8 +23,14 @@ pub trait TaskRunner: Send + Sync {
     fn run(&self, task: &TaskSpec) -> Result<Vec<u8>>;
     /// Starts the receiver of input stream `stream` in this process.
     fn start_receiver(&self, stream: u64, first_seq: u64, position: Option<String>) -> Result<()>;
-    /// Cuts and hands over the blocks of the receiver of `stream` up to `time_ms`.
-    fn cut_receiver(&self, stream: u64, time_ms: u64) -> Result<Vec<super::protocol::CutBlock>>;
+    /// Cuts and hands over the blocks of the receiver of `stream` up to `time_ms`; every batch up
+    /// to `completed_ms` has completed on the driver.
+    fn cut_receiver(
+        &self,
+        stream: u64,
+        time_ms: u64,
+        completed_ms: u64,
+    ) -> Result<Vec<super::protocol::CutBlock>>;
     /// Stops the receiver of `stream`.
     fn stop_receiver(&self, stream: u64) -> Result<()>;
 }
@@ -321,13 +327,15 @@ fn handle(blocks: &BlockManager, runner: Option<&dyn TaskRunner>, request: Reque
             Some(Err(e)) => Response::Failed(e.to_string()),
             None => Response::Failed("this executor runs no job graph".into()),
         },
-        Request::CutReceiver { stream, time_ms } => {
-            match runner.map(|r| r.cut_receiver(stream, time_ms)) {
-                Some(Ok(blocks)) => Response::Cut(blocks),
-                Some(Err(e)) => Response::Failed(e.to_string()),
-                None => Response::Failed("this executor runs no job graph".into()),
-            }
-        }
+        Request::CutReceiver {
+            stream,
+            time_ms,
+            completed_ms,
+        } => match runner.map(|r| r.cut_receiver(stream, time_ms, completed_ms)) {
+            Some(Ok(blocks)) => Response::Cut(blocks),
+            Some(Err(e)) => Response::Failed(e.to_string()),
+            None => Response::Failed("this executor runs no job graph".into()),
+        },
         Request::StopReceiver { stream } => match runner.map(|r| r.stop_receiver(stream)) {
             Some(Ok(())) => Response::Stored,
             Some(Err(e)) => Response::Failed(e.to_string()),

@@ -431,14 +431,21 @@ impl Cluster {
     }
 
     /// Cuts the blocks of the receiver of `stream` on `executor` up to `time_ms`, records the
-    /// executor as where they are, and returns them.
+    /// executor as where they are, and returns them; tells the receiver that every batch up to
+    /// `completed_ms` has completed.
     pub fn cut_receiver(
         &self,
         executor: u32,
         stream: u64,
         time_ms: u64,
+        completed_ms: u64,
     ) -> Result<Vec<protocol::CutBlock>> {
-        match self.request(executor, Request::CutReceiver { stream, time_ms })? {
+        let cut = Request::CutReceiver {
+            stream,
+            time_ms,
+            completed_ms,
+        };
+        match self.request(executor, cut)? {
             Response::Cut(blocks) => {
                 let mut replicas = self.inner.replicas.lock();
                 for b in &blocks {

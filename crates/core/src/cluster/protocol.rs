@@ -13,7 +13,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 /// The first bytes of every frame.
 pub const MAGIC: [u8; 4] = *b"SPTE";
 /// The protocol version this build speaks.
-pub const VERSION: u16 = 2;
+pub const VERSION: u16 = 3;
 /// The largest payload accepted (256 MiB: a block of a few hundred MB must be split).
 pub const MAX_FRAME: u32 = 256 << 20;
 
@@ -82,6 +82,9 @@ pub enum Request {
         stream: u64,
         /// The batch time.
         time_ms: u64,
+        /// Every batch up to this time has completed on the driver (0: none yet), so the
+        /// receiver no longer counts their records as unprocessed.
+        completed_ms: u64,
     },
     /// Stop the receiver of `stream` (what it stored is cut into final blocks).
     StopReceiver {
