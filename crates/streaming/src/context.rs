@@ -414,6 +414,12 @@ impl StreamingContext {
         Ok(())
     }
 
+    /// Batches generated and not yet completed (queued or running); at
+    /// [`set_max_pending_batches`](Self::set_max_pending_batches) the job generator waits.
+    pub fn pending_batches(&self) -> usize {
+        self.inner.in_flight.load(Ordering::Acquire)
+    }
+
     /// Settings for receivers started from now on (block interval, queue bound, rate limit,
     /// restart backoff).
     pub fn set_receiver_config(&self, config: ReceiverConfig) {

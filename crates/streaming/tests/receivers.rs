@@ -279,6 +279,7 @@ fn processing_slower_than_the_input_holds_the_generator_and_the_receiver() {
     });
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(submitted.0.load(Ordering::SeqCst), 2);
+    assert_eq!(ssc.pending_batches(), 2);
     assert_eq!(ssc.receiver_info()[0].records, taken() + 1_000);
     assert!((1_000..=2_000).contains(&taken()), "taken: {}", taken());
     assert!(ssc.receiver_info()[0].max_queued <= 1_000);

@@ -136,6 +136,14 @@ fn the_json_apis_and_metrics_match_what_listeners_saw() {
     assert_eq!(value("spate_batches_failed_total"), 0.0);
     assert_eq!(value("spate_batch_total_delay_seconds_count"), 3.0);
     assert_eq!(value("spate_batch_interval_seconds"), 1.0);
+    // Every generated batch completed; the receiver never waited for memory.
+    assert_eq!(value("spate_pending_batches"), 0.0);
+    assert_eq!(
+        value(&format!(
+            "spate_receiver_memory_waits_total{{stream=\"{stream}\",receiver=\"test feed\"}}"
+        )),
+        0.0
+    );
     assert_eq!(
         value(&format!("spate_input_records_total{{stream=\"{stream}\"}}")),
         12.0

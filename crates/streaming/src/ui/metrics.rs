@@ -3,6 +3,13 @@
 use super::{BUCKETS, Histogram, Monitor};
 use std::fmt::Write as _;
 
+/// What `/metrics` reads from the running context at each scrape.
+pub(super) struct Live {
+    pub(super) storage: spate_storage::StorageStats,
+    pub(super) receivers: Vec<crate::ReceiverInfo>,
+    pub(super) pending_batches: usize,
+}
+
 fn escape(label: &str) -> String {
     label
         .replace('\\', "\\\\")
@@ -53,7 +60,7 @@ fn per_receiver(
 /// Renders every metric (with the cluster's, when the job runs on one).
 pub(super) fn render(
     monitor: &Monitor,
-    stats: &spate_storage::StorageStats,
+    live: &Live,
     cluster: Option<&spate_core::cluster::Cluster>,
 ) -> String {
     let mut out = String::new();
@@ -103,6 +110,28 @@ pub(super) fn render(
         &receivers,
         |r| r.restarts,
     );
+    scalar(
+        &mut out,
+        "spate_pending_batches",
+        "gauge",
+        "Batches generated and not yet completed (the job generator waits at its bound: back-pressure).",
+        live.pending_batches,
+    );
+    header(
+        &mut out,
+        "spate_receiver_memory_waits_total",
+        "counter",
+        "Times a receiver waited because its unprocessed records reached the memory fraction.",
+    );
+    for r in &live.receivers {
+        let _ = writeln!(
+            out,
+            "spate_receiver_memory_waits_total{{stream=\"{}\",receiver=\"{}\"}} {}",
+            r.stream,
+            escape(&r.name),
+            r.memory_waits
+        );
+    }
     histogram(
         &mut out,
         "spate_batch_total_delay_seconds",
@@ -127,35 +156,35 @@ pub(super) fn render(
         "spate_blocks_memory_bytes",
         "gauge",
         "Bytes of blocks in memory.",
-        stats.memory_bytes,
+        live.storage.memory_bytes,
     );
     scalar(
         &mut out,
         "spate_blocks_memory_capacity_bytes",
         "gauge",
         "The memory budget of the block store.",
-        stats.memory_capacity,
+        live.storage.memory_capacity,
     );
     scalar(
         &mut out,
         "spate_blocks_memory",
         "gauge",
         "Blocks in memory.",
-        stats.memory_blocks,
+        live.storage.memory_blocks,
     );
     scalar(
         &mut out,
         "spate_blocks_disk_bytes",
         "gauge",
         "Bytes of blocks on disk.",
-        stats.disk_bytes,
+        live.storage.disk_bytes,
     );
     scalar(
         &mut out,
         "spate_blocks_disk",
         "gauge",
         "Blocks on disk.",
-        stats.disk_blocks,
+        live.storage.disk_blocks,
     );
     header(
         &mut out,
@@ -166,19 +195,19 @@ pub(super) fn render(
     let _ = writeln!(
         out,
         "spate_block_evictions_total{{outcome=\"dropped\"}} {}",
-        stats.evictions_dropped
+        live.storage.evictions_dropped
     );
     let _ = writeln!(
         out,
         "spate_block_evictions_total{{outcome=\"spilled\"}} {}",
-        stats.evictions_spilled
+        live.storage.evictions_spilled
     );
     scalar(
         &mut out,
         "spate_block_puts_not_stored_total",
         "counter",
         "Blocks that could not be stored anywhere.",
-        stats.puts_not_stored,
+        live.storage.puts_not_stored,
     );
     if let Some(c) = cluster {
         scalar(

@@ -511,10 +511,14 @@ fn serve(
             .route(
                 "/metrics",
                 get(move || async move {
-                    let stats = s5.ssc.context().block_manager().stats();
+                    let live = metrics::Live {
+                        storage: s5.ssc.context().block_manager().stats(),
+                        receivers: s5.ssc.receiver_info(),
+                        pending_batches: s5.ssc.pending_batches(),
+                    };
                     (
                         [("content-type", "text/plain; version=0.0.4")],
-                        metrics::render(&s5.monitor, &stats, s5.ssc.context().cluster()),
+                        metrics::render(&s5.monitor, &live, s5.ssc.context().cluster()),
                     )
                 }),
             );
