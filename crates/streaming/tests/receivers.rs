@@ -271,8 +271,14 @@ fn processing_slower_than_the_input_holds_the_generator_and_the_receiver() {
     // Ten batch intervals pass while the first batch cannot finish: only two batches are
     // generated (one stuck, one waiting), each taking what was queued then, and the receiver
     // waits once its queue holds 1,000 records again: at most 3,000 records in memory, not
-    // 10,000.
-    clock.advance(Duration::from_secs(10));
+    // 10,000. (The clock moves a batch at a time until two batches are out: a jump of ten
+    // seconds at once could let the block generator's timer cut the queued records into a
+    // block of the later time before the first batch cuts its own.)
+    for n in 1..=2 {
+        clock.advance(Duration::from_secs(1));
+        eventually("the next batch", || submitted.0.load(Ordering::SeqCst) == n);
+    }
+    clock.advance(Duration::from_secs(8));
     let taken = || submitted.1.load(Ordering::SeqCst);
     eventually("two batches and a full queue", || {
         submitted.0.load(Ordering::SeqCst) == 2 && ssc.receiver_info()[0].records == taken() + 1_000
