@@ -241,7 +241,11 @@ impl<T: Data> ReceiverContext<T> {
                     break;
                 }
                 let memory_full = self.memory_full(q + in_flight + n);
-                if (q == 0 || q + n <= self.capacity) && !memory_full {
+                // Until a first block is stored, what a record takes is unknown: queue at most a
+                // block's worth (a block is cut when that much is buffered).
+                let sizing = q >= (self.capacity / 2).max(1)
+                    && self.shared.stats.blocks.load(Ordering::Acquire) == 0;
+                if (q == 0 || q + n <= self.capacity) && !memory_full && !sizing {
                     break;
                 }
                 if memory_full && !warned {
