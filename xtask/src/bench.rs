@@ -6,14 +6,14 @@
 //! the delay does not grow, and the job received at least 95% of the offered lines. Results go to
 //! `target/bench/results.json`, a markdown summary and SVG plots.
 
-use crate::loadgen::{self, LoadgenArgs};
+use crate::loadgen;
 use anyhow::{Context as _, Result};
 use hdrhistogram::Histogram;
 use serde::Serialize;
 use spate_receivers::Sources;
 use spate_streaming::{BatchInfo, DStream, StorageLevel, StreamingContext, StreamingListener};
 use std::io::{BufRead, BufReader, Write as _};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -276,26 +276,7 @@ fn run_spate(
     level: StorageLevel,
     buf: &Arc<loadgen::Buffer>,
 ) -> Result<RunResult> {
-    let listener = TcpListener::bind(("127.0.0.1", 0))?;
-    let port = listener.local_addr()?.port();
-    let seconds = warmup + measure + 2;
-    let b = buf.clone();
-    let server = std::thread::spawn(move || -> Result<u64> {
-        let (stream, _) = listener.accept()?;
-        loadgen::serve(
-            stream,
-            &LoadgenArgs {
-                port,
-                rate,
-                seconds,
-                lines: None,
-                seed: 42,
-                quiet: true,
-                replay: false,
-            },
-            &b,
-        )
-    });
+    let (port, server) = loadgen::serve_one(rate, warmup + measure + 2, buf)?;
     let batch = Duration::from_millis(batch_ms);
     let ssc = StreamingContext::new("local[2]", batch)?;
     let dir = std::env::temp_dir().join(format!("spate-bench-{}-{}", std::process::id(), port));
@@ -407,25 +388,7 @@ pub(crate) fn summarize(
 /// one-second batch in a hash map. Returns the lines/s it processed with the generator asked for
 /// far more than it can take.
 fn run_baseline(seconds: u64, buf: &Arc<loadgen::Buffer>) -> Result<f64> {
-    let listener = TcpListener::bind(("127.0.0.1", 0))?;
-    let port = listener.local_addr()?.port();
-    let b = buf.clone();
-    let server = std::thread::spawn(move || -> Result<u64> {
-        let (stream, _) = listener.accept()?;
-        loadgen::serve(
-            stream,
-            &LoadgenArgs {
-                port,
-                rate: 50_000_000,
-                seconds: seconds + 1,
-                lines: None,
-                seed: 42,
-                quiet: true,
-                replay: false,
-            },
-            &b,
-        )
-    });
+    let (port, server) = loadgen::serve_one(50_000_000, seconds + 1, buf)?;
     let stream = TcpStream::connect(("127.0.0.1", port))?;
     let mut reader = BufReader::with_capacity(1 << 16, stream);
     let start = Instant::now();

@@ -144,6 +144,35 @@ fn send(stream: &mut TcpStream, buf: &Buffer, from: u64, n: u64) -> std::io::Res
 }
 
 /// Sends the stream to one client, paced from now; returns the lines sent.
+/// The benchmarks' load server: listens on a free loopback port and sends `buf` at `rate` lines/s
+/// for `seconds` to its first client, quietly. Returns the port and a thread that yields the
+/// lines sent and how long sending took (seconds).
+pub(crate) fn serve_one(
+    rate: u64,
+    seconds: u64,
+    buf: &std::sync::Arc<Buffer>,
+) -> Result<(u16, std::thread::JoinHandle<Result<(u64, f64)>>)> {
+    let listener = TcpListener::bind(("127.0.0.1", 0))?;
+    let port = listener.local_addr()?.port();
+    let buf = buf.clone();
+    let server = std::thread::spawn(move || -> Result<(u64, f64)> {
+        let (stream, _) = listener.accept()?;
+        let start = Instant::now();
+        let args = LoadgenArgs {
+            port,
+            rate,
+            seconds,
+            lines: None,
+            seed: 42,
+            quiet: true,
+            replay: false,
+        };
+        let sent = serve(stream, &args, &buf)?;
+        Ok((sent, start.elapsed().as_secs_f64()))
+    });
+    Ok((port, server))
+}
+
 pub(crate) fn serve(stream: TcpStream, args: &LoadgenArgs, buf: &Buffer) -> Result<u64> {
     serve_from(stream, args, buf, Instant::now(), 0)
 }

@@ -7,12 +7,11 @@
 //! received blocks the store dropped for room (lost data) and failed batches.
 
 use crate::bench::{Collect, Workload, build, fmt_rate};
-use crate::loadgen::{self, LoadgenArgs};
+use crate::loadgen;
 use anyhow::Result;
 use serde::Serialize;
 use spate_receivers::Sources;
 use spate_streaming::{StorageLevel, StreamingContext};
-use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -97,43 +96,20 @@ fn run_one(
     level: StorageLevel,
     buf: &Arc<loadgen::Buffer>,
 ) -> Result<Overload> {
-    let listener = TcpListener::bind(("127.0.0.1", 0))?;
-    let port = listener.local_addr()?.port();
-    let b = buf.clone();
-    let server = std::thread::spawn(move || -> Result<(u64, f64)> {
-        let (stream, _) = listener.accept()?;
-        let start = Instant::now();
-        let sent = loadgen::serve(
-            stream,
-            &LoadgenArgs {
-                port,
-                rate,
-                seconds,
-                lines: None,
-                seed: 7,
-                quiet: true,
-                replay: false,
-            },
-            &b,
-        )?;
-        Ok((sent, start.elapsed().as_secs_f64()))
-    });
+    let (port, server) = loadgen::serve_one(rate, seconds, buf)?;
     let ssc = StreamingContext::new("local[2]", Duration::from_secs(1))?;
     let dir = std::env::temp_dir().join(format!("spate-overload-{}-{port}", std::process::id()));
     ssc.checkpoint(&dir)?;
-    ssc.set_receiver_config(spate_streaming::ReceiverConfig {
+    let mut config = spate_streaming::ReceiverConfig {
         block_interval: Duration::from_millis(250),
         ..Default::default()
-    });
+    };
     if !bounded {
         ssc.set_max_pending_batches(usize::MAX)?;
-        ssc.set_receiver_config(spate_streaming::ReceiverConfig {
-            block_interval: Duration::from_millis(250),
-            queue_capacity: usize::MAX,
-            memory_fraction: 1.0,
-            ..Default::default()
-        });
+        config.queue_capacity = usize::MAX;
+        config.memory_fraction = 1.0;
     }
+    ssc.set_receiver_config(config);
     let collect = Arc::new(Collect::default());
     ssc.add_streaming_listener(collect.clone());
     build(
