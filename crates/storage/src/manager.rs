@@ -459,13 +459,6 @@ impl BlockManager {
         ids
     }
 
-    /// Bytes held by the memory store and its budget (cheaper than [`stats`](Self::stats), for
-    /// callers that check often).
-    pub fn memory_usage(&self) -> (u64, u64) {
-        let m = self.memory.lock();
-        (m.used(), m.capacity())
-    }
-
     /// The bytes block `id` takes in the memory store, if it is there.
     pub fn memory_size(&self, id: &BlockId) -> Option<u64> {
         self.memory.lock().size_of(id)

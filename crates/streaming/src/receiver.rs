@@ -177,9 +177,11 @@ pub struct ReceiverContext<T: Data> {
     shared: Arc<RunnerShared>,
     max_rate: Option<u64>,
     capacity: u64,
-    /// The block manager blocks go to, and the share of its budget unprocessed records may take.
-    blocks: Arc<spate_storage::BlockManager>,
-    memory_fraction: f64,
+    /// Records buffered before the block generator cuts a block.
+    block_records: u64,
+    /// The bytes unprocessed records may take (`memory_fraction` of the memory store's fixed
+    /// budget); `None` when the bound is off.
+    memory_limit: Option<f64>,
     started: Instant,
     stored: AtomicU64,
 }
@@ -243,7 +245,7 @@ impl<T: Data> ReceiverContext<T> {
                 let memory_full = self.memory_full(q + in_flight + n);
                 // Until a first block is stored, what a record takes is unknown: queue at most a
                 // block's worth (a block is cut when that much is buffered).
-                let sizing = q >= (self.capacity / 2).max(1)
+                let sizing = q >= self.block_records
                     && self.shared.stats.blocks.load(Ordering::Acquire) == 0;
                 if (q == 0 || q + n <= self.capacity) && !memory_full && !sizing {
                     break;
@@ -329,13 +331,12 @@ impl<T: Data> ReceiverContext<T> {
     /// Whether `records` unprocessed records (at the bytes per record of the blocks stored so
     /// far) would take more than the memory fraction of the memory store's budget.
     fn memory_full(&self, records: u64) -> bool {
-        if self.memory_fraction >= 1.0 {
+        let Some(limit) = self.memory_limit else {
             return false;
-        }
-        let (_, capacity) = self.blocks.memory_usage();
+        };
         let bytes = self.shared.bytes_cut.load(Ordering::Relaxed) as f64;
         let cut = self.shared.records_cut.load(Ordering::Relaxed).max(1) as f64;
-        records as f64 * bytes / cut > capacity as f64 * self.memory_fraction
+        records as f64 * bytes / cut > limit
     }
 
     /// Records received but not yet taken by a batch (at most the queue capacity).
@@ -1042,8 +1043,10 @@ impl<T: Data> ReceiverRunner for Runner<T> {
             shared: self.shared.clone(),
             max_rate: self.config.max_rate,
             capacity: self.config.queue_capacity.max(1) as u64,
-            blocks: ctx.block_manager().clone(),
-            memory_fraction: self.config.memory_fraction,
+            block_records: limit as u64,
+            memory_limit: (self.config.memory_fraction < 1.0).then(|| {
+                ctx.block_manager().stats().memory_capacity as f64 * self.config.memory_fraction
+            }),
             started: Instant::now(),
             stored: AtomicU64::new(0),
         };
