@@ -38,21 +38,18 @@ fn histogram(out: &mut String, name: &str, help: &str, h: &Histogram) {
 }
 
 /// A counter with one sample per receiver, labelled by stream and receiver name.
-fn per_receiver(
+fn per_receiver<'a>(
     out: &mut String,
     name: &str,
     help: &str,
-    receivers: &[super::ReceiverView],
-    value: impl Fn(&super::ReceiverView) -> u64,
+    samples: impl IntoIterator<Item = (usize, &'a str, u64)>,
 ) {
     header(out, name, "counter", help);
-    for r in receivers {
+    for (stream, receiver, value) in samples {
         let _ = writeln!(
             out,
-            "{name}{{stream=\"{}\",receiver=\"{}\"}} {}",
-            r.stream,
-            escape(&r.name),
-            value(r)
+            "{name}{{stream=\"{stream}\",receiver=\"{}\"}} {value}",
+            escape(receiver)
         );
     }
 }
@@ -100,15 +97,17 @@ pub(super) fn render(
         &mut out,
         "spate_receiver_records_total",
         "Records of each receiver in completed batches.",
-        &receivers,
-        |r| r.records,
+        receivers
+            .iter()
+            .map(|r| (r.stream, r.name.as_str(), r.records)),
     );
     per_receiver(
         &mut out,
         "spate_receiver_restarts_total",
         "Restarts of each receiver.",
-        &receivers,
-        |r| r.restarts,
+        receivers
+            .iter()
+            .map(|r| (r.stream, r.name.as_str(), r.restarts)),
     );
     scalar(
         &mut out,
@@ -117,21 +116,14 @@ pub(super) fn render(
         "Batches generated and not yet completed (the job generator waits at its bound: back-pressure).",
         live.pending_batches,
     );
-    header(
+    per_receiver(
         &mut out,
         "spate_receiver_memory_waits_total",
-        "counter",
         "Times a receiver waited because its unprocessed records reached the memory fraction.",
+        live.receivers
+            .iter()
+            .map(|r| (r.stream, r.name.as_str(), r.memory_waits)),
     );
-    for r in &live.receivers {
-        let _ = writeln!(
-            out,
-            "spate_receiver_memory_waits_total{{stream=\"{}\",receiver=\"{}\"}} {}",
-            r.stream,
-            escape(&r.name),
-            r.memory_waits
-        );
-    }
     histogram(
         &mut out,
         "spate_batch_total_delay_seconds",
