@@ -1,6 +1,11 @@
 //! `cargo xtask`: repository chores. `tidy` checks the crate layering and file headers; `loadgen`
 //! serves text lines over TCP at a fixed rate (the examples' and benchmarks' input).
 
+/// The benchmarks allocate as the example binaries do (crates/examples/src/lib.rs).
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod bench;
 mod failover;
 mod loadgen;

@@ -2,6 +2,10 @@
 //! written, fetched and merged — for a combining shuffle (`reduce_by_key`, few records leave a
 //! map task), a non-combining one (`group_by_key`, every record crosses), and a sort.
 
+// Allocate as the example binaries do (crates/examples/src/lib.rs).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use spate_core::Context;
 

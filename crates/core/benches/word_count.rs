@@ -1,5 +1,9 @@
 //! Criterion benchmark: word count (`flat_map` → `map` → `reduce_by_key`) over an in-memory corpus.
 
+// Allocate as the example binaries do (crates/examples/src/lib.rs).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use spate_core::Context;
 

@@ -5,6 +5,10 @@
 //! serialized block, so that codecs compare on the same amount of data. A put + get round trip
 //! through the `BlockManager` compares the deserialized and serialized memory levels.
 
+// Allocate as the example binaries do (crates/examples/src/lib.rs).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use spate_storage::{
     BlockId, BlockManager, Codec, StorageLevel, deserialize_block, serialize_block,

@@ -6,6 +6,10 @@
 //! Each iteration stores 100,000 lines of ~97 bytes in chunks of 4,096 (as the socket receiver
 //! hands them over) and waits, with `store_reliably`, until the last block is stored.
 
+// Allocate as the example binaries do (crates/examples/src/lib.rs).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use spate_streaming::{
     Clock, ManualClock, Receiver, ReceiverConfig, ReceiverContext, ReceiverError, StorageLevel,
