@@ -224,7 +224,7 @@ pub(crate) fn build(workload: Workload, lines: DStream<String>) {
     };
     let pairs = || {
         lines
-            .flat_map(|l: String| l.split(' ').map(String::from).collect::<Vec<_>>())
+            .flat_map(|l: String| spate_streaming::text::split_owned(l, ' '))
             .map(|w| (w, 1u64))
     };
     match workload {
@@ -281,11 +281,12 @@ fn run_spate(
     let ssc = StreamingContext::new("local[2]", batch)?;
     let dir = std::env::temp_dir().join(format!("spate-bench-{}-{}", std::process::id(), port));
     ssc.checkpoint(&dir)?;
-    // The guide's tuning advice: a batch should hold a few blocks per receiver (its map tasks,
-    // here four: two rounds on two threads), so the block interval is a quarter of the batch
-    // interval, between 5 and 250 ms.
+    // The guide's tuning advice: a batch should hold a few blocks per receiver (its map tasks).
+    // Ten (the block interval a tenth of the batch interval, between 5 and 250 ms) keep both
+    // worker threads busy to the end of a batch: with four, a batch waited for its last task
+    // on one thread, and scheduling delays at 250k–750k lines/s were 4–88 ms instead of 1–5 ms.
     ssc.set_receiver_config(spate_streaming::ReceiverConfig {
-        block_interval: Duration::from_millis((batch_ms / 4).clamp(5, 250)),
+        block_interval: Duration::from_millis((batch_ms / 10).clamp(5, 250)),
         ..Default::default()
     });
     let collect = Arc::new(Collect::default());
@@ -316,6 +317,17 @@ fn run_spate(
             failed: i.failure.is_some(),
         })
         .collect();
+    if std::env::var_os("SPATE_BENCH_BATCHES").is_some() {
+        for i in &infos {
+            eprintln!(
+                "  batch {} ms: {} records, scheduling {} ms, processing {} ms",
+                i.batch_time.ms() - zero,
+                i.records,
+                i.scheduling_delay().unwrap_or_default().as_millis(),
+                i.processing_delay().unwrap_or_default().as_millis()
+            );
+        }
+    }
     summarize(workload, level, rate, batch_ms, measure, &measured)
 }
 
@@ -556,11 +568,11 @@ pub(crate) fn run(args: &BenchArgs) -> Result<()> {
     std::fs::create_dir_all(&args.out)?;
     let (warmup, measure) = if args.quick { (2, 4) } else { (4, 12) };
     let rates: Vec<u64> = if args.quick {
-        vec![250_000, 500_000, 750_000, 1_000_000]
+        vec![250_000, 500_000, 750_000, 1_000_000, 1_250_000]
     } else {
         vec![
-            100_000, 250_000, 500_000, 750_000, 1_000_000, 1_500_000, 2_000_000, 3_000_000,
-            5_000_000,
+            100_000, 250_000, 500_000, 750_000, 1_000_000, 1_250_000, 1_500_000, 2_000_000,
+            3_000_000, 5_000_000,
         ]
     };
     eprintln!("bench: COST baseline (single thread, no framework)…");

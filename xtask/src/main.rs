@@ -1,11 +1,6 @@
 //! `cargo xtask`: repository chores. `tidy` checks the crate layering and file headers; `loadgen`
 //! serves text lines over TCP at a fixed rate (the examples' and benchmarks' input).
 
-/// The benchmarks allocate as the example binaries do (crates/examples/src/lib.rs).
-#[cfg(feature = "mimalloc")]
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 mod bench;
 mod failover;
 mod loadgen;
@@ -30,6 +25,7 @@ pub(crate) fn project_root() -> PathBuf {
 }
 
 fn main() -> anyhow::Result<()> {
+    spate_examples::setup_allocator();
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("tidy") => {

@@ -6,6 +6,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use spate_core::Context;
+use spate_core::text::split_owned;
 
 /// A deterministic corpus: `lines` lines of 16 words from a 10,000-word vocabulary, skewed so a
 /// few words are frequent (roughly Zipf-like).
@@ -41,7 +42,7 @@ fn word_count(c: &mut Criterion) {
     group.bench_function(format!("100k_lines_{}MB_local2", bytes >> 20), |b| {
         b.iter(|| {
             ctx.parallelize(lines.clone(), 4)
-                .flat_map(|l: String| l.split(' ').map(String::from).collect::<Vec<_>>())
+                .flat_map(|l: String| split_owned(l, ' '))
                 .map(|w| (w, 1u64))
                 .reduce_by_key(|a, b| a + b)
                 .count()

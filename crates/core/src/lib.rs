@@ -8,11 +8,12 @@
 //!
 //! ```
 //! use spate_core::Context;
+//! use spate_core::text::split_owned;
 //!
 //! let ctx = Context::new("local[2]").unwrap();
 //! let lines = ctx.parallelize(vec!["a b", "b c", "c"].into_iter().map(String::from).collect(), 2);
 //! let mut counts = lines
-//!     .flat_map(|l: String| l.split(' ').map(String::from).collect::<Vec<_>>())
+//!     .flat_map(|l: String| split_owned(l, ' '))
 //!     .map(|w| (w, 1u64))
 //!     .reduce_by_key(|a, b| a + b)
 //!     .collect()
@@ -32,7 +33,7 @@ mod partitioner;
 pub mod rdd;
 mod scheduler;
 mod sync;
-mod text;
+pub mod text;
 
 pub use context::{Context, ContextConfig, Master, RemoteCompute, ShipName};
 pub use error::{Error, Result};

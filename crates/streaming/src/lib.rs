@@ -6,6 +6,7 @@
 //! `save_as_text_files`, …) turn each batch's RDD into a job; jobs run batch after batch.
 //!
 //! ```
+//! use spate_streaming::text::split_owned;
 //! use spate_streaming::{StreamingContext, Clock, ManualClock};
 //! use std::collections::VecDeque;
 //! use std::sync::{Arc, Mutex};
@@ -18,7 +19,7 @@
 //! queue.lock().unwrap().push_back(ssc.context().parallelize(vec!["a b a".to_string()], 1));
 //! let counts = ssc
 //!     .queue_stream(queue.clone(), true)
-//!     .flat_map(|l: String| l.split(' ').map(String::from).collect::<Vec<_>>())
+//!     .flat_map(|l: String| split_owned(l, ' '))
 //!     .map(|w| (w, 1u32))
 //!     .reduce_by_key(|a, b| a + b);
 //! let seen = Arc::new(Mutex::new(Vec::new()));
@@ -60,6 +61,7 @@ pub use receiver::{
     Receiver, ReceiverConfig, ReceiverContext, ReceiverError, ReceiverInfo, ReceiverStats,
     StopSignal,
 };
+pub use spate_core::text;
 pub use spate_core::{self as core, Context, Data, Key, Rdd, StorageLevel, ToText};
 /// Turns a job-building function into a typed job checked at compile time; see [`spate_macros`].
 pub use spate_macros::streaming_job;

@@ -6,5 +6,6 @@
 //! ignored.) Options: `--run-for 30s`, `--batch 2s`, `--help`.
 
 fn main() {
+    spate_examples::setup_allocator();
     spate_examples::jobs::file::FileWordCount::main();
 }

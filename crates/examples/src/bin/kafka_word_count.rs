@@ -5,5 +5,6 @@
 //! Produce from elsewhere with any Kafka client, for example Python's confluent-kafka.
 
 fn main() {
+    spate_examples::setup_allocator();
     spate_examples::jobs::kafka::KafkaWordCount::main();
 }

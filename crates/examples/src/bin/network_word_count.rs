@@ -9,5 +9,6 @@
 //! retried with backoff.
 
 fn main() {
+    spate_examples::setup_allocator();
     spate_examples::jobs::network::NetworkWordCount::main();
 }

@@ -4,5 +4,6 @@
 //! `cargo run --release -p spate-examples --bin recoverable_kafka -- --checkpoint /tmp/ckpt --conf out=/tmp/out ARGS`
 
 fn main() {
+    spate_examples::setup_allocator();
     spate_examples::jobs::recoverable::RecoverableKafka::main();
 }

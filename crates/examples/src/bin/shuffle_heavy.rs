@@ -4,6 +4,7 @@
 //! `cargo run --release -p spate-examples --bin shuffle_heavy -- --master local-cluster[3,1] /tmp/out 3`
 
 fn main() {
+    spate_examples::setup_allocator();
     let _ = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()

@@ -3,5 +3,6 @@
 //! `cargo run --release -p spate-examples --bin windowed_word_count -- --run-for 4s`
 
 fn main() {
+    spate_examples::setup_allocator();
     spate_examples::jobs::windowed::WindowedWordCount::main();
 }

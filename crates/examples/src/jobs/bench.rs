@@ -3,6 +3,7 @@
 //! so the cost of replication can be measured.
 
 use spate_receivers::{SocketConfig, Sources};
+use spate_streaming::text::words;
 use spate_streaming::{StorageLevel, StreamingContext, streaming_job};
 
 /// Word counts per batch of the lines read from `HOST PORT` (a source speaking the replay
@@ -24,12 +25,7 @@ pub fn bench_word_count(ssc: &StreamingContext) {
         },
         level,
     );
-    let words = lines.flat_map(|line: String| {
-        line.split(' ')
-            .filter(|w| !w.is_empty())
-            .map(String::from)
-            .collect::<Vec<_>>()
-    });
+    let words = lines.flat_map(words);
     let counts = words.map(|w: String| (w, 1u64)).reduce_by_key(|a, b| a + b);
     counts.foreach_rdd(|rdd, _| {
         rdd.count()?;

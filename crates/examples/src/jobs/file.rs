@@ -13,8 +13,7 @@ pub fn file_word_count(ssc: &StreamingContext) {
         .cloned()
         .unwrap_or_else(|| "/tmp/words".into());
     let lines = ssc.text_file_stream(dir);
-    let words =
-        lines.flat_map(|l: String| l.split_whitespace().map(String::from).collect::<Vec<_>>());
+    let words = lines.flat_map(spate_streaming::text::words);
     let counts = words.map(|w: String| (w, 1u64)).reduce_by_key(|a, b| a + b);
     counts.print();
 }

@@ -1,6 +1,7 @@
 //! NetworkWordCount: socket → flat_map → map → reduce_by_key → print.
 
 use spate_receivers::Sources;
+use spate_streaming::text::words;
 use spate_streaming::{StorageLevel, StreamingContext, streaming_job};
 
 /// Counts the words of the lines read from `HOST PORT` (the job's arguments; default
@@ -9,12 +10,7 @@ use spate_streaming::{StorageLevel, StreamingContext, streaming_job};
 pub fn network_word_count(ssc: &StreamingContext) {
     let (host, port) = crate::host_port(&ssc.args());
     let lines = ssc.socket_text_stream(&host, port, StorageLevel::MEMORY_ONLY_SER_2);
-    let words = lines.flat_map(|line: String| {
-        line.split(' ')
-            .filter(|w| !w.is_empty())
-            .map(String::from)
-            .collect::<Vec<_>>()
-    });
+    let words = lines.flat_map(words);
     let counts = words.map(|w: String| (w, 1u64)).reduce_by_key(|a, b| a + b);
     counts.print();
 }

@@ -107,8 +107,7 @@ pub fn recoverable_socket(ssc: &StreamingContext) {
     lines
         .count()
         .save_as_text_files(format!("{out}/lines"), "txt");
-    let words =
-        lines.flat_map(|l: String| l.split_whitespace().map(String::from).collect::<Vec<_>>());
+    let words = lines.flat_map(spate_streaming::text::words);
     let pairs = words.map(|w: String| (w, 1u64));
     pairs
         .reduce_by_key(|a, b| a + b)

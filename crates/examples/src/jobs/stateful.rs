@@ -14,7 +14,7 @@ pub fn stateful_word_count(ssc: &StreamingContext) {
         .and_then(|b| b.parse().ok())
         .unwrap_or(6);
     let lines = ssc.queue_stream(crate::demo_queue(ssc.context(), batches), true);
-    let words = lines.flat_map(|l: String| l.split(' ').map(String::from).collect::<Vec<_>>());
+    let words = lines.flat_map(|l: String| spate_streaming::text::split_owned(l, ' '));
     let totals =
         words
             .map(|w: String| (w, 1u64))

@@ -17,7 +17,7 @@ pub fn windowed_word_count(ssc: &StreamingContext) {
         .and_then(|b| b.parse().ok())
         .unwrap_or(6);
     let lines = ssc.queue_stream(crate::demo_queue(ssc.context(), batches), true);
-    let words = lines.flat_map(|l: String| l.split(' ').map(String::from).collect::<Vec<_>>());
+    let words = lines.flat_map(|l: String| spate_streaming::text::split_owned(l, ' '));
     let pairs = words.map(|w: String| (w, 1i64));
     let counts = pairs.reduce_by_key_and_window_inv_n(
         |a, b| a + b,
