@@ -185,6 +185,50 @@ fn lines_arrive_exactly_once_in_order_in_the_batch_after_they_were_stored() {
     assert_eq!(info.last_error, None);
 }
 
+/// Lines are handed over in chunks (one message to the block generator per chunk, not per read),
+/// but never held back waiting for more: here the rest of a line does not come until the line
+/// before it has been stored.
+#[test]
+fn a_line_before_a_pause_in_the_middle_of_the_next_is_handed_over() {
+    let (ssc, clock) = context(fast_retries());
+    let (listener, port) = listen();
+    let (go_tx, go_rx) = mpsc::channel();
+    let (done_tx, done_rx) = mpsc::channel();
+    let srv = server(move || {
+        let mut s = accept(&listener)?;
+        s.write_all("first\nsecond ün".as_bytes())?;
+        if go(&go_rx) {
+            s.write_all("ïcödé line\nthird\n".as_bytes())?;
+        }
+        go(&done_rx);
+        Ok(())
+    });
+    let stream = ssc.socket_text_stream("127.0.0.1", port, StorageLevel::MEMORY_ONLY);
+    let out = collect(&stream);
+    ssc.start().unwrap();
+
+    eventually(&ssc, "the first line stored", |i| i.records == 1);
+    go_tx.send(()).unwrap();
+    eventually(&ssc, "all three lines stored", |i| i.records == 3);
+    assert_eq!(next_batch(&ssc, &clock), 1000);
+    ssc.stop(false);
+    drop(done_tx);
+    srv.join().unwrap();
+
+    let expected: Vec<String> = ["first", "second ünïcödé line", "third"]
+        .map(String::from)
+        .to_vec();
+    assert_eq!(
+        out.lock().unwrap().clone(),
+        BTreeMap::from([(1000, expected)])
+    );
+    let info = &ssc.receiver_info()[0];
+    assert_eq!(
+        (info.restarts, info.skipped, info.last_error.clone()),
+        (0, 0, None)
+    );
+}
+
 #[test]
 fn a_refused_connection_is_retried_until_the_server_appears() {
     let (ssc, clock) = context(fast_retries());
