@@ -63,17 +63,22 @@ impl Overload {
     }
 }
 
-/// This process's resident memory in MiB (Linux), 0 when unknown.
+/// The memory this process holds, in MiB (Linux), 0 when unknown: its resident memory less what
+/// the allocator has handed back lazily (`LazyFree`: pages freed with `MADV_FREE`, which stay
+/// resident until the kernel needs them or the allocator reuses them; the example binaries and
+/// the benchmarks let mimalloc free memory that way, see `spate_examples::setup_allocator`).
 fn rss_mib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<u64>().ok())
-        })
-        .map_or(0, |kb| kb / 1024)
+    let Ok(s) = std::fs::read_to_string("/proc/self/smaps_rollup") else {
+        return 0;
+    };
+    let field = |name: &str| {
+        s.lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|kb| kb.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    field("Rss:").saturating_sub(field("LazyFree:")) / 1024
 }
 
 /// The least-squares slope of `samples` (y per x).
