@@ -282,11 +282,14 @@ fn run_spate(
     let dir = std::env::temp_dir().join(format!("spate-bench-{}-{}", std::process::id(), port));
     ssc.checkpoint(&dir)?;
     // The guide's tuning advice: a batch should hold a few blocks per receiver (its map tasks).
-    // Ten (the block interval a tenth of the batch interval, between 5 and 250 ms) keep both
+    // Ten (the block interval a tenth of the batch interval, between 2 and 250 ms) keep both
     // worker threads busy to the end of a batch: with four, a batch waited for its last task
     // on one thread, and scheduling delays at 250k–750k lines/s were 4–88 ms instead of 1–5 ms.
+    // A 5 ms batch gets two or three blocks (with one, its map stage ran on one thread: p99
+    // 15–18 ms at 500k lines/s against 11 ms with 2 ms blocks; 1 ms blocks cost more than they
+    // gave: p50 11 ms).
     ssc.set_receiver_config(spate_streaming::ReceiverConfig {
-        block_interval: Duration::from_millis((batch_ms / 10).clamp(5, 250)),
+        block_interval: Duration::from_millis((batch_ms / 10).clamp(2, 250)),
         ..Default::default()
     });
     let collect = Arc::new(Collect::default());
