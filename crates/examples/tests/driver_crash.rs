@@ -160,8 +160,9 @@ fn run_kafka_job(
     let bin = env!("CARGO_BIN_EXE_recoverable_kafka");
     let addr = broker.addr();
     let max = format!("max-per-partition={MAX_PER_BATCH}");
-    // Cluster runs log at info level: the driver's summary counts the executors' tasks.
-    let level = if master.starts_with("local-cluster") {
+    // Cluster runs log at info level: the driver's summary counts the executors' tasks. So do
+    // the runs with a driver crash: their logs are kept when the outputs differ.
+    let level = if master.starts_with("local-cluster") || matches!(kill, Kill::Driver(_)) {
         "info"
     } else {
         "warn"
@@ -326,13 +327,31 @@ fn same_outputs_through(reference_master: &str, master: &str, kill: Kill) {
         4 * batches,
         "every batch saved its four outputs"
     );
-    for (e, g) in expected.iter().zip(&got) {
-        assert_eq!(
-            e,
-            g,
-            "batch {} ({}) differs after the failure",
+    if let Some((e, g)) = expected.iter().zip(&got).find(|(e, g)| e != g) {
+        // Keep the failed run's directory (checkpoints, outputs, both runs' logs) to look into.
+        let kept = failed.keep();
+        let log = |name: &str| {
+            std::fs::read_to_string(kept.join(name))
+                .unwrap_or_default()
+                .lines()
+                .rev()
+                .take(60)
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+                .collect::<Vec<_>>()
+                .join("\n")
+        };
+        panic!(
+            "batch {} ({}) differs after the failure:\n  expected {:?}\n  got      {:?}\n\
+             the run is kept in {}\n--- first.log (end) ---\n{}\n--- recovered.log (end) ---\n{}",
             e.0,
-            ["totals", "window", "counts", "groups"][e.1 as usize]
+            ["totals", "window", "counts", "groups"][e.1 as usize],
+            e.2,
+            g.2,
+            kept.display(),
+            log("first.log"),
+            log("recovered.log"),
         );
     }
     assert_eq!(got.len(), expected.len());
