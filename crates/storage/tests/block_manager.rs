@@ -731,6 +731,8 @@ fn named_blocks_with_similar_names_get_distinct_files() {
 /// Block managers of other "executors" in this process, reached through the `Transport` trait.
 struct InProcessPeers {
     peers: BTreeMap<PeerId, BlockManager>,
+    /// Peers listed first but gone (an executor lost a moment ago): replicating to one fails.
+    gone: Vec<PeerId>,
     _dirs: Vec<TempDir>,
     /// Every replicate call: peer, block and the level asked for.
     calls: Mutex<Vec<(PeerId, BlockId, StorageLevel)>>,
@@ -738,6 +740,10 @@ struct InProcessPeers {
 
 impl InProcessPeers {
     fn new(names: &[&str]) -> Arc<InProcessPeers> {
+        InProcessPeers::with_gone(names, &[])
+    }
+
+    fn with_gone(names: &[&str], gone: &[&str]) -> Arc<InProcessPeers> {
         let (mut peers, mut dirs) = (BTreeMap::new(), Vec::new());
         for name in names {
             let (dir, bm) = manager(1 << 20);
@@ -746,6 +752,7 @@ impl InProcessPeers {
         }
         Arc::new(InProcessPeers {
             peers,
+            gone: gone.iter().map(|g| g.to_string()).collect(),
             _dirs: dirs,
             calls: Mutex::new(Vec::new()),
         })
@@ -754,7 +761,7 @@ impl InProcessPeers {
 
 impl Transport for InProcessPeers {
     fn peers(&self) -> Vec<PeerId> {
-        self.peers.keys().cloned().collect()
+        self.gone.iter().chain(self.peers.keys()).cloned().collect()
     }
 
     fn replicate(
@@ -947,32 +954,12 @@ fn with_several_peers_a_replica_is_made_exactly_once() {
     assert_eq!(per_peer, 12);
 }
 
-/// In-process peers plus one, "exec-0", that is listed but gone (an executor lost a moment ago).
-struct WithGhost(Arc<InProcessPeers>);
-
-impl Transport for WithGhost {
-    fn peers(&self) -> Vec<PeerId> {
-        let mut peers = vec!["exec-0".to_string()];
-        peers.extend(self.0.peers());
-        peers
-    }
-
-    fn replicate(
-        &self,
-        peer: &PeerId,
-        id: &BlockId,
-        bytes: &[u8],
-        level: StorageLevel,
-    ) -> Result<()> {
-        self.0.replicate(peer, id, bytes, level)
-    }
-}
-
 #[test]
 fn a_peer_that_fails_is_skipped_for_another() {
-    let peers = InProcessPeers::new(&["exec-1", "exec-2"]);
+    // "exec-0" is listed but gone.
+    let peers = InProcessPeers::with_gone(&["exec-1", "exec-2"], &["exec-0"]);
     let (_dir, bm) = manager(1 << 20);
-    bm.set_transport(Arc::new(WithGhost(peers.clone())));
+    bm.set_transport(peers.clone());
     for i in 0..20 {
         bm.put_values(rdd(3, i), block(i as u8), StorageLevel::MEMORY_ONLY_SER_2)
             .unwrap();
