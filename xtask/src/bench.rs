@@ -172,11 +172,14 @@ pub(crate) struct RunResult {
 pub(crate) struct Collect(Mutex<Vec<BatchInfo>>);
 
 impl Collect {
+    /// The completed batches so far (a listener that panicked leaves them readable).
+    fn batches(&self) -> std::sync::MutexGuard<'_, Vec<BatchInfo>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// Records of the batches that completed without failing.
     pub(crate) fn records(&self) -> u64 {
-        self.0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
+        self.batches()
             .iter()
             .filter(|i| i.failure.is_none())
             .map(|i| i.records)
@@ -185,9 +188,7 @@ impl Collect {
 
     /// Completed batches that failed.
     pub(crate) fn failed(&self) -> usize {
-        self.0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
+        self.batches()
             .iter()
             .filter(|i| i.failure.is_some())
             .count()
@@ -195,9 +196,7 @@ impl Collect {
 
     /// The largest total delay of a completed batch, ms.
     pub(crate) fn max_delay_ms(&self) -> u64 {
-        self.0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
+        self.batches()
             .iter()
             .filter_map(|i| i.total_delay())
             .map(|d| d.as_millis() as u64)
@@ -208,10 +207,7 @@ impl Collect {
 
 impl StreamingListener for Collect {
     fn on_batch_completed(&self, info: &BatchInfo) {
-        self.0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(info.clone());
+        self.batches().push(info.clone());
     }
 }
 
@@ -303,7 +299,7 @@ fn run_spate(
     // and a little): a batch still running after that counts as not completed.
     let last = spate_streaming::Time::from_ms(zero + (warmup + measure) * 1000);
     ssc.wait_for_batch(last, Duration::from_millis(batch_ms + 500));
-    let infos = collect.0.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let infos = collect.batches().clone();
     ssc.stop(false);
     let _ = std::fs::remove_dir_all(&dir);
     let _ = server.join();
