@@ -342,16 +342,9 @@ fn same_outputs_through(reference_master: &str, master: &str, kill: Kill) {
         // Keep the failed run's directory (checkpoints, outputs, both runs' logs) to look into.
         let kept = failed.keep();
         let log = |name: &str| {
-            std::fs::read_to_string(kept.join(name))
-                .unwrap_or_default()
-                .lines()
-                .rev()
-                .take(60)
-                .collect::<Vec<_>>()
-                .into_iter()
-                .rev()
-                .collect::<Vec<_>>()
-                .join("\n")
+            let text = std::fs::read_to_string(kept.join(name)).unwrap_or_default();
+            let lines: Vec<&str> = text.lines().collect();
+            lines[lines.len().saturating_sub(60)..].join("\n")
         };
         panic!(
             "batch {} ({}) differs after the failure:\n  expected {:?}\n  got      {:?}\n\

@@ -56,6 +56,15 @@ fn collect<T: Data>(stream: &DStream<T>) -> Batches<T> {
     out
 }
 
+/// Asserts that `out` has one batch, the one at 1000 ms, holding exactly `lines` in order.
+fn assert_only_batch_1000(out: &Batches<String>, lines: &[&str]) {
+    let expected: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
+    assert_eq!(
+        out.lock().unwrap().clone(),
+        BTreeMap::from([(1000, expected)])
+    );
+}
+
 /// Advances the clock one batch, waits for that batch to complete and returns its time in ms.
 fn next_batch(ssc: &StreamingContext, clock: &ManualClock) -> u64 {
     clock.advance(BATCH);
@@ -215,13 +224,7 @@ fn a_line_before_a_pause_in_the_middle_of_the_next_is_handed_over() {
     drop(done_tx);
     srv.join().unwrap();
 
-    let expected: Vec<String> = ["first", "second ünïcödé line", "third"]
-        .map(String::from)
-        .to_vec();
-    assert_eq!(
-        out.lock().unwrap().clone(),
-        BTreeMap::from([(1000, expected)])
-    );
+    assert_only_batch_1000(&out, &["first", "second ünïcödé line", "third"]);
     let info = &ssc.receiver_info()[0];
     assert_eq!(
         (info.restarts, info.skipped, info.last_error.clone()),
@@ -350,12 +353,9 @@ fn invalid_utf8_lines_are_counted_and_skipped_and_line_ends_are_stripped() {
     drop(done_tx);
     srv.join().unwrap();
 
-    let expected: Vec<String> = ["first", "second", "third", "", "", "mid\rdle", "last"]
-        .map(String::from)
-        .to_vec();
-    assert_eq!(
-        out.lock().unwrap().clone(),
-        BTreeMap::from([(1000, expected)])
+    assert_only_batch_1000(
+        &out,
+        &["first", "second", "third", "", "", "mid\rdle", "last"],
     );
     let info = &ssc.receiver_info()[0];
     assert_eq!((info.restarts, info.last_error.clone()), (0, None));
