@@ -77,7 +77,7 @@ impl SocketConfig {
                         signal: signal.clone(),
                         waiting: Arc::default(),
                         poll_interval: self.poll_interval,
-                        holding: false,
+                        held_since: None,
                     });
                 }
                 Err(e) => last = Some(e),
@@ -98,9 +98,10 @@ struct StoppableStream {
     waiting: Arc<AtomicBool>,
     /// The read timeout between checks for a stop.
     poll_interval: Duration,
-    /// Whether the reader (may) hold records it has not handed over: then a read that waits
-    /// [`MAX_HOLD`] for data returns `WouldBlock`, so that the reader hands them over.
-    holding: bool,
+    /// When the oldest record the reader holds (has not handed over) arrived, if it may hold
+    /// any: then a read returns `WouldBlock` once that record has waited [`MAX_HOLD`] (at once,
+    /// or after waiting for data that long), so that the reader hands the records over.
+    held_since: Option<Instant>,
 }
 
 impl Read for StoppableStream {
@@ -113,17 +114,17 @@ impl Read for StoppableStream {
 }
 
 impl StoppableStream {
-    /// Says whether the reader holds records; changes the socket's read timeout (a system call)
-    /// only when that changes.
-    fn hold(&mut self, holding: bool) -> std::io::Result<()> {
-        if holding != self.holding {
-            self.holding = holding;
-            self.stream.set_read_timeout(Some(if holding {
+    /// Says since when the reader holds records (`None`: it holds none); changes the socket's
+    /// read timeout (a system call) only when whether it holds any changes.
+    fn hold(&mut self, since: Option<Instant>) -> std::io::Result<()> {
+        if since.is_some() != self.held_since.is_some() {
+            self.stream.set_read_timeout(Some(if since.is_some() {
                 MAX_HOLD
             } else {
                 self.poll_interval
             }))?;
         }
+        self.held_since = since;
         Ok(())
     }
 
@@ -132,6 +133,9 @@ impl StoppableStream {
             if self.signal.is_stopped() {
                 return Ok(0);
             }
+            if self.held_since.is_some_and(|t| t.elapsed() >= MAX_HOLD) {
+                return Err(std::io::ErrorKind::WouldBlock.into());
+            }
             match self.stream.read(buf) {
                 Err(e)
                     if matches!(
@@ -139,7 +143,7 @@ impl StoppableStream {
                         std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
                     ) =>
                 {
-                    if self.holding {
+                    if self.held_since.is_some() {
                         return Err(std::io::ErrorKind::WouldBlock.into());
                     }
                     continue;
@@ -196,8 +200,9 @@ impl<T: Data> SocketReceiver<T> {
     }
 }
 
-/// Records are handed over in chunks of at most this many, and whenever the socket has had
-/// nothing more for [`MAX_HOLD`] or the oldest record of the chunk has waited that long.
+/// Records are handed over in chunks of at most this many, and whenever the oldest record of the
+/// chunk has waited [`MAX_HOLD`] (checked before each read of the socket, which gives up after
+/// waiting that long for data).
 const CHUNK: usize = 4096;
 
 /// How long a line receiver holds records before handing them over. Handing over costs a
@@ -255,10 +260,11 @@ impl<T: Data> SocketReceiver<T> {
         loop {
             let n = match reader.read_until(b'\n', &mut line) {
                 Ok(n) => n,
-                // Nothing came for a while: hand over what is held, then wait as long as it takes.
+                // The held records have waited long enough: hand them over, then wait for data as
+                // long as it takes.
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
                     store(std::mem::take(&mut chunk), received, self);
-                    reader.get_mut().hold(false).map_err(|e| lost(&target, e))?;
+                    reader.get_mut().hold(None).map_err(|e| lost(&target, e))?;
                     continue;
                 }
                 Err(e) => return Err(lost(&target, e)),
@@ -301,18 +307,19 @@ impl<T: Data> SocketReceiver<T> {
                 Err(_) => ctx.skip(&format!("a line from {target} is not valid UTF-8")),
             }
             line.clear();
-            if chunk.len() >= CHUNK
-                || (reader.buffer().is_empty() && !chunk.is_empty() && since.elapsed() >= MAX_HOLD)
-            {
+            if chunk.len() >= CHUNK {
                 store(
                     std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK)),
                     received,
                     self,
                 );
             } else if !chunk.is_empty() {
-                // A read may wait for data (also in the middle of the next line): make it give
-                // up after `MAX_HOLD`, so that the chunk goes.
-                reader.get_mut().hold(true).map_err(|e| lost(&target, e))?;
+                // The next read of the socket (also in the middle of a line) hands the chunk
+                // over once its oldest record has waited `MAX_HOLD`.
+                reader
+                    .get_mut()
+                    .hold(Some(since))
+                    .map_err(|e| lost(&target, e))?;
             }
         }
     }
