@@ -2,6 +2,10 @@
 //! holds what they share.
 
 pub mod batch;
+pub mod jobs;
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
 
 /// Every example binary (and `cargo xtask bench`) allocates with mimalloc: a streaming job
 /// allocates and frees many small values (a `String` per word of a word count), which mimalloc's
@@ -18,9 +22,9 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// the OS, which maps fresh zeroed pages the next time they are touched. A streaming job frees
 /// about a batch's worth of memory after every batch and allocates it again for the next, so each
 /// batch faulted its memory back in and the kernel zeroed it (`clear_page_erms`, 8% of all CPU
-/// time of a word count at 750k lines/s; without it 1M lines/s became stable, p50 1054 → 814 ms).
-/// Here mimalloc *resets* such memory instead (`MADV_FREE`): the pages stay mapped for reuse and
-/// the OS takes them back only when it needs memory.
+/// time of a word count at 750k lines/s). Here mimalloc *resets* such memory instead (`MADV_FREE`): the pages stay mapped for reuse and
+/// the OS takes them back only when it needs memory: 1M lines/s of word count went from not
+/// stable (p50 1186–1328 ms) to stable (p50 814–879 ms).
 pub fn setup_allocator() {
     #[cfg(feature = "mimalloc")]
     #[allow(unsafe_code)]
@@ -31,11 +35,6 @@ pub fn setup_allocator() {
         libmimalloc_sys::mi_option_set(5, 0);
     }
 }
-
-pub mod jobs;
-
-use std::collections::VecDeque;
-use std::sync::{Arc, Mutex};
 
 /// A few lines of text to stream when no real source is attached.
 pub const DEMO_TEXT: &[&str] = &[
