@@ -567,7 +567,7 @@ pub(crate) fn run(args: &BenchArgs) -> Result<()> {
     std::fs::create_dir_all(&args.out)?;
     let (warmup, measure) = if args.quick { (2, 4) } else { (4, 12) };
     let rates: Vec<u64> = if args.quick {
-        vec![250_000, 500_000, 750_000, 1_000_000, 1_250_000]
+        vec![250_000, 500_000, 750_000, 1_000_000, 1_250_000, 1_500_000]
     } else {
         vec![
             100_000, 250_000, 500_000, 750_000, 1_000_000, 1_250_000, 1_500_000, 2_000_000,
