@@ -885,7 +885,10 @@ fn generate_blocks<T: Data>(
         if buf.is_empty() {
             return true;
         }
-        let values = std::mem::take(buf);
+        // The next block starts at this one's size: growing it from empty by doubling copied
+        // each block's records again and again at high rates.
+        let next = Vec::with_capacity(buf.len());
+        let values = std::mem::replace(buf, next);
         let position = position.take();
         let n = values.len() as u64;
         let id = BlockId::Input {
