@@ -12,8 +12,8 @@ use crate::sync::Arc;
 use crate::{HashPartitioner, Key, Partitioner, PartitionerInfo};
 use spate_storage::Data;
 
-/// Combiners by key (`Option`s, so a merge can take them by value), in arrival order.
-type Map<K, C> = ArrivalMap<K, Option<C>>;
+/// Combiners by key, in arrival order.
+type Map<K, C> = ArrivalMap<K, C>;
 
 /// The functions of a key-wise aggregation from values `V` into combiners `C`.
 pub(crate) struct Aggregator<V, C> {
@@ -40,17 +40,12 @@ fn upsert<K: Key, X, C>(
     create: impl FnOnce(X) -> C,
     merge: impl FnOnce(C, X) -> C,
 ) {
-    let slot = map.slot(k, || None);
-    *slot = Some(match slot.take() {
-        Some(old) => merge(old, x),
-        None => create(x),
-    });
+    map.upsert(k, x, create, merge);
 }
 
 /// The combiners of a finished aggregation, in key arrival order.
 fn drain<K: Key, C: Data>(map: Map<K, C>) -> impl Iterator<Item = (K, C)> {
     map.into_ordered()
-        .map(|(k, c)| (k, c.expect("combiners are always present after upserts")))
 }
 
 /// The default partitioner of a shuffle over `parents`: the first hash partitioner among them,
