@@ -573,7 +573,7 @@ pub(crate) fn run(args: &BenchArgs) -> Result<()> {
     } else {
         vec![
             100_000, 250_000, 500_000, 750_000, 1_000_000, 1_250_000, 1_500_000, 1_750_000,
-            2_000_000, 3_000_000, 5_000_000,
+            2_000_000, 3_000_000, 4_000_000, 5_000_000,
         ]
     };
     eprintln!("bench: COST baseline (single thread, no framework)…");
