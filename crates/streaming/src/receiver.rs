@@ -62,6 +62,9 @@ pub trait Receiver<T: Data>: Send + 'static {
     }
 }
 
+/// The most records in one received block (see `limit` in `Runner::start`).
+const MAX_BLOCK_RECORDS: usize = 1_000_000;
+
 /// Settings of receivers (Spark's `spark.streaming.blockInterval`,
 /// `spark.streaming.receiver.maxRate`, …).
 #[derive(Clone, Debug)]
@@ -1023,7 +1026,11 @@ impl<T: Data> ReceiverRunner for Runner<T> {
         // The bound is in records (`queued`, checked by `store_many`); the channel itself only
         // needs room for a few messages.
         let (tx, rx) = sync_channel::<Msg<T>>(1024);
-        let limit = (self.config.queue_capacity / 2).max(1);
+        // A block is cut early once it holds this many records, and until the first block is
+        // stored (what a record takes is unknown) at most this many are queued: half the record
+        // bound, and at most a million, so that neither a block nor that first unsized queue can
+        // grow to gigabytes under the default bound.
+        let limit = (self.config.queue_capacity / 2).clamp(1, MAX_BLOCK_RECORDS);
         *self.tx.lock() = Some(tx.clone());
         let shared = self.shared.clone();
         let (c, bl, lvl, iv) = (
