@@ -16,8 +16,9 @@ pub(crate) struct ArrivalMap<K, V> {
 }
 
 /// A key's value and the position at which the key arrived. `Moving` while a merge has the
-/// value (it keeps the position: another key may not take it). For a `u64` value this takes 16 bytes (a `usize` position and an `Option` took 24, and
-/// the table's slots 48 bytes instead of 40: a word count's table is its working set).
+/// value (it keeps the position: another key may not take it). For a `u64` value this takes 16
+/// bytes (a `usize` position and an `Option` took 24, and the table's slots 48 bytes instead of
+/// 40: a word count's table is its working set).
 enum Held<V> {
     At(u32, V),
     Moving(u32),

@@ -12,9 +12,6 @@ use crate::sync::Arc;
 use crate::{HashPartitioner, Key, Partitioner, PartitionerInfo};
 use spate_storage::Data;
 
-/// Combiners by key, in arrival order.
-type Map<K, C> = ArrivalMap<K, C>;
-
 /// The functions of a key-wise aggregation from values `V` into combiners `C`.
 pub(crate) struct Aggregator<V, C> {
     pub(crate) create: Arc<dyn Fn(V) -> C + Send + Sync>,
@@ -30,22 +27,6 @@ impl<V, C> Clone for Aggregator<V, C> {
             merge_combiners: self.merge_combiners.clone(),
         }
     }
-}
-
-/// Adds `x` under `k`: a new combiner from `create`, or `merge` into the existing one.
-fn upsert<K: Key, X, C>(
-    map: &mut Map<K, C>,
-    k: K,
-    x: X,
-    create: impl FnOnce(X) -> C,
-    merge: impl FnOnce(C, X) -> C,
-) {
-    map.upsert(k, x, create, merge);
-}
-
-/// The combiners of a finished aggregation, in key arrival order.
-fn drain<K: Key, C: Data>(map: Map<K, C>) -> impl Iterator<Item = (K, C)> {
-    map.into_ordered()
 }
 
 /// The default partitioner of a shuffle over `parents`: the first hash partitioner among them,
@@ -130,11 +111,11 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
         };
         if self.partitioner().as_ref() == Some(&partitioner.info()) {
             return self.map_partitions_internal(name, true, move |_, it| {
-                let mut map: Map<K, C> = Map::default();
+                let mut map: ArrivalMap<K, C> = ArrivalMap::default();
                 for (k, v) in it {
-                    upsert(&mut map, k, v, &*agg.create, &*agg.merge_value);
+                    map.upsert(k, v, &*agg.create, &*agg.merge_value);
                 }
-                Box::new(drain(map))
+                Box::new(map.into_ordered())
             });
         }
         if map_side_combine {
@@ -143,32 +124,32 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
                 Arc::new(move |records, partitioner: &dyn Partitioner<K>| {
                     // Combine the whole map partition in one table, then bucket each distinct
                     // key once: one hash per record instead of two.
-                    let mut map: Map<K, C> = Map::default();
+                    let mut map: ArrivalMap<K, C> = ArrivalMap::default();
                     for (k, v) in records {
-                        upsert(&mut map, k, v, &*a.create, &*a.merge_value);
+                        map.upsert(k, v, &*a.create, &*a.merge_value);
                     }
                     let n = partitioner.num_partitions();
                     let mut buckets: Vec<Vec<(K, C)>> = (0..n).map(|_| Vec::new()).collect();
-                    for (k, c) in drain(map) {
+                    for (k, c) in map.into_ordered() {
                         let p = if n == 1 { 0 } else { partitioner.partition(&k) };
                         buckets[p].push((k, c));
                     }
                     buckets
                 });
             self.shuffle(name, partitioner, bucketer, None, move |it| {
-                let mut map: Map<K, C> = Map::default();
+                let mut map: ArrivalMap<K, C> = ArrivalMap::default();
                 for (k, c) in it {
-                    upsert(&mut map, k, c, |c| c, &*agg.merge_combiners);
+                    map.upsert(k, c, |c| c, &*agg.merge_combiners);
                 }
-                Box::new(drain(map))
+                Box::new(map.into_ordered())
             })
         } else {
             self.shuffle(name, partitioner, plain_bucketer(), None, move |it| {
-                let mut map: Map<K, C> = Map::default();
+                let mut map: ArrivalMap<K, C> = ArrivalMap::default();
                 for (k, v) in it {
-                    upsert(&mut map, k, v, &*agg.create, &*agg.merge_value);
+                    map.upsert(k, v, &*agg.create, &*agg.merge_value);
                 }
-                Box::new(drain(map))
+                Box::new(map.into_ordered())
             })
         }
     }
