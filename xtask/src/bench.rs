@@ -11,6 +11,7 @@ use anyhow::{Context as _, Result};
 use hdrhistogram::Histogram;
 use serde::Serialize;
 use spate_receivers::Sources;
+use spate_streaming::text::{CompactString as Word, split_owned_as};
 use spate_streaming::{BatchInfo, DStream, StorageLevel, StreamingContext, StreamingListener};
 use std::io::{BufRead, BufReader, Write as _};
 use std::net::TcpStream;
@@ -74,6 +75,8 @@ pub(crate) struct BenchArgs {
     workloads: Vec<Workload>,
     /// Rates at which to search the smallest stable batch interval.
     sweep: Vec<u64>,
+    /// The input rates of the throughput search, instead of the quick or full ladder.
+    rates: Option<Vec<u64>>,
     out: PathBuf,
 }
 
@@ -84,6 +87,7 @@ impl BenchArgs {
             level: StorageLevel::MEMORY_ONLY_SER,
             workloads: Vec::new(),
             sweep: Vec::new(),
+            rates: None,
             out: crate::project_root().join("target/bench"),
         };
         let mut sweep = None;
@@ -97,27 +101,15 @@ impl BenchArgs {
                     }
                 }
                 "--out" => a.out = PathBuf::from(it.next().context("--out needs a value")?),
-                "--sweep" => {
-                    let mut rates = Vec::new();
-                    for r in it
-                        .next()
-                        .context("--sweep needs rates, as 50000,500000")?
-                        .split(',')
-                    {
-                        rates.push(
-                            r.parse()
-                                .with_context(|| format!("--sweep: {r:?} is not a rate"))?,
-                        );
-                    }
-                    sweep = Some(rates);
-                }
+                "--sweep" => sweep = Some(parse_rates(it.next(), "--sweep")?),
+                "--rates" => a.rates = Some(parse_rates(it.next(), "--rates")?),
                 "--level" => {
                     let name = it.next().context("--level needs a value")?;
                     a.level = StorageLevel::from_name(name)
                         .with_context(|| format!("unknown storage level {name}"))?;
                 }
                 other => anyhow::bail!(
-                    "unknown bench option {other}; options: --quick --workloads a,b --sweep RATES --level LEVEL --out DIR"
+                    "unknown bench option {other}; options: --quick --workloads a,b --rates RATES --sweep RATES --level LEVEL --out DIR"
                 ),
             }
         }
@@ -144,6 +136,18 @@ impl BenchArgs {
         }
         Ok(a)
     }
+}
+
+/// A comma-separated list of rates in lines/s (`500000,1000000`), the value of `flag`.
+fn parse_rates(value: Option<&String>, flag: &str) -> Result<Vec<u64>> {
+    let value = value.with_context(|| format!("{flag} needs rates, as 500000,1000000"))?;
+    value
+        .split(',')
+        .map(|r| {
+            r.parse()
+                .with_context(|| format!("{flag}: {r:?} is not a rate in lines/s"))
+        })
+        .collect()
 }
 
 /// One run: a workload at one rate and batch interval.
@@ -212,7 +216,9 @@ impl StreamingListener for Collect {
 }
 
 pub(crate) fn build(workload: Workload, lines: DStream<String>) {
-    let count = |s: DStream<(String, u64)>| {
+    // Words as `CompactString`s: a word of up to 24 bytes lives inside the key, with no
+    // allocation of its own (`String` keys: see the README's tuning notes).
+    let count = |s: DStream<(Word, u64)>| {
         s.foreach_rdd(|rdd, _| {
             rdd.count()?;
             Ok(())
@@ -220,7 +226,7 @@ pub(crate) fn build(workload: Workload, lines: DStream<String>) {
     };
     let pairs = || {
         lines
-            .flat_map(|l: String| spate_streaming::text::split_owned(l, ' '))
+            .flat_map(|l: String| split_owned_as::<Word>(l, ' '))
             .map(|w| (w, 1u64))
     };
     match workload {
@@ -566,7 +572,9 @@ pub(crate) fn run(args: &BenchArgs) -> Result<()> {
     let buf = Arc::new(loadgen::buffer(42));
     std::fs::create_dir_all(&args.out)?;
     let (warmup, measure) = if args.quick { (2, 4) } else { (4, 12) };
-    let rates: Vec<u64> = if args.quick {
+    let rates: Vec<u64> = if let Some(rates) = &args.rates {
+        rates.clone()
+    } else if args.quick {
         vec![
             500_000, 1_000_000, 1_250_000, 1_500_000, 1_750_000, 2_000_000,
         ]

@@ -1,6 +1,15 @@
 //! Text in and out of jobs: [`ToText`], how elements are written by `save_as_text_file` and
 //! printed by streaming output operations, following Spark's `toString` (tuples as `(a,1)`); and
-//! [`split_owned`] and [`words`], the pieces of a line as owned strings for a `flat_map`.
+//! [`split_owned`] and [`words`], the pieces of a line as owned strings for a `flat_map`
+//! (`String`s, or any type made from a `&str` with [`split_owned_as`] and [`words_as`]:
+//! [`CompactString`] keeps a short word inline, without an allocation per word).
+
+use std::marker::PhantomData;
+
+/// A string that keeps up to 24 bytes inline (re-exported from `compact_str`): words as keys
+/// without an allocation each, and compared without following a pointer. It serializes as a
+/// string does.
+pub use compact_str::CompactString;
 
 /// Renders a value as one line of text the way Spark's `toString` would.
 ///
@@ -31,8 +40,25 @@ macro_rules! display_text {
 }
 
 display_text!(
-    u8, u16, u32, u64, u128, usize, i8, i16, i32, i64, i128, isize, f32, f64, bool, char, String,
-    str
+    u8,
+    u16,
+    u32,
+    u64,
+    u128,
+    usize,
+    i8,
+    i16,
+    i32,
+    i64,
+    i128,
+    isize,
+    f32,
+    f64,
+    bool,
+    char,
+    String,
+    str,
+    CompactString
 );
 
 impl<T: ToText + ?Sized> ToText for &T {
@@ -108,27 +134,37 @@ impl<T: ToText> ToText for Vec<T> {
 /// line: a fifth of a word count's time.
 #[inline]
 pub fn split_owned(text: String, sep: char) -> SplitOwned {
+    split_owned_as(text, sep)
+}
+
+/// [`split_owned`] with the pieces as `W`: `split_owned_as::<CompactString>(l, ' ')` keeps a
+/// piece of up to 24 bytes inside the value itself, with no allocation of its own (see
+/// [`CompactString`]).
+#[inline]
+pub fn split_owned_as<W: for<'a> From<&'a str>>(text: String, sep: char) -> SplitOwned<W> {
     SplitOwned {
         text,
         sep,
         pos: Some(0),
+        word: PhantomData,
     }
 }
 
-/// The iterator of [`split_owned`].
+/// The iterator of [`split_owned`] and [`split_owned_as`].
 #[derive(Clone, Debug)]
-pub struct SplitOwned {
+pub struct SplitOwned<W = String> {
     text: String,
     sep: char,
     /// Where the next piece starts; `None` once the last piece is out.
     pos: Option<usize>,
+    word: PhantomData<fn() -> W>,
 }
 
-impl Iterator for SplitOwned {
-    type Item = String;
+impl<W: for<'a> From<&'a str>> Iterator for SplitOwned<W> {
+    type Item = W;
 
     #[inline]
-    fn next(&mut self) -> Option<String> {
+    fn next(&mut self) -> Option<W> {
         let start = self.pos?;
         // An ASCII separator is looked for byte by byte: `str::find` with a `char` known only at
         // run time went through the general char searcher and a `memchr` call per piece, which
@@ -150,7 +186,7 @@ impl Iterator for SplitOwned {
                 self.text.len()
             }
         };
-        Some(String::from(&self.text[start..end]))
+        Some(W::from(&self.text[start..end]))
     }
 }
 
@@ -159,15 +195,26 @@ impl Iterator for SplitOwned {
 /// `lines.flat_map(|l: String| words(l))`.
 #[inline]
 pub fn words(text: String) -> Words {
-    Words { text, pos: 0 }
+    words_as(text)
 }
 
-/// The iterator of [`words`].
+/// [`words`] with the words as `W` (as [`split_owned_as`]).
+#[inline]
+pub fn words_as<W: for<'a> From<&'a str>>(text: String) -> Words<W> {
+    Words {
+        text,
+        pos: 0,
+        word: PhantomData,
+    }
+}
+
+/// The iterator of [`words`] and [`words_as`].
 #[derive(Clone, Debug)]
-pub struct Words {
+pub struct Words<W = String> {
     text: String,
     /// Where the rest of the text starts.
     pos: usize,
+    word: PhantomData<fn() -> W>,
 }
 
 /// Whitespace in ASCII, as `char::is_whitespace` has it (which, unlike
@@ -177,11 +224,11 @@ fn ascii_space(b: u8) -> bool {
     matches!(b, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r')
 }
 
-impl Iterator for Words {
-    type Item = String;
+impl<W: for<'a> From<&'a str>> Iterator for Words<W> {
+    type Item = W;
 
     #[inline]
-    fn next(&mut self) -> Option<String> {
+    fn next(&mut self) -> Option<W> {
         // ASCII is scanned byte by byte (see `SplitOwned`); a word that starts or ends next to a
         // non-ASCII character is found by `split_whitespace`, which knows Unicode's whitespace.
         let bytes = self.text.as_bytes();
@@ -203,29 +250,33 @@ impl Iterator for Words {
             // `word` is a slice of `rest`: its offset is the pointer difference.
             let offset = word.as_ptr() as usize - rest.as_ptr() as usize;
             self.pos = start + offset + word.len();
-            return Some(word.to_string());
+            return Some(W::from(word));
         }
         self.pos = end;
-        Some(String::from(&self.text[start..end]))
+        Some(W::from(&self.text[start..end]))
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::{ToText, split_owned, words};
+    use super::{CompactString, ToText, split_owned, split_owned_as, words, words_as};
     use proptest::prelude::*;
 
     proptest! {
         #[test]
         fn split_owned_gives_what_split_gives(text in "[ab ,\u{e9}\u{3000}]{0,24}", sep in prop::sample::select(vec![' ', ',', '\u{e9}', '\u{3000}'])) {
             let want: Vec<String> = text.split(sep).map(String::from).collect();
-            prop_assert_eq!(split_owned(text.clone(), sep).collect::<Vec<_>>(), want);
+            prop_assert_eq!(&split_owned(text.clone(), sep).collect::<Vec<_>>(), &want);
+            let compact: Vec<CompactString> = split_owned_as(text.clone(), sep).collect();
+            prop_assert_eq!(compact, want);
         }
 
         #[test]
         fn words_gives_what_split_whitespace_gives(text in "[ab \t\n\r\u{b}\u{c}\u{85}\u{a0}\u{3000}\u{e9}]{0,24}") {
             let want: Vec<String> = text.split_whitespace().map(String::from).collect();
-            prop_assert_eq!(words(text.clone()).collect::<Vec<_>>(), want);
+            prop_assert_eq!(&words(text.clone()).collect::<Vec<_>>(), &want);
+            let boxed: Vec<Box<str>> = words_as(text.clone()).collect();
+            prop_assert_eq!(boxed.iter().map(|w| &**w).collect::<Vec<_>>(), want);
         }
     }
 
@@ -246,6 +297,7 @@ mod tests {
         assert_eq!(("a".to_string(), 1u64).to_text(), "(a,1)");
         assert_eq!((1, (2.5, Some("x"))).to_text(), "(1,(2.5,Some(x)))");
         assert_eq!(vec![1, 2].to_text(), "[1, 2]");
+        assert_eq!((CompactString::from("to"), 2u64).to_text(), "(to,2)");
         assert_eq!(None::<u8>.to_text(), "None");
     }
 }

@@ -12,9 +12,7 @@ impl<T: Data> Rdd<T> {
 
     /// All elements, partition by partition.
     pub fn collect(&self) -> Result<Vec<T>> {
-        let parts = scheduler::run_job(self, &self.all_partitions(), |_, it| {
-            Ok(it.collect::<Vec<T>>())
-        })?;
+        let parts = scheduler::run_job(self, &self.all_partitions(), |_, it| Ok(it.into_vec()))?;
         Ok(parts.into_iter().flatten().collect())
     }
 
@@ -103,9 +101,7 @@ impl<T: Data> Rdd<T> {
 
     /// The elements of each partition, as one vector per partition.
     pub fn collect_partitions(&self) -> Result<Vec<Vec<T>>> {
-        scheduler::run_job(self, &self.all_partitions(), |_, it| {
-            Ok(it.collect::<Vec<T>>())
-        })
+        scheduler::run_job(self, &self.all_partitions(), |_, it| Ok(it.into_vec()))
     }
 }
 

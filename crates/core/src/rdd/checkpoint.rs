@@ -66,9 +66,10 @@ impl<T: Data> Compute<T> for PartitionFiles {
             rdd: self.id,
             partition: split as u32,
         };
-        Ok(Box::new(
-            read_partition::<T>(&self.files[split], &block)?.into_iter(),
-        ))
+        Ok(BoxIter::new(read_partition::<T>(
+            &self.files[split],
+            &block,
+        )?))
     }
     fn partitioner(&self) -> Option<PartitionerInfo> {
         self.partitioner.clone()
@@ -95,7 +96,7 @@ pub(super) fn write<T: Data>(node: &RddNode<T>) -> Result<()> {
         let d = dir.clone();
         let id = node.id;
         scheduler::run_job(&rdd, &partitions, move |tc, it| {
-            let values: Vec<T> = it.collect();
+            let values: Vec<T> = it.into_vec();
             let block = BlockId::Rdd {
                 rdd: id,
                 partition: tc.partition as u32,

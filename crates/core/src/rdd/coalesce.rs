@@ -30,7 +30,7 @@ impl<T: Data> Compute<T> for Coalesced<T> {
         for p in self.parents_of(split) {
             iters.push(self.parent.iterator(p, tc)?);
         }
-        Ok(Box::new(iters.into_iter().flatten()))
+        Ok(BoxIter::new(iters.into_iter().flatten()))
     }
 }
 
@@ -83,7 +83,7 @@ impl<T: Data> Rdd<T> {
         let keyed: Rdd<(usize, T)> =
             self.map_partitions_internal("repartition", false, move |split, it| {
                 let start = (stable_hash(&split) % n as u64) as usize;
-                Box::new(it.enumerate().map(move |(i, x)| (start + i, x)))
+                BoxIter::new(it.enumerate().map(move |(i, x)| (start + i, x)))
             });
         keyed
             .partition_by(std::sync::Arc::new(ModPartitioner(n)))

@@ -38,7 +38,7 @@ impl<K: Key, V: Data> Side<K, V> {
     fn read(&self, split: usize, tc: &TaskContext) -> Result<BoxIter<(K, V)>> {
         match self {
             Side::Narrow(r) => r.iterator(split, tc),
-            Side::Shuffled(d) => Ok(Box::new(d.fetch(split)?)),
+            Side::Shuffled(d) => Ok(BoxIter::new(d.fetch(split)?)),
         }
     }
 }
@@ -84,7 +84,7 @@ impl<K: Key, V: Data, W: Data> Compute<(K, (Vec<V>, Vec<W>))> for CoGrouped<K, V
         for (k, w) in self.right.read(split, tc)? {
             groups.slot(k, Default::default).1.push(w);
         }
-        Ok(Box::new(groups.into_ordered()))
+        Ok(BoxIter::new(groups.into_ordered()))
     }
     fn partitioner(&self) -> Option<PartitionerInfo> {
         Some(self.partitioner.info())
@@ -263,7 +263,7 @@ impl<K: Key, V: Data> Compute<(K, Vec<Vec<V>>)> for CoGroupedMany<K, V> {
                 groups.slot(k, || vec![Vec::new(); n])[i].push(v);
             }
         }
-        Ok(Box::new(groups.into_ordered()))
+        Ok(BoxIter::new(groups.into_ordered()))
     }
     fn partitioner(&self) -> Option<PartitionerInfo> {
         Some(self.partitioner.info())

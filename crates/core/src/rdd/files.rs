@@ -103,7 +103,7 @@ impl Compute<String> for TextFile {
         Vec::new()
     }
     fn compute(&self, split: usize, _tc: &TaskContext) -> Result<BoxIter<String>> {
-        Ok(Box::new(read_lines(&self.splits[split])?.into_iter()))
+        Ok(BoxIter::new(read_lines(&self.splits[split])?))
     }
 }
 
@@ -212,7 +212,7 @@ impl<T: Data> Rdd<T> {
         let partitions: Vec<usize> = (0..self.num_partitions()).collect();
         let (d, id) = (dir.clone(), self.id());
         scheduler::run_job(self, &partitions, move |tc, it| {
-            let values: Vec<T> = it.collect();
+            let values: Vec<T> = it.into_vec();
             let block = BlockId::Rdd {
                 rdd: id,
                 partition: tc.partition as u32,

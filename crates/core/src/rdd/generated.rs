@@ -22,7 +22,7 @@ impl<T: Data> Compute<T> for Generated<T> {
         Vec::new()
     }
     fn compute(&self, split: usize, _tc: &TaskContext) -> Result<BoxIter<T>> {
-        Ok(Box::new((self.read)(split)?.into_iter()))
+        Ok(BoxIter::new((self.read)(split)?))
     }
 }
 

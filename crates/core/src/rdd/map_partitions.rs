@@ -58,7 +58,7 @@ impl<T: Data> Rdd<T> {
         let f = Arc::new(f);
         self.map_partitions_internal("map", false, move |_, it| {
             let f = f.clone();
-            Box::new(it.map(move |x| f(x)))
+            BoxIter::new(it.map(move |x| f(x)))
         })
     }
 
@@ -72,7 +72,7 @@ impl<T: Data> Rdd<T> {
         let f = Arc::new(f);
         self.map_partitions_internal("flat_map", false, move |_, it| {
             let f = f.clone();
-            Box::new(it.flat_map(move |x| f(x)))
+            BoxIter::new(it.flat_map(move |x| f(x)))
         })
     }
 
@@ -82,7 +82,7 @@ impl<T: Data> Rdd<T> {
         let f = Arc::new(f);
         self.map_partitions_internal("filter", true, move |_, it| {
             let f = f.clone();
-            Box::new(it.filter(move |x| f(x)))
+            BoxIter::new(it.filter(move |x| f(x)))
         })
     }
 
@@ -96,9 +96,7 @@ impl<T: Data> Rdd<T> {
         I: IntoIterator<Item = U> + 'static,
         I::IntoIter: 'static,
     {
-        self.map_partitions_internal("map_partitions", false, move |_, it| {
-            Box::new(f(it).into_iter())
-        })
+        self.map_partitions_internal("map_partitions", false, move |_, it| BoxIter::new(f(it)))
     }
 
     /// Applies `f` to each partition's index and iterator.
@@ -112,7 +110,7 @@ impl<T: Data> Rdd<T> {
         I::IntoIter: 'static,
     {
         self.map_partitions_internal("map_partitions_with_index", false, move |i, it| {
-            Box::new(f(i, it).into_iter())
+            BoxIter::new(f(i, it))
         })
     }
 
@@ -120,7 +118,7 @@ impl<T: Data> Rdd<T> {
     #[track_caller]
     pub fn glom(&self) -> Rdd<Vec<T>> {
         self.map_partitions_internal("glom", false, |_, it| {
-            Box::new(std::iter::once(it.collect::<Vec<T>>()))
+            BoxIter::new(std::iter::once(it.into_vec()))
         })
     }
 
@@ -130,7 +128,7 @@ impl<T: Data> Rdd<T> {
         let f = Arc::new(f);
         self.map_partitions_internal("key_by", false, move |_, it| {
             let f = f.clone();
-            Box::new(it.map(move |x| (f(&x), x)))
+            BoxIter::new(it.map(move |x| (f(&x), x)))
         })
     }
 
@@ -149,12 +147,12 @@ impl<T: Data> Rdd<T> {
                 seed ^ (split as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
             );
             if with_replacement {
-                Box::new(it.flat_map(move |x| {
+                BoxIter::new(it.flat_map(move |x| {
                     let k = poisson(&mut rng, fraction);
                     std::iter::repeat_n(x, k)
                 }))
             } else {
-                Box::new(it.filter(move |_| rng.random::<f64>() < fraction))
+                BoxIter::new(it.filter(move |_| rng.random::<f64>() < fraction))
             }
         })
     }
@@ -187,7 +185,7 @@ impl<K: Data, V: Data> Rdd<(K, V)> {
         let f = Arc::new(f);
         self.map_partitions_internal("map_values", true, move |_, it| {
             let f = f.clone();
-            Box::new(it.map(move |(k, v)| (k, f(v))))
+            BoxIter::new(it.map(move |(k, v)| (k, f(v))))
         })
     }
 
@@ -204,19 +202,19 @@ impl<K: Data, V: Data> Rdd<(K, V)> {
         let f = Arc::new(f);
         self.map_partitions_internal("flat_map_values", true, move |_, it| {
             let f = f.clone();
-            Box::new(it.flat_map(move |(k, v)| f(v).into_iter().map(move |w| (k.clone(), w))))
+            BoxIter::new(it.flat_map(move |(k, v)| f(v).into_iter().map(move |w| (k.clone(), w))))
         })
     }
 
     /// The keys.
     #[track_caller]
     pub fn keys(&self) -> Rdd<K> {
-        self.map_partitions_internal("keys", false, |_, it| Box::new(it.map(|(k, _)| k)))
+        self.map_partitions_internal("keys", false, |_, it| BoxIter::new(it.map(|(k, _)| k)))
     }
 
     /// The values.
     #[track_caller]
     pub fn values(&self) -> Rdd<V> {
-        self.map_partitions_internal("values", false, |_, it| Box::new(it.map(|(_, v)| v)))
+        self.map_partitions_internal("values", false, |_, it| BoxIter::new(it.map(|(_, v)| v)))
     }
 }

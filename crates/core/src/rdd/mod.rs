@@ -4,6 +4,7 @@
 mod actions;
 mod arrival;
 mod blocks;
+mod box_iter;
 mod checkpoint;
 mod coalesce;
 mod cogroup;
@@ -25,8 +26,7 @@ use crate::{Context, PartitionerInfo, Result};
 use spate_storage::{BlockId, Data, StorageLevel};
 use std::path::PathBuf;
 
-/// A partition's values as they are computed: a lazy iterator.
-pub type BoxIter<T> = Box<dyn Iterator<Item = T>>;
+pub use box_iter::BoxIter;
 
 /// The structural id of an RDD (see [`Context::new_id`]).
 pub type RddId = u64;
@@ -247,8 +247,8 @@ impl<T: Data> Clone for Rdd<T> {
 /// Iterates a shared vector, moving out of it when this is the last reference.
 pub(crate) fn arc_iter<T: Clone + 'static>(values: Arc<Vec<T>>) -> BoxIter<T> {
     match Arc::try_unwrap(values) {
-        Ok(v) => Box::new(v.into_iter()),
-        Err(shared) => Box::new((0..shared.len()).map(move |i| shared[i].clone())),
+        Ok(v) => BoxIter::new(v),
+        Err(shared) => BoxIter::new((0..shared.len()).map(move |i| shared[i].clone())),
     }
 }
 
@@ -480,7 +480,7 @@ impl<T: Data> RddNode<T> {
                 spate_storage::deserialize_block::<T>(&self.block_id(split), &bytes)
                     .map_err(Into::into)
             }) {
-                Ok(values) => return Ok(Box::new(values.into_iter())),
+                Ok(values) => return Ok(BoxIter::new(values)),
                 // Computing it here would read the same missing output: the scheduler re-runs
                 // the map task that wrote it, then this task.
                 Err(e @ crate::Error::FetchFailed { .. }) => return Err(e),
@@ -508,7 +508,7 @@ impl<T: Data> RddNode<T> {
                 bm.remove(&block);
             }
         }
-        let values: Arc<Vec<T>> = Arc::new(self.compute_split(split, tc)?.collect());
+        let values: Arc<Vec<T>> = Arc::new(self.compute_split(split, tc)?.into_vec());
         let level = if self.ctx.config().copy_persisted_to_peer && level.replication < 2 {
             StorageLevel {
                 replication: 2,

@@ -5,9 +5,9 @@
 //! combiners reduce-side. Keys come out of a reduce partition in order of first arrival (map
 //! partition 0 first), so results are deterministic.
 
-use super::Rdd;
 use super::arrival::ArrivalMap;
 use super::shuffled::{Bucketer, plain_bucketer};
+use super::{BoxIter, Rdd};
 use crate::sync::Arc;
 use crate::{HashPartitioner, Key, Partitioner, PartitionerInfo};
 use spate_storage::Data;
@@ -112,10 +112,8 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
         if self.partitioner().as_ref() == Some(&partitioner.info()) {
             return self.map_partitions_internal(name, true, move |_, it| {
                 let mut map: ArrivalMap<K, C> = ArrivalMap::default();
-                for (k, v) in it {
-                    map.upsert(k, v, &*agg.create, &*agg.merge_value);
-                }
-                Box::new(map.into_ordered())
+                it.for_each(|(k, v)| map.upsert(k, v, &*agg.create, &*agg.merge_value));
+                BoxIter::new(map.into_ordered())
             });
         }
         if map_side_combine {
@@ -125,9 +123,7 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
                     // Combine the whole map partition in one table, then bucket each distinct
                     // key once: one hash per record instead of two.
                     let mut map: ArrivalMap<K, C> = ArrivalMap::default();
-                    for (k, v) in records {
-                        map.upsert(k, v, &*a.create, &*a.merge_value);
-                    }
+                    records.for_each(|(k, v)| map.upsert(k, v, &*a.create, &*a.merge_value));
                     let n = partitioner.num_partitions();
                     let mut buckets: Vec<Vec<(K, C)>> = (0..n).map(|_| Vec::new()).collect();
                     for (k, c) in map.into_ordered() {
@@ -138,18 +134,14 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
                 });
             self.shuffle(name, partitioner, bucketer, None, move |it| {
                 let mut map: ArrivalMap<K, C> = ArrivalMap::default();
-                for (k, c) in it {
-                    map.upsert(k, c, |c| c, &*agg.merge_combiners);
-                }
-                Box::new(map.into_ordered())
+                it.for_each(|(k, c)| map.upsert(k, c, |c| c, &*agg.merge_combiners));
+                BoxIter::new(map.into_ordered())
             })
         } else {
             self.shuffle(name, partitioner, plain_bucketer(), None, move |it| {
                 let mut map: ArrivalMap<K, C> = ArrivalMap::default();
-                for (k, v) in it {
-                    map.upsert(k, v, &*agg.create, &*agg.merge_value);
-                }
-                Box::new(map.into_ordered())
+                it.for_each(|(k, v)| map.upsert(k, v, &*agg.create, &*agg.merge_value));
+                BoxIter::new(map.into_ordered())
             })
         }
     }

@@ -156,9 +156,7 @@ pub(crate) fn plain_bucketer<K: Key, V: Data>() -> Arc<Bucketer<K, V, V>> {
         let mut buckets: Vec<Vec<(K, V)>> = (0..partitioner.num_partitions())
             .map(|_| Vec::new())
             .collect();
-        for (k, v) in records {
-            buckets[partitioner.partition(&k)].push((k, v));
-        }
+        records.for_each(|(k, v)| buckets[partitioner.partition(&k)].push((k, v)));
         buckets
     })
 }
@@ -179,7 +177,7 @@ impl<K: Key, V: Data, C: Data, U: Data> Compute<U> for Shuffled<K, V, C, U> {
         vec![Dependency::Shuffle(self.dep.clone())]
     }
     fn compute(&self, split: usize, _tc: &TaskContext) -> Result<BoxIter<U>> {
-        Ok((self.reduce)(Box::new(self.dep.fetch(split)?)))
+        Ok((self.reduce)(BoxIter::new(self.dep.fetch(split)?)))
     }
     fn partitioner(&self) -> Option<PartitionerInfo> {
         Some(self.dep.partitioner.info())

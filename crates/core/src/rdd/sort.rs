@@ -1,7 +1,7 @@
 //! `sort_by_key`: a range partitioner sampled from the data, then a sort within each partition.
 
-use super::Rdd;
 use super::shuffled::plain_bucketer;
+use super::{BoxIter, Rdd};
 use crate::sync::Arc;
 use crate::{Key, Partitioner, PartitionerInfo};
 use spate_storage::Data;
@@ -93,13 +93,13 @@ impl<K: Key + Ord, V: Data> Rdd<(K, V)> {
             plain_bucketer(),
             Some(prepare),
             move |it| {
-                let mut v: Vec<(K, V)> = it.collect();
+                let mut v: Vec<(K, V)> = it.into_vec();
                 if ascending {
                     v.sort_by(|a, b| a.0.cmp(&b.0));
                 } else {
                     v.sort_by(|a, b| b.0.cmp(&a.0));
                 }
-                Box::new(v.into_iter())
+                BoxIter::new(v)
             },
         )
     }
