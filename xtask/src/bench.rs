@@ -268,6 +268,12 @@ fn percentile(h: &Histogram<u64>, q: f64) -> u64 {
     }
 }
 
+/// The block manager's memory budget in the benchmark: 1 GiB, Spark's default driver memory
+/// (the default budget, 512 MiB, bounds a receiver's unprocessed records to about 4M lines of
+/// this text, 0.8 of it: with 1 s batches, one queued and one running, that capped word count at
+/// 2M lines/s by back-pressure, not by processing).
+const BENCH_MEMORY: u64 = 1 << 30;
+
 /// Runs `workload` at `rate` lines/s with `batch_ms` batches: `warmup` then `measure` seconds.
 fn run_spate(
     workload: Workload,
@@ -280,7 +286,10 @@ fn run_spate(
 ) -> Result<RunResult> {
     let (port, server) = loadgen::serve_one(rate, warmup + measure + 2, buf)?;
     let batch = Duration::from_millis(batch_ms);
-    let ssc = StreamingContext::new("local[2]", batch)?;
+    let mut config = spate_streaming::core::ContextConfig::new("local[2]");
+    config.memory_bytes = BENCH_MEMORY;
+    let ssc =
+        StreamingContext::with_context(spate_streaming::Context::with_config(config)?, batch)?;
     let dir = std::env::temp_dir().join(format!("spate-bench-{}-{}", std::process::id(), port));
     ssc.checkpoint(&dir)?;
     // The guide's tuning advice: a batch should hold a few blocks per receiver (its map tasks).

@@ -224,6 +224,11 @@ impl BlockManager {
         Ok(outcome)
     }
 
+    /// The codec of the blocks this manager serializes.
+    pub fn codec(&self) -> Codec {
+        self.codec
+    }
+
     /// Stores an already serialized block (from [`serialize_block`]) as block `id` at `level`.
     ///
     /// The bytes are kept as they are, also for deserialized levels; readers deserialize them.

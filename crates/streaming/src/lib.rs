@@ -58,8 +58,8 @@ pub use dstream::DStream;
 pub use error::{BoxError, Error, Result};
 pub use listener::{BatchInfo, StreamingListener};
 pub use receiver::{
-    Receiver, ReceiverConfig, ReceiverContext, ReceiverError, ReceiverInfo, ReceiverStats,
-    StopSignal,
+    EncodedRecords, Receiver, ReceiverConfig, ReceiverContext, ReceiverError, ReceiverInfo,
+    ReceiverStats, StopSignal,
 };
 pub use spate_core::text;
 pub use spate_core::{self as core, Context, Data, Key, Rdd, StorageLevel, ToText};

@@ -21,7 +21,7 @@ use crate::listener::StreamingListener;
 use crate::{Time, time::millis};
 use parking_lot::Mutex;
 use spate_core::{Context, Data, StorageLevel};
-use spate_storage::BlockId;
+use spate_storage::{BlockId, EncodedBlock};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -158,10 +158,70 @@ pub struct ReceiverInfo {
 enum Msg<T> {
     /// Records, and the source position after them if the receiver noted one.
     Records(Vec<T>, Option<String>),
+    /// Records already encoded, and the source position after them.
+    Encoded(EncodedRecords<T>, Option<String>),
     /// Cut what is buffered into a block now; answer whether it is stored (and logged).
     Flush(SyncSender<bool>),
     Cut(Time, SyncSender<()>),
     Stop,
+}
+
+/// Records encoded as they are received, for [`ReceiverContext::store_encoded`]: the block
+/// generator copies their bytes into a block instead of holding a value per record and
+/// serializing it (for a socket of text lines: no `String` per line, no second pass).
+pub struct EncodedRecords<T> {
+    bytes: Vec<u8>,
+    count: u64,
+    record: std::marker::PhantomData<fn(T)>,
+}
+
+impl<T: Data> Default for EncodedRecords<T> {
+    fn default() -> Self {
+        EncodedRecords::with_capacity(0)
+    }
+}
+
+impl<T: Data> EncodedRecords<T> {
+    /// An empty batch of records with room for `bytes` bytes of encodings.
+    pub fn with_capacity(bytes: usize) -> Self {
+        EncodedRecords {
+            bytes: Vec::with_capacity(bytes),
+            count: 0,
+            record: std::marker::PhantomData,
+        }
+    }
+
+    /// Appends `record`.
+    pub fn push(&mut self, record: &T) -> Result<(), ReceiverError> {
+        spate_storage::encode_record(record, &mut self.bytes)
+            .map_err(|e| ReceiverError::Fatal(format!("a record cannot be encoded: {e}")))?;
+        self.count += 1;
+        Ok(())
+    }
+
+    /// The number of records.
+    pub fn len(&self) -> usize {
+        self.count as usize
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// The size of their encodings in bytes.
+    pub fn encoded_len(&self) -> usize {
+        self.bytes.len()
+    }
+}
+
+impl EncodedRecords<String> {
+    /// Appends a text record: `s` is encoded as the `String` it would be, without making one.
+    pub fn push_str(&mut self, s: &str) {
+        spate_storage::encode_record(s, &mut self.bytes)
+            .expect("encoding a string into a vector cannot fail");
+        self.count += 1;
+    }
 }
 
 /// A flag that turns true when a receiver should stop.
@@ -218,14 +278,38 @@ impl<T: Data> ReceiverContext<T> {
         self.shared.logged_position.lock().clone()
     }
 
+    /// Stores records encoded as they were received (see [`EncodedRecords`]), in order with
+    /// records stored by the other methods. Back-pressure and rate limits apply as to
+    /// [`store_many`](Self::store_many).
+    pub fn store_encoded(&self, records: EncodedRecords<T>) {
+        self.store_encoded_with(records, None);
+    }
+
+    /// [`store_encoded`](Self::store_encoded), noting the source position after the records
+    /// (see [`store_many_at`](Self::store_many_at)).
+    pub fn store_encoded_at(&self, records: EncodedRecords<T>, position: impl Into<String>) {
+        self.store_encoded_with(records, Some(position.into()));
+    }
+
+    fn store_encoded_with(&self, records: EncodedRecords<T>, position: Option<String>) {
+        let n = records.count;
+        self.hand_over(n, position.is_some(), Msg::Encoded(records, position));
+    }
+
     fn store_many_with(&self, records: Vec<T>, position: Option<String>) {
-        if records.is_empty() {
-            if position.is_some() {
-                let _ = self.tx.send(Msg::Records(records, position));
+        let n = records.len() as u64;
+        self.hand_over(n, position.is_some(), Msg::Records(records, position));
+    }
+
+    /// Hands `n` records (in `msg`) to the block generator once rate limit and back-pressure
+    /// let them through. No records and no position: nothing to do.
+    fn hand_over(&self, n: u64, has_position: bool, msg: Msg<T>) {
+        if n == 0 {
+            if has_position {
+                let _ = self.tx.send(msg);
             }
             return;
         }
-        let n = records.len() as u64;
         if let Some(rate) = self.max_rate.filter(|r| *r > 0) {
             let stored = self.stored.load(Ordering::Relaxed) + n;
             let due = Duration::from_secs_f64(stored as f64 / rate as f64);
@@ -281,7 +365,7 @@ impl<T: Data> ReceiverContext<T> {
         // The block generator drains until the receiver thread has exited, so this cannot block
         // forever.
         self.shared.stats.records.fetch_add(n, Ordering::Relaxed);
-        if self.tx.send(Msg::Records(records, position)).is_err() {
+        if self.tx.send(msg).is_err() {
             self.shared.stats.records.fetch_sub(n, Ordering::Relaxed);
         }
     }
@@ -867,7 +951,7 @@ fn generate_blocks<T: Data>(
     wal: Option<Arc<RunnerWal>>,
     first_seq: u64,
 ) {
-    let mut buf: Vec<T> = Vec::new();
+    let mut buf: Pending<T> = Pending::default();
     // The source position after the last record in `buf`, if noted.
     let mut position: Option<String> = None;
     let mut seq = first_seq;
@@ -878,7 +962,11 @@ fn generate_blocks<T: Data>(
     let interval_ms = interval.as_millis().max(1) as u64;
     let mut next = clock.now().plus(interval);
     // Returns whether the block (if any) was stored, and logged when the log is on.
-    let mut flush = |buf: &mut Vec<T>, position: &mut Option<String>, t: Time, cut: bool| -> bool {
+    let mut flush = |buf: &mut Pending<T>,
+                     position: &mut Option<String>,
+                     t: Time,
+                     cut: bool|
+     -> bool {
         last = if cut {
             last.max(t)
         } else {
@@ -890,33 +978,61 @@ fn generate_blocks<T: Data>(
         if buf.is_empty() {
             return true;
         }
-        // The next block starts at this one's size: growing it from empty by doubling copied
-        // each block's records again and again at high rates.
-        let next = Vec::with_capacity(buf.len());
-        let values = std::mem::replace(buf, next);
+        let n = buf.len() as u64;
+        let block = buf.take();
         let position = position.take();
-        let n = values.len() as u64;
         let id = BlockId::Input {
             stream: shared.stream as u32,
             unique: seq,
         };
         seq += 1;
         let mut ok = true;
-        if let Some(w) = &wal {
-            let logged = spate_storage::serialize_block(&id, &values, spate_storage::Codec::None)
-                .map_err(|e| crate::Error::State(e.to_string()))
-                .and_then(|bytes| {
-                    w.wal
-                        .lock()
-                        .append(last, id_seq(&id), position.as_deref(), &bytes)
-                });
-            if let Err(e) = logged {
-                tracing::error!(block = %id, records = n, error = %e, "could not append a received block to the write-ahead log: it is used, but a driver restart would lose it");
-                shared.stats.errors.fetch_add(1, Ordering::Relaxed);
-                ok = false;
+        let bm = ctx.block_manager();
+        // The bytes of the block as the write-ahead log keeps them (no compression).
+        let logged = |bytes: &[u8]| match &wal {
+            Some(w) => w
+                .wal
+                .lock()
+                .append(last, id_seq(&id), position.as_deref(), bytes),
+            None => Ok(()),
+        };
+        let (logged, stored) = match block {
+            Block::Values(values) => {
+                let logged = match &wal {
+                    Some(_) => {
+                        spate_storage::serialize_block(&id, &values, spate_storage::Codec::None)
+                            .map_err(|e| crate::Error::State(e.to_string()))
+                            .and_then(|bytes| logged(&bytes))
+                    }
+                    None => Ok(()),
+                };
+                (logged, bm.put_values(id.clone(), values, level))
             }
+            Block::Encoded(records) => {
+                match records.finish(&id, spate_storage::Codec::None) {
+                    Ok(plain) => {
+                        let logged = logged(&plain);
+                        let stored =
+                            if level.deserialized || bm.codec() != spate_storage::Codec::None {
+                                // Kept as values at this level, or compressed: as `put_values`
+                                // keeps them.
+                                spate_storage::deserialize_block::<T>(&id, &plain)
+                                    .and_then(|values| bm.put_values(id.clone(), values, level))
+                            } else {
+                                bm.put_bytes(id.clone(), plain, level)
+                            };
+                        (logged, stored)
+                    }
+                    Err(e) => (Err(crate::Error::State(e.to_string())), Err(e)),
+                }
+            }
+        };
+        if let Err(e) = logged {
+            tracing::error!(block = %id, records = n, error = %e, "could not append a received block to the write-ahead log: it is used, but a driver restart would lose it");
+            shared.stats.errors.fetch_add(1, Ordering::Relaxed);
+            ok = false;
         }
-        match ctx.block_manager().put_values(id.clone(), values, level) {
+        match stored {
             Ok(spate_storage::PutOutcome::NotStored) => {
                 tracing::error!(block = %id, records = n, "received block did not fit in memory and its level has no disk: raise the memory budget or use a _AND_DISK level");
                 shared.stats.errors.fetch_add(1, Ordering::Relaxed);
@@ -945,8 +1061,16 @@ fn generate_blocks<T: Data>(
     };
     loop {
         match rx.recv_timeout(Duration::from_millis(10)) {
-            Ok(Msg::Records(mut r, p)) => {
-                buf.append(&mut r);
+            Ok(msg @ (Msg::Records(..) | Msg::Encoded(..))) => {
+                let (added, p) = match msg {
+                    Msg::Records(r, p) => (buf.add_values(r), p),
+                    Msg::Encoded(r, p) => (buf.add_encoded(r), p),
+                    _ => unreachable!("matched above"),
+                };
+                if let Err((lost, e)) = added {
+                    tracing::error!(stream = shared.stream, records = lost, error = %e, "received records could not be encoded into a block and are lost");
+                    shared.stats.errors.fetch_add(1, Ordering::Relaxed);
+                }
                 if p.is_some() {
                     position = p;
                 }
@@ -973,6 +1097,82 @@ fn generate_blocks<T: Data>(
         if now >= next {
             flush(&mut buf, &mut position, now, false);
             next = Time::from_ms(now.ms() / interval_ms * interval_ms + interval_ms);
+        }
+    }
+}
+
+/// What the block generator holds for the next block: values, or encodings once a receiver
+/// stored encoded records (values that come with or after them are encoded too, so records stay
+/// in order).
+struct Pending<T> {
+    values: Vec<T>,
+    encoded: EncodedBlock,
+    record: std::marker::PhantomData<fn(T)>,
+}
+
+/// A block's records as they were held.
+enum Block<T> {
+    Values(Vec<T>),
+    Encoded(EncodedBlock),
+}
+
+impl<T: Data> Default for Pending<T> {
+    fn default() -> Self {
+        Pending {
+            values: Vec::new(),
+            encoded: EncodedBlock::with_capacity(0),
+            record: std::marker::PhantomData,
+        }
+    }
+}
+
+impl<T: Data> Pending<T> {
+    fn len(&self) -> usize {
+        self.values.len() + self.encoded.count() as usize
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Adds values; on failure, how many records were lost and why.
+    fn add_values(&mut self, mut values: Vec<T>) -> Result<(), (usize, ReceiverError)> {
+        if self.encoded.count() == 0 {
+            self.values.append(&mut values);
+            return Ok(());
+        }
+        self.encode(values)
+    }
+
+    /// Encodes `values` after the encoded records (all or none).
+    fn encode(&mut self, values: Vec<T>) -> Result<(), (usize, ReceiverError)> {
+        let mut records = EncodedRecords::<T>::default();
+        for v in &values {
+            records.push(v).map_err(|e| (values.len(), e))?;
+        }
+        self.encoded.append(records.count, &records.bytes);
+        Ok(())
+    }
+
+    /// Adds encoded records, encoding the values held before them first.
+    fn add_encoded(&mut self, records: EncodedRecords<T>) -> Result<(), (usize, ReceiverError)> {
+        if !self.values.is_empty() {
+            let values = std::mem::take(&mut self.values);
+            self.encode(values)?;
+        }
+        self.encoded.append(records.count, &records.bytes);
+        Ok(())
+    }
+
+    /// The held records as a block; the next block starts with room for as many (growing it
+    /// from empty by doubling copied each block's records again and again at high rates).
+    fn take(&mut self) -> Block<T> {
+        if self.encoded.count() == 0 {
+            let next = Vec::with_capacity(self.values.len());
+            Block::Values(std::mem::replace(&mut self.values, next))
+        } else {
+            let next = EncodedBlock::with_capacity(self.encoded.records_len());
+            Block::Encoded(std::mem::replace(&mut self.encoded, next))
         }
     }
 }

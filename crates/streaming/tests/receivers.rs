@@ -2,8 +2,8 @@
 //! back-pressure that bounds what a fast receiver can queue, and listener events.
 
 use spate_streaming::{
-    Clock, ManualClock, Receiver, ReceiverConfig, ReceiverContext, ReceiverError, ReceiverInfo,
-    StreamingContext, StreamingListener, Time,
+    Clock, EncodedRecords, ManualClock, Receiver, ReceiverConfig, ReceiverContext, ReceiverError,
+    ReceiverInfo, StreamingContext, StreamingListener, Time,
 };
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -136,6 +136,85 @@ fn every_stored_record_arrives_once_in_order_across_a_restart() {
     assert_eq!(last[0].restarts, 1);
     assert!(!last[0].active);
     assert_eq!(ssc.completed_batches()[0].records, 10_000);
+}
+
+/// Stores `0..n` in chunks of 7, as values and as encoded records in turn.
+struct Mixed {
+    n: u64,
+}
+
+impl Receiver<u64> for Mixed {
+    fn receive(&mut self, ctx: &ReceiverContext<u64>) -> Result<(), ReceiverError> {
+        for (i, start) in (0..self.n).step_by(7).enumerate() {
+            let chunk = start..(start + 7).min(self.n);
+            match i % 3 {
+                0 => ctx.store_many(chunk.collect()),
+                k => {
+                    let mut records = EncodedRecords::default();
+                    for x in chunk.clone() {
+                        records.push(&x)?;
+                    }
+                    assert_eq!(records.len(), chunk.count());
+                    if k == 1 {
+                        ctx.store_encoded(records);
+                    } else {
+                        ctx.store_encoded_at(records, format!("after {i}"));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Runs `Mixed` at `level` with blocks of at most 500 records, advancing the clock until every
+/// record is in a completed batch; the batches' records in order.
+fn mixed_run(level: spate_core::StorageLevel) -> Vec<u64> {
+    let (ssc, clock, _dir) = manual();
+    // Blocks hold at most half the queue bound: here many blocks, some begun as values and
+    // continued as encoded records.
+    ssc.set_receiver_config(ReceiverConfig {
+        queue_capacity: 1_000,
+        ..ReceiverConfig::default()
+    });
+    let stream = ssc.receiver_stream_with_level(Mixed { n: 10_000 }, level);
+    let out = collect(&stream);
+    ssc.start().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut t = 0;
+    while ssc
+        .completed_batches()
+        .iter()
+        .map(|b| b.records)
+        .sum::<u64>()
+        < 10_000
+    {
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for the records"
+        );
+        t += 1000;
+        clock.advance(Duration::from_secs(1));
+        assert!(ssc.wait_for_batch(Time::from_ms(t), Duration::from_secs(30)));
+    }
+    ssc.stop(true);
+    assert_eq!(ssc.receiver_info()[0].records, 10_000);
+    let batches = out.lock().unwrap().clone();
+    batches.into_iter().flat_map(|(_, v)| v).collect()
+}
+
+#[test]
+fn values_and_encoded_records_arrive_once_in_order() {
+    for level in [
+        spate_core::StorageLevel::MEMORY_ONLY_SER,
+        spate_core::StorageLevel::MEMORY_ONLY,
+    ] {
+        assert_eq!(
+            mixed_run(level),
+            (0..10_000).collect::<Vec<u64>>(),
+            "{level:?}"
+        );
+    }
 }
 
 #[test]
