@@ -129,9 +129,23 @@ pub struct EncodedBlock {
 impl EncodedBlock {
     /// An empty block with room for `bytes` bytes of records.
     pub fn with_capacity(bytes: usize) -> EncodedBlock {
-        let mut v = Vec::with_capacity(ROOM + bytes);
-        v.resize(ROOM, 0);
-        EncodedBlock { bytes: v, count: 0 }
+        EncodedBlock::in_buffer(Vec::with_capacity(ROOM + bytes))
+    }
+
+    /// An empty block built in `buffer` (its contents are dropped, its capacity kept; see
+    /// [`BlockManager::buffer`](crate::BlockManager::buffer)).
+    pub fn in_buffer(mut buffer: Vec<u8>) -> EncodedBlock {
+        buffer.clear();
+        buffer.resize(ROOM, 0);
+        EncodedBlock {
+            bytes: buffer,
+            count: 0,
+        }
+    }
+
+    /// The bytes a block of `records` bytes of records takes before [`finish`](Self::finish).
+    pub fn capacity_for(records: usize) -> usize {
+        ROOM + records
     }
 
     /// Appends `count` records, given as their encodings one after the other.

@@ -1144,3 +1144,46 @@ fn concurrent_puts_and_gets_respect_the_budget_and_keep_blocks_whole() {
         "stray files in the scratch dir"
     );
 }
+
+#[test]
+fn a_removed_blocks_buffer_is_reused_for_the_next_block() {
+    let (_dir, bm) = manager(64 << 20);
+    let bytes = vec![7u8; 2 << 20];
+    let address = bytes.as_ptr();
+    bm.put_bytes(named("big"), bytes, StorageLevel::MEMORY_ONLY_SER)
+        .unwrap();
+    // Still stored: a new buffer.
+    let fresh = bm.buffer(1 << 20);
+    assert_ne!(fresh.as_ptr(), address);
+    assert!(bm.remove(&named("big")));
+    let reused = bm.buffer(1 << 20);
+    assert_eq!(reused.as_ptr(), address);
+    assert!(reused.is_empty() && reused.capacity() >= 2 << 20);
+    // Taken once: the next is new.
+    let next = bm.buffer(1 << 20);
+    assert_ne!(next.as_ptr(), address);
+}
+
+#[test]
+fn the_kept_buffers_stay_within_a_tenth_of_the_memory_budget() {
+    // 40 MiB of budget: buffers of 3 MiB, at most 4 MiB kept, so one.
+    let (_dir, bm) = manager(40 << 20);
+    let mut addresses = Vec::new();
+    for i in 0..3 {
+        let bytes = vec![1u8; 3 << 20];
+        addresses.push(bytes.as_ptr());
+        bm.put_bytes(
+            named(&format!("b{i}")),
+            bytes,
+            StorageLevel::MEMORY_ONLY_SER,
+        )
+        .unwrap();
+    }
+    for i in 0..3 {
+        assert!(bm.remove(&named(&format!("b{i}"))));
+    }
+    let first = bm.buffer(1 << 20);
+    assert_eq!(first.as_ptr(), addresses[0]);
+    let second = bm.buffer(1 << 20);
+    assert!(!addresses.contains(&second.as_ptr()));
+}

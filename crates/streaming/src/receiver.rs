@@ -979,7 +979,7 @@ fn generate_blocks<T: Data>(
             return true;
         }
         let n = buf.len() as u64;
-        let block = buf.take();
+        let block = buf.take(ctx.block_manager());
         let position = position.take();
         let id = BlockId::Input {
             stream: shared.stream as u32,
@@ -1165,13 +1165,18 @@ impl<T: Data> Pending<T> {
     }
 
     /// The held records as a block; the next block starts with room for as many (growing it
-    /// from empty by doubling copied each block's records again and again at high rates).
-    fn take(&mut self) -> Block<T> {
+    /// from empty by doubling copied each block's records again and again at high rates), in a
+    /// removed block's buffer when the block manager keeps one.
+    fn take(&mut self, bm: &spate_storage::BlockManager) -> Block<T> {
         if self.encoded.count() == 0 {
             let next = Vec::with_capacity(self.values.len());
             Block::Values(std::mem::replace(&mut self.values, next))
         } else {
-            let next = EncodedBlock::with_capacity(self.encoded.records_len());
+            // A quarter more than the last block took: the next may be a little larger, and
+            // growing a block's buffer copies all of it.
+            let last = self.encoded.records_len();
+            let room = EncodedBlock::capacity_for(last + last / 4);
+            let next = EncodedBlock::in_buffer(bm.buffer(room));
             Block::Encoded(std::mem::replace(&mut self.encoded, next))
         }
     }
