@@ -52,16 +52,19 @@ fn word_count(c: &mut Criterion) {
     });
     // The same with the words as `CompactString`s (inline up to 24 bytes: no allocation per
     // word, and the table compares keys without following a pointer).
-    group.bench_function(format!("100k_lines_{}MB_local2_compact", bytes >> 20), |b| {
-        b.iter(|| {
-            ctx.parallelize(lines.clone(), 4)
-                .flat_map(|l: String| split_owned_as::<CompactString>(l, ' '))
-                .map(|w| (w, 1u64))
-                .reduce_by_key(|a, b| a + b)
-                .count()
-                .unwrap()
-        })
-    });
+    group.bench_function(
+        format!("100k_lines_{}MB_local2_compact", bytes >> 20),
+        |b| {
+            b.iter(|| {
+                ctx.parallelize(lines.clone(), 4)
+                    .flat_map(|l: String| split_owned_as::<CompactString>(l, ' '))
+                    .map(|w| (w, 1u64))
+                    .reduce_by_key(|a, b| a + b)
+                    .count()
+                    .unwrap()
+            })
+        },
+    );
     group.finish();
 }
 

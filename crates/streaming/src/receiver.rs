@@ -191,10 +191,15 @@ impl<T: Data> EncodedRecords<T> {
         }
     }
 
-    /// Appends `record`.
+    /// Appends `record`. A record that cannot be encoded is an error and leaves nothing behind.
     pub fn push(&mut self, record: &T) -> Result<(), ReceiverError> {
-        spate_storage::encode_record(record, &mut self.bytes)
-            .map_err(|e| ReceiverError::Fatal(format!("a record cannot be encoded: {e}")))?;
+        let before = self.bytes.len();
+        if let Err(e) = spate_storage::encode_record(record, &mut self.bytes) {
+            self.bytes.truncate(before);
+            return Err(ReceiverError::Fatal(format!(
+                "a record cannot be encoded: {e}"
+            )));
+        }
         self.count += 1;
         Ok(())
     }
@@ -1070,6 +1075,9 @@ fn generate_blocks<T: Data>(
                 if let Err((lost, e)) = added {
                     tracing::error!(stream = shared.stream, records = lost, error = %e, "received records could not be encoded into a block and are lost");
                     shared.stats.errors.fetch_add(1, Ordering::Relaxed);
+                    *shared.last_error.lock() = Some(format!(
+                        "{lost} received records could not be encoded into a block and are lost: {e:?}"
+                    ));
                 }
                 if p.is_some() {
                     position = p;
@@ -1154,14 +1162,17 @@ impl<T: Data> Pending<T> {
         Ok(())
     }
 
-    /// Adds encoded records, encoding the values held before them first.
+    /// Adds encoded records, encoding the values held before them first (if those cannot be
+    /// encoded, the encoded records are still added).
     fn add_encoded(&mut self, records: EncodedRecords<T>) -> Result<(), (usize, ReceiverError)> {
-        if !self.values.is_empty() {
+        let earlier = if self.values.is_empty() {
+            Ok(())
+        } else {
             let values = std::mem::take(&mut self.values);
-            self.encode(values)?;
-        }
+            self.encode(values)
+        };
         self.encoded.append(records.count, &records.bytes);
-        Ok(())
+        earlier
     }
 
     /// The held records as a block; the next block starts with room for as many (growing it

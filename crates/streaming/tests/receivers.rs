@@ -217,6 +217,62 @@ fn values_and_encoded_records_arrive_once_in_order() {
     }
 }
 
+/// A record bincode cannot encode when it is `u64::MAX` (a sequence of unknown length).
+#[derive(Clone, Debug, PartialEq, serde::Deserialize)]
+struct Stubborn(u64);
+
+impl serde::Serialize for Stubborn {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if self.0 == u64::MAX {
+            s.collect_seq(std::iter::once(1u8).filter(|_| true))
+        } else {
+            s.serialize_u64(self.0)
+        }
+    }
+}
+
+#[test]
+fn values_that_cannot_be_encoded_are_reported_and_the_encoded_records_after_them_kept() {
+    let (ssc, clock, _dir) = manual();
+    struct Once;
+    impl Receiver<Stubborn> for Once {
+        fn receive(&mut self, ctx: &ReceiverContext<Stubborn>) -> Result<(), ReceiverError> {
+            let encoded = |x: u64| -> Result<EncodedRecords<Stubborn>, ReceiverError> {
+                let mut records = EncodedRecords::default();
+                records.push(&Stubborn(x))?;
+                assert!(records.push(&Stubborn(u64::MAX)).is_err());
+                assert_eq!(records.len(), 1);
+                Ok(records)
+            };
+            // Held as values, then encoded when encoded records follow: these cannot be.
+            ctx.store_many(vec![Stubborn(1), Stubborn(u64::MAX)]);
+            ctx.store_encoded(encoded(2)?);
+            // After encoded records, values are encoded at once.
+            ctx.store_many(vec![Stubborn(3), Stubborn(u64::MAX)]);
+            ctx.store_encoded(encoded(4)?);
+            Ok(())
+        }
+    }
+    let stream = ssc.receiver_stream_with_level(Once, spate_core::StorageLevel::MEMORY_ONLY_SER);
+    let out: Arc<Mutex<Vec<Stubborn>>> = Arc::default();
+    let o = out.clone();
+    stream.foreach_rdd(move |rdd, _| {
+        o.lock().unwrap().extend(rdd.collect()?);
+        Ok(())
+    });
+    ssc.start().unwrap();
+    eventually("the records stored", || ssc.receiver_info()[0].records == 6);
+    clock.advance(Duration::from_secs(1));
+    assert!(ssc.wait_for_batch(Time::from_ms(1000), Duration::from_secs(30)));
+    ssc.stop(true);
+    assert_eq!(*out.lock().unwrap(), vec![Stubborn(2), Stubborn(4)]);
+    let error = ssc.receiver_info()[0].last_error.clone().unwrap();
+    assert!(
+        error.starts_with("2 received records could not be encoded"),
+        "{error}"
+    );
+}
+
 #[test]
 fn records_stored_between_batches_land_in_the_next_batch() {
     let (ssc, clock, _dir) = manual();
