@@ -3,6 +3,7 @@
 
 use crate::disk::DiskStore;
 use crate::memory::{Encoder, Insert, MemoryStore, Stored};
+use crate::serializer::serialize_block_in;
 use crate::sync::{Arc, AtomicU64, Mutex, Ordering};
 use crate::{BlockId, Codec, Data, Error, PeerId, Result, StorageLevel, Transport};
 use crate::{deserialize_block, serialize_block};
@@ -99,7 +100,7 @@ pub struct BlockManager {
     codec: Codec,
     counters: Counters,
     transport: Mutex<Option<Arc<dyn Transport>>>,
-    /// The buffers of removed serialized blocks, for the blocks receivers build next (see
+    /// The buffers of removed serialized blocks, for the blocks serialized or built next (see
     /// [`BlockManager::buffer`]); at most `RECYCLED` of them, holding at most a tenth of the
     /// memory budget.
     recycled: Mutex<Vec<Vec<u8>>>,
@@ -242,7 +243,9 @@ impl BlockManager {
                     size,
                 )
             } else {
-                let b = Arc::new(serialize_block(&id, &values, self.codec)?);
+                let b = Arc::new(serialize_block_in(&id, &values, self.codec, |n| {
+                    self.buffer(n)
+                })?);
                 let size = b.len() as u64;
                 bytes = Some(b.clone());
                 (Stored::Bytes(b), size)

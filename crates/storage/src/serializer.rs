@@ -56,6 +56,17 @@ pub fn serialize_block<T: Serialize>(
     values: &[T],
     codec: Codec,
 ) -> Result<Vec<u8>> {
+    serialize_block_in(block, values, codec, Vec::with_capacity)
+}
+
+/// [`serialize_block`] into a buffer from `buffer(capacity)` (which may hold old bytes: they
+/// are dropped).
+pub(crate) fn serialize_block_in<T: Serialize>(
+    block: &BlockId,
+    values: &[T],
+    codec: Codec,
+    buffer: impl FnOnce(usize) -> Vec<u8>,
+) -> Result<Vec<u8>> {
     let failed = |e: bincode::error::EncodeError| Error::Serialize {
         block: block.clone(),
         reason: e.to_string(),
@@ -65,7 +76,8 @@ pub fn serialize_block<T: Serialize>(
     let size = size.bytes_written;
     let out = match codec {
         Codec::None => {
-            let mut out = Vec::with_capacity(HEADER + size);
+            let mut out = buffer(HEADER + size);
+            out.clear();
             out.extend_from_slice(&[0; HEADER]);
             bincode::serde::encode_into_writer(values, Append(&mut out), config())
                 .map_err(failed)?;
