@@ -162,10 +162,12 @@ impl BlockManager {
     /// of all CPU time, in the block generator's thread.
     pub fn buffer(&self, capacity: usize) -> Vec<u8> {
         let mut pool = self.recycled.lock();
-        // The smallest that fits. (Growing a smaller one would copy all its old bytes: the
-        // allocator does not know they are not needed.)
+        // The smallest that fits and is at most twice the size asked for: growing a smaller one
+        // would copy all its old bytes (the allocator does not know they are not needed), and a
+        // much larger one would sit under a small block, which the memory store counts at its
+        // length, for as long as that block lives.
         let fits = (0..pool.len())
-            .filter(|&i| pool[i].capacity() >= capacity)
+            .filter(|&i| (capacity..=capacity.saturating_mul(2)).contains(&pool[i].capacity()))
             .min_by_key(|&i| pool[i].capacity());
         match fits {
             Some(i) => {
