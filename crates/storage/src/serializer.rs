@@ -87,12 +87,17 @@ pub(crate) fn serialize_block_in<T: Serialize>(
             let mut plain = Vec::with_capacity(size);
             bincode::serde::encode_into_writer(values, Append(&mut plain), config())
                 .map_err(failed)?;
-            let mut out = vec![0; HEADER];
-            out.extend_from_slice(&lz4_flex::compress_prepend_size(&plain));
-            out
+            lz4_payload(&plain)
         }
     };
     finish(block, out, codec)
+}
+
+/// A zeroed header followed by `plain` compressed with lz4 (size-prepended), for [`finish`].
+fn lz4_payload(plain: &[u8]) -> Vec<u8> {
+    let mut out = vec![0; HEADER];
+    out.extend_from_slice(&lz4_flex::compress_prepend_size(plain));
+    out
 }
 
 /// Fills in the header of `out` (a zeroed header, then the payload).
@@ -114,9 +119,11 @@ fn finish(block: &BlockId, mut out: Vec<u8>, codec: Codec) -> Result<Vec<u8>> {
 
 /// Appends the encoding of one record to `out`: what [`serialize_block`] writes for it as an
 /// element of a block. A block of such records is made by [`EncodedBlock`]. (A `&str` encodes
-/// as a `String` does.)
+/// as a `String` does.) A record that cannot be encoded is an error and leaves `out` as it was.
 pub fn encode_record<T: Serialize + ?Sized>(record: &T, out: &mut Vec<u8>) -> Result<()> {
+    let before = out.len();
     bincode::serde::encode_into_writer(record, Append(out), config()).map_err(|e| {
+        out.truncate(before);
         Error::Serialize {
             block: BlockId::Named("a record being encoded".into()),
             reason: e.to_string(),
@@ -208,9 +215,7 @@ impl EncodedBlock {
             Codec::Lz4 => {
                 let start = ROOM - len.len();
                 bytes[start..ROOM].copy_from_slice(&len);
-                let mut out = vec![0; HEADER];
-                out.extend_from_slice(&lz4_flex::compress_prepend_size(&bytes[start..]));
-                finish(block, out, codec)
+                finish(block, lz4_payload(&bytes[start..]), codec)
             }
         }
     }
@@ -374,6 +379,25 @@ mod tests {
             err.to_string().contains("declares 4294967295 bytes"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_record_that_cannot_be_encoded_leaves_the_buffer_as_it_was() {
+        // bincode needs a sequence's length up front: a filtered iterator has none.
+        struct Unsized;
+        impl Serialize for Unsized {
+            fn serialize<S: serde::Serializer>(
+                &self,
+                s: S,
+            ) -> std::result::Result<S::Ok, S::Error> {
+                s.collect_seq([1u8, 2].iter().filter(|_| true))
+            }
+        }
+        let mut out = Vec::new();
+        encode_record("ab", &mut out).unwrap();
+        let before = out.clone();
+        assert!(encode_record(&(7u8, Unsized), &mut out).is_err());
+        assert_eq!(out, before);
     }
 
     #[test]

@@ -193,13 +193,13 @@ impl<T: Data> EncodedRecords<T> {
 
     /// Appends `record`. A record that cannot be encoded is an error and leaves nothing behind.
     pub fn push(&mut self, record: &T) -> Result<(), ReceiverError> {
-        let before = self.bytes.len();
-        if let Err(e) = spate_storage::encode_record(record, &mut self.bytes) {
-            self.bytes.truncate(before);
-            return Err(ReceiverError::Fatal(format!(
-                "a record cannot be encoded: {e}"
-            )));
-        }
+        self.append(record)
+    }
+
+    /// Appends the encoding of `record` as one record of type `T`.
+    fn append<R: serde::Serialize + ?Sized>(&mut self, record: &R) -> Result<(), ReceiverError> {
+        spate_storage::encode_record(record, &mut self.bytes)
+            .map_err(|e| ReceiverError::Fatal(format!("a record cannot be encoded: {e}")))?;
         self.count += 1;
         Ok(())
     }
@@ -223,9 +223,8 @@ impl<T: Data> EncodedRecords<T> {
 impl EncodedRecords<String> {
     /// Appends a text record: `s` is encoded as the `String` it would be, without making one.
     pub fn push_str(&mut self, s: &str) {
-        spate_storage::encode_record(s, &mut self.bytes)
+        self.append(s)
             .expect("encoding a string into a vector cannot fail");
-        self.count += 1;
     }
 }
 
@@ -1115,7 +1114,6 @@ fn generate_blocks<T: Data>(
 struct Pending<T> {
     values: Vec<T>,
     encoded: EncodedBlock,
-    record: std::marker::PhantomData<fn(T)>,
 }
 
 /// A block's records as they were held.
@@ -1129,7 +1127,6 @@ impl<T: Data> Default for Pending<T> {
         Pending {
             values: Vec::new(),
             encoded: EncodedBlock::with_capacity(0),
-            record: std::marker::PhantomData,
         }
     }
 }

@@ -59,14 +59,26 @@ impl Receiver<u64> for Counting {
     }
 }
 
-fn collect(stream: &spate_streaming::DStream<u64>) -> Arc<Mutex<Vec<(u64, Vec<u64>)>>> {
-    let out: Arc<Mutex<Vec<(u64, Vec<u64>)>>> = Arc::default();
+/// Every batch's time (ms) and records, as the batches complete.
+fn collect<T: spate_streaming::Data>(
+    stream: &spate_streaming::DStream<T>,
+) -> Arc<Mutex<Vec<(u64, Vec<T>)>>> {
+    let out: Arc<Mutex<Vec<(u64, Vec<T>)>>> = Arc::default();
     let o = out.clone();
     stream.foreach_rdd(move |rdd, t| {
         o.lock().unwrap().push((t.ms(), rdd.collect()?));
         Ok(())
     });
     out
+}
+
+/// The records of every collected batch, in order.
+fn records<T: Clone>(out: &Mutex<Vec<(u64, Vec<T>)>>) -> Vec<T> {
+    let batches = out.lock().unwrap();
+    batches
+        .iter()
+        .flat_map(|(_, v)| v.iter().cloned())
+        .collect()
 }
 
 #[derive(Default)]
@@ -199,8 +211,7 @@ fn mixed_run(level: spate_core::StorageLevel) -> Vec<u64> {
     }
     ssc.stop(true);
     assert_eq!(ssc.receiver_info()[0].records, 10_000);
-    let batches = out.lock().unwrap().clone();
-    batches.into_iter().flat_map(|(_, v)| v).collect()
+    records(&out)
 }
 
 #[test]
@@ -254,18 +265,13 @@ fn values_that_cannot_be_encoded_are_reported_and_the_encoded_records_after_them
         }
     }
     let stream = ssc.receiver_stream_with_level(Once, spate_core::StorageLevel::MEMORY_ONLY_SER);
-    let out: Arc<Mutex<Vec<Stubborn>>> = Arc::default();
-    let o = out.clone();
-    stream.foreach_rdd(move |rdd, _| {
-        o.lock().unwrap().extend(rdd.collect()?);
-        Ok(())
-    });
+    let out = collect(&stream);
     ssc.start().unwrap();
     eventually("the records stored", || ssc.receiver_info()[0].records == 6);
     clock.advance(Duration::from_secs(1));
     assert!(ssc.wait_for_batch(Time::from_ms(1000), Duration::from_secs(30)));
     ssc.stop(true);
-    assert_eq!(*out.lock().unwrap(), vec![Stubborn(2), Stubborn(4)]);
+    assert_eq!(records(&out), vec![Stubborn(2), Stubborn(4)]);
     let error = ssc.receiver_info()[0].last_error.clone().unwrap();
     assert!(
         error.starts_with("2 received records could not be encoded"),
@@ -347,13 +353,7 @@ fn a_receiver_faster_than_processing_is_held_at_the_queue_bound() {
         assert!(ssc.wait_for_batch(Time::from_ms(batch * 1000), Duration::from_secs(30)));
     }
     ssc.stop(true);
-    let all: Vec<u64> = out
-        .lock()
-        .unwrap()
-        .iter()
-        .flat_map(|(_, v)| v.clone())
-        .collect();
-    assert_eq!(all, (0..10_000).collect::<Vec<u64>>());
+    assert_eq!(records(&out), (0..10_000).collect::<Vec<u64>>());
     assert!(out.lock().unwrap().iter().all(|(_, v)| v.len() <= 1_000));
     assert_eq!(ssc.receiver_info()[0].max_queued, 1_000);
 }
