@@ -170,6 +170,10 @@ pub(crate) struct RunResult {
     pub(crate) processing_p50_ms: u64,
     pub(crate) growing: bool,
     pub(crate) stable: bool,
+    /// CPU time the whole process (engine and the in-process load generator) spent per line
+    /// received over the measured period, in microseconds: a steadier figure than the verdict
+    /// for comparing two builds. `None` where it is not measured (cluster runs, non-Linux).
+    pub(crate) cpu_us_per_line: Option<f64>,
 }
 
 #[derive(Default)]
@@ -309,7 +313,12 @@ fn run_spate(
     build(workload, lines);
     ssc.start()?;
     let zero = ssc.zero_time().map(|z| z.ms()).unwrap_or(0);
-    std::thread::sleep(Duration::from_secs(warmup + measure));
+    std::thread::sleep(Duration::from_secs(warmup));
+    let cpu_before = process_cpu_seconds();
+    std::thread::sleep(Duration::from_secs(measure));
+    let cpu = process_cpu_seconds()
+        .zip(cpu_before)
+        .map(|(after, before)| after - before);
     // Give the last measured batch the time a stable job needs to finish it (one more interval
     // and a little): a batch still running after that counts as not completed.
     let last = spate_streaming::Time::from_ms(zero + (warmup + measure) * 1000);
@@ -342,7 +351,27 @@ fn run_spate(
             );
         }
     }
-    summarize(workload, level, rate, batch_ms, measure, &measured)
+    let mut result = summarize(workload, level, rate, batch_ms, measure, &measured)?;
+    result.cpu_us_per_line = cpu
+        .filter(|_| result.received_rate > 0.0)
+        .map(|c| c * 1e6 / (result.received_rate * measure as f64));
+    Ok(result)
+}
+
+/// The CPU time (user and system) this process has used so far, in seconds, from
+/// `/proc/self/stat`; `None` where there is none.
+fn process_cpu_seconds() -> Option<f64> {
+    cpu_seconds_of(&std::fs::read_to_string("/proc/self/stat").ok()?)
+}
+
+/// User plus system time of a `/proc/PID/stat` line, in seconds (clock ticks of 1/100 s, Linux's
+/// `USER_HZ`).
+fn cpu_seconds_of(stat: &str) -> Option<f64> {
+    // The fields after the command name (which may hold spaces and parentheses; it ends at the
+    // last ')'): state is field 3, utime 14, stime 15.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i)?.parse::<u64>().ok();
+    Some((ticks(11)? + ticks(12)?) as f64 / 100.0)
 }
 
 /// What the analysis needs of one completed batch.
@@ -407,6 +436,7 @@ pub(crate) fn summarize(
         processing_p50_ms: percentile(&proc_, 0.5),
         growing,
         stable,
+        cpu_us_per_line: None,
     })
 }
 
@@ -461,13 +491,15 @@ pub(crate) fn fmt_rate(r: f64) -> String {
 /// One run's verdict and figures, for the progress lines.
 pub(crate) fn describe(r: &RunResult) -> String {
     format!(
-        "{} (received {}/s, p50 {} ms, p99 {} ms, {}/{} batches)",
+        "{} (received {}/s, p50 {} ms, p99 {} ms, {}/{} batches{})",
         if r.stable { "stable" } else { "NOT stable" },
         fmt_rate(r.received_rate),
         r.p50_ms,
         r.p99_ms,
         r.batches_completed,
-        r.batches_expected
+        r.batches_expected,
+        r.cpu_us_per_line
+            .map_or(String::new(), |c| format!(", CPU {c:.2} µs/line"))
     )
 }
 
@@ -783,10 +815,10 @@ pub(crate) fn run(args: &BenchArgs) -> Result<()> {
             ));
         }
     }
-    md.push_str("\n| workload | level | rate | batch | received/s | p50 | p95 | p99 | max | sched p50 | proc p50 | batches | stable |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+    md.push_str("\n| workload | level | rate | batch | received/s | p50 | p95 | p99 | max | sched p50 | proc p50 | batches | stable | CPU µs/line |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
     for r in &runs {
         md.push_str(&format!(
-            "| {} | {} | {} | {} ms | {} | {} | {} | {} | {} | {} | {} | {}/{} | {} |\n",
+            "| {} | {} | {} | {} ms | {} | {} | {} | {} | {} | {} | {} | {}/{} | {} | {} |\n",
             r.workload.name(),
             r.level,
             fmt_rate(r.target_rate as f64),
@@ -800,7 +832,9 @@ pub(crate) fn run(args: &BenchArgs) -> Result<()> {
             r.processing_p50_ms,
             r.batches_completed,
             r.batches_expected,
-            if r.stable { "yes" } else { "no" }
+            if r.stable { "yes" } else { "no" },
+            r.cpu_us_per_line
+                .map_or("–".to_string(), |c| format!("{c:.2}"))
         ));
     }
     md.push_str("\n![throughput](throughput.svg)\n\n![latency](latency.svg)\n");
@@ -825,4 +859,18 @@ pub(crate) fn run(args: &BenchArgs) -> Result<()> {
     println!("{md}");
     eprintln!("bench: wrote {}", args.out.display());
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cpu_seconds_of;
+
+    #[test]
+    fn cpu_time_is_user_plus_system_ticks_after_the_command_name() {
+        // A command name with a space and a ')' in it; utime 250 and stime 37 ticks.
+        let stat = "4242 (xtask (a) b) S 1 4242 4242 0 -1 4194560 9 0 0 0 250 37 0 0 20 0 9 0";
+        assert_eq!(cpu_seconds_of(stat), Some(2.87));
+        assert_eq!(cpu_seconds_of("4242 (xtask) S 1"), None);
+        assert_eq!(cpu_seconds_of("no command name"), None);
+    }
 }

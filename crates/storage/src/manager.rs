@@ -101,14 +101,14 @@ pub struct BlockManager {
     counters: Counters,
     transport: Mutex<Option<Arc<dyn Transport>>>,
     /// The buffers of removed serialized blocks, for the blocks serialized or built next (see
-    /// [`BlockManager::buffer`]); at most `RECYCLED` of them, holding at most a tenth of the
-    /// memory budget.
+    /// [`BlockManager::buffer`]); at most `RECYCLED` of them, and with the memory store's blocks
+    /// within the memory budget.
     recycled: Mutex<Vec<Vec<u8>>>,
     memory_bytes: u64,
 }
 
 /// How many buffers of removed blocks are kept for reuse, at most.
-const RECYCLED: usize = 8;
+const RECYCLED: usize = 32;
 
 /// Buffers smaller than this are left to the allocator (which reuses small memory well).
 const RECYCLED_MIN: usize = 1 << 20;
@@ -180,8 +180,10 @@ impl BlockManager {
     }
 
     /// Keeps the buffer of a removed block for [`buffer`](Self::buffer), if nothing else holds
-    /// it and the pool has room.
-    fn recycle(&self, stored: Stored) {
+    /// it and the pool has room: the kept buffers and the blocks the memory store holds
+    /// (`store_used` bytes) stay within the memory budget, so keeping never takes memory the
+    /// store could not have used itself.
+    fn recycle(&self, stored: Stored, store_used: u64) {
         let Stored::Bytes(bytes) = stored else {
             return;
         };
@@ -193,8 +195,21 @@ impl BlockManager {
         }
         let mut pool = self.recycled.lock();
         let held: usize = pool.iter().map(Vec::capacity).sum();
-        if pool.len() < RECYCLED && (held + b.capacity()) as u64 <= self.memory_bytes / 10 {
+        if pool.len() < RECYCLED && store_used + (held + b.capacity()) as u64 <= self.memory_bytes {
             pool.push(b);
+        }
+    }
+
+    /// Frees kept buffers, largest first, until they and the store's `store_used` bytes fit in
+    /// the memory budget again (the store grew since they were kept).
+    fn trim_kept(&self, store_used: u64) {
+        let mut pool = self.recycled.lock();
+        let mut held: usize = pool.iter().map(Vec::capacity).sum();
+        while store_used + held as u64 > self.memory_bytes {
+            let Some(largest) = (0..pool.len()).max_by_key(|&i| pool[i].capacity()) else {
+                break;
+            };
+            held -= pool.swap_remove(largest).capacity();
         }
     }
 
@@ -329,6 +344,7 @@ impl BlockManager {
         match memory.insert(id, stored, size, level) {
             Insert::TooLarge => Ok(PutOutcome::NotStored),
             Insert::Stored(evicted) => {
+                self.trim_kept(memory.used());
                 // Spills happen under the memory lock so that a concurrent reader never finds an
                 // evicted memory-and-disk block in neither store.
                 for (victim, entry) in evicted {
@@ -492,10 +508,14 @@ impl BlockManager {
         if let Some(t) = transport {
             t.forget(id);
         }
-        let removed = self.memory.lock().remove(id);
+        let (removed, store_used) = {
+            let mut memory = self.memory.lock();
+            let removed = memory.remove(id);
+            (removed, memory.used())
+        };
         let in_memory = removed.is_some();
         if let Some(entry) = removed {
-            self.recycle(entry.stored);
+            self.recycle(entry.stored, store_used);
         }
         let on_disk = self.disk.remove(id);
         in_memory || on_disk
