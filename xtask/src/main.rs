@@ -42,6 +42,8 @@ fn main() -> anyhow::Result<()> {
         }
         Some("bench") => bench::run(&bench::BenchArgs::parse(&args[1..])?),
         Some("loadgen") => loadgen::run(&loadgen::LoadgenArgs::parse(&args[1..])?),
+        // One leg of the `overload` benchmark, in a process of its own (see overload.rs).
+        Some("overload-run") => overload::run_child(&args[1..]),
         _ => usage(),
     }
 }

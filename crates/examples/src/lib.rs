@@ -18,29 +18,28 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// Tunes the allocator of an example binary; called first in every `main`.
 ///
-/// By default mimalloc *purges* memory it has not reused for 10 ms: gives the pages back to the
-/// OS, which maps fresh zeroed pages the next time they are touched. A streaming job frees about
-/// a batch's worth of memory after every batch and allocates it again for the next, so each batch
-/// faulted its memory back in and the kernel zeroed it (`clear_page_erms`: 8% of all CPU time of a
-/// word count at 750k lines/s, 22% of a running count by `update_state_by_key` at 1M lines/s).
-/// Here freed memory is kept for reuse instead: the process holds on to its peak (bounded by the
-/// memory budget and the back-pressure that enforces it) rather than returning memory between
-/// batches. A running count at 1M lines/s went from 66,000–70,000 page faults in a quick run
-/// to 1,400, and its median batch delay from 2.0–2.3 s to 1.2–1.3 s. Set `MIMALLOC_PURGE_DELAY`
-/// (milliseconds) to have memory returned again; purges then *reset* memory (`MADV_FREE`: the
-/// pages stay mapped for reuse until the OS needs them) rather than unmapping it.
+/// By default mimalloc *decommits* memory it has not reused for 10 ms: gives the pages back to
+/// the OS, which maps fresh zeroed pages the next time they are touched. A streaming job frees
+/// about a batch's worth of memory after every batch and allocates it again for the next, so each
+/// batch faulted its memory back in and the kernel zeroed it (`clear_page_erms`, 8% of all CPU
+/// time of a word count at 750k lines/s). Here mimalloc *resets* such memory instead (`MADV_FREE`): the pages stay mapped for reuse and
+/// the OS takes them back only when it needs memory: 1M lines/s of word count went from not
+/// stable (p50 1186–1328 ms) to stable (p50 814–879 ms).
+///
+/// Not purging at all (`MIMALLOC_PURGE_DELAY=-1`) was measured too: 50 times fewer page faults
+/// (a running count at 1M lines/s: 1,400 instead of 66,000–70,000 in a quick run), but resident
+/// memory grew under overload (word count offered 5M lines/s with a 512 MiB budget: 349 → 1,937
+/// MiB, +6.7 MiB/s over the second half, against 274–283 → 694–700 MiB, +0.1 to +1.6 MiB/s,
+/// with this setting), and a 5 s delay grew it too (+23 MiB/s): flat memory under overload is
+/// the promise kept here.
 pub fn setup_allocator() {
     #[cfg(feature = "mimalloc")]
     #[allow(unsafe_code)]
-    // SAFETY: `mi_option_set` only stores an option's value, and may be called at any time. The
-    // numbers are `mi_option_e` values of mimalloc.h (v2 and v3 number them alike): 5 is
-    // `mi_option_purge_decommits` (0: a purge resets memory instead of decommitting it), 15 is
-    // `mi_option_purge_delay` (-1: never purge).
+    // SAFETY: `mi_option_set` only stores an option's value, and may be called at any time;
+    // 5 is `mi_option_purge_decommits` in mimalloc.h (both v2 and v3 keep the numbering), 0 makes
+    // a purge reset the memory instead of decommitting it.
     unsafe {
         libmimalloc_sys::mi_option_set(5, 0);
-        if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
-            libmimalloc_sys::mi_option_set(15, -1);
-        }
     }
 }
 

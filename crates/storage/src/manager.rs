@@ -134,9 +134,11 @@ fn estimate_size<T: Data>(values: &[T]) -> u64 {
     let step = n.div_ceil(16);
     let (mut bytes, mut sampled) = (0u64, 0u64);
     for v in values.iter().step_by(step) {
-        bytes += bincode::serde::encode_to_vec(v, bincode::config::standard())
-            .map(|b| b.len() as u64)
-            .unwrap_or(0);
+        // Counted, not written: a sampled value may be large (a key's list of values).
+        let mut size = bincode::enc::write::SizeWriter::default();
+        if bincode::serde::encode_into_writer(v, &mut size, bincode::config::standard()).is_ok() {
+            bytes += size.bytes_written as u64;
+        }
         sampled += 1;
     }
     base + bytes * n as u64 / sampled
