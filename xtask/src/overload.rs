@@ -194,9 +194,9 @@ pub(crate) fn run(quick: bool, rate: u64, level: StorageLevel) -> Result<Vec<Ove
 }
 
 /// One overload run in a new process of this binary (`xtask overload-run`): its memory figures
-/// are then the run's own. The allocator keeps freed memory for reuse
-/// (`spate_examples::setup_allocator`), so in the benchmark's process the resident memory would
-/// start at the peak of the workloads before (3.3 GiB after a full run's window and state).
+/// are then the run's own. In the benchmark's process they would start with what the workloads
+/// before left behind (memory the allocator holds on to, caches): its first sample was 687 MiB
+/// there, 274–283 MiB in a new process.
 fn run_in_child(bounded: bool, rate: u64, seconds: u64, level: StorageLevel) -> Result<Overload> {
     let exe = std::env::current_exe().context("locating the xtask binary")?;
     let out = std::process::Command::new(exe)
@@ -227,8 +227,13 @@ pub(crate) fn run_child(args: &[String]) -> Result<()> {
     let level =
         StorageLevel::from_name(level).with_context(|| format!("unknown storage level {level}"))?;
     let buf = Arc::new(loadgen::buffer(crate::bench::TEXT_SEED));
+    let bounded = match bounded.as_str() {
+        "bounded" => true,
+        "unbounded" => false,
+        other => anyhow::bail!("expected bounded or unbounded, not {other:?}"),
+    };
     let r = run_one(
-        bounded == "bounded",
+        bounded,
         rate.parse().context("RATE")?,
         seconds.parse().context("SECONDS")?,
         level,
