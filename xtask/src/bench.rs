@@ -174,8 +174,9 @@ pub(crate) struct RunResult {
     pub(crate) growing: bool,
     pub(crate) stable: bool,
     /// CPU time the whole process (engine and the in-process load generator) spent per line
-    /// received over the measured period, in microseconds: a steadier figure than the verdict
-    /// for comparing two builds. `None` where it is not measured (cluster runs, non-Linux).
+    /// received over the measured period, in microseconds: for comparing two builds at a rate
+    /// both sustain, where the verdict says nothing. `None` where it is not measured (cluster
+    /// runs, non-Linux).
     pub(crate) cpu_us_per_line: Option<f64>,
 }
 

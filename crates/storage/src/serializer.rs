@@ -299,8 +299,6 @@ mod tests {
             prop_assert_eq!(back, values);
         }
 
-        /// The layout, recomputed from its description in the module doc (blocks written by
-        /// earlier builds, in write-ahead logs and on disk, must stay readable).
         #[test]
         fn encoded_records_make_the_block_serialize_block_makes(
             lines in prop_oneof![
@@ -327,6 +325,8 @@ mod tests {
             prop_assert_eq!(deserialize_block::<String>(&id(), &block).unwrap(), lines);
         }
 
+        /// The layout, recomputed from its description in the module doc (blocks written by
+        /// earlier builds, in write-ahead logs and on disk, must stay readable).
         #[test]
         fn layout_is_magic_codec_length_checksum_payload(
             values in proptest::collection::vec((any::<u32>(), ".{0,8}"), 0..50),

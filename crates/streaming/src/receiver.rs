@@ -157,13 +157,17 @@ pub struct ReceiverInfo {
 
 enum Msg<T> {
     /// Records, and the source position after them if the receiver noted one.
-    Records(Vec<T>, Option<String>),
-    /// Records already encoded, and the source position after them.
-    Encoded(EncodedRecords<T>, Option<String>),
+    Records(Incoming<T>, Option<String>),
     /// Cut what is buffered into a block now; answer whether it is stored (and logged).
     Flush(SyncSender<bool>),
     Cut(Time, SyncSender<()>),
     Stop,
+}
+
+/// Records as a receiver handed them over: values, or already encoded.
+enum Incoming<T> {
+    Values(Vec<T>),
+    Encoded(EncodedRecords<T>),
 }
 
 /// Records encoded as they are received, for [`ReceiverContext::store_encoded`]: the block
@@ -297,19 +301,21 @@ impl<T: Data> ReceiverContext<T> {
 
     fn store_encoded_with(&self, records: EncodedRecords<T>, position: Option<String>) {
         let n = records.count;
-        self.hand_over(n, position.is_some(), Msg::Encoded(records, position));
+        let msg = Msg::Records(Incoming::Encoded(records), position);
+        self.hand_over(n, msg);
     }
 
     fn store_many_with(&self, records: Vec<T>, position: Option<String>) {
         let n = records.len() as u64;
-        self.hand_over(n, position.is_some(), Msg::Records(records, position));
+        let msg = Msg::Records(Incoming::Values(records), position);
+        self.hand_over(n, msg);
     }
 
     /// Hands `n` records (in `msg`) to the block generator once rate limit and back-pressure
     /// let them through. No records and no position: nothing to do.
-    fn hand_over(&self, n: u64, has_position: bool, msg: Msg<T>) {
+    fn hand_over(&self, n: u64, msg: Msg<T>) {
         if n == 0 {
-            if has_position {
+            if matches!(msg, Msg::Records(_, Some(_))) {
                 let _ = self.tx.send(msg);
             }
             return;
@@ -1027,7 +1033,15 @@ fn generate_blocks<T: Data>(
                             };
                         (logged, stored)
                     }
-                    Err(e) => (Err(crate::Error::State(e.to_string())), Err(e)),
+                    // Not made: not stored, nor logged when the log is on (without it, no
+                    // log error to report).
+                    Err(e) => {
+                        let logged = match &wal {
+                            Some(_) => Err(crate::Error::State(e.to_string())),
+                            None => Ok(()),
+                        };
+                        (logged, Err(e))
+                    }
                 }
             }
         };
@@ -1065,11 +1079,10 @@ fn generate_blocks<T: Data>(
     };
     loop {
         match rx.recv_timeout(Duration::from_millis(10)) {
-            Ok(msg @ (Msg::Records(..) | Msg::Encoded(..))) => {
-                let (added, p) = match msg {
-                    Msg::Records(r, p) => (buf.add_values(r), p),
-                    Msg::Encoded(r, p) => (buf.add_encoded(r), p),
-                    _ => unreachable!("matched above"),
+            Ok(Msg::Records(records, p)) => {
+                let added = match records {
+                    Incoming::Values(values) => buf.add_values(values),
+                    Incoming::Encoded(encoded) => buf.add_encoded(encoded),
                 };
                 if let Err((lost, e)) = added {
                     tracing::error!(stream = shared.stream, records = lost, error = %e, "received records could not be encoded into a block and are lost");
