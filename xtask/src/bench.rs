@@ -11,7 +11,7 @@ use anyhow::{Context as _, Result};
 use hdrhistogram::Histogram;
 use serde::Serialize;
 use spate_receivers::Sources;
-use spate_streaming::text::{CompactString as Word, split_owned_as};
+use spate_streaming::text::{Word, split_owned_as};
 use spate_streaming::{BatchInfo, DStream, StorageLevel, StreamingContext, StreamingListener};
 use std::io::{BufRead, BufReader, Write as _};
 use std::net::TcpStream;
@@ -224,8 +224,9 @@ impl StreamingListener for Collect {
 }
 
 pub(crate) fn build(workload: Workload, lines: DStream<String>) {
-    // Words as `CompactString`s: a word of up to 24 bytes lives inside the key, with no
-    // allocation of its own (`String` keys: see the README's tuning notes).
+    // Words as `text::Word`s: a word of up to 23 bytes lives inside the key, with no
+    // allocation of its own, and is hashed and compared as three integers (`String` and
+    // `CompactString` keys: see the README's tuning notes).
     let count = |s: DStream<(Word, u64)>| {
         s.foreach_rdd(|rdd, _| {
             rdd.count()?;

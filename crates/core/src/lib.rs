@@ -34,6 +34,7 @@ pub mod rdd;
 mod scheduler;
 mod sync;
 pub mod text;
+mod word;
 
 pub use context::{Context, ContextConfig, Master, RemoteCompute, ShipName};
 pub use error::{Error, Result};

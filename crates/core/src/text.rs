@@ -2,7 +2,8 @@
 //! printed by streaming output operations, following Spark's `toString` (tuples as `(a,1)`); and
 //! [`split_owned`] and [`words`], the pieces of a line as owned strings for a `flat_map`
 //! (`String`s, or any type made from a `&str` with [`split_owned_as`] and [`words_as`]:
-//! [`CompactString`] keeps a short word inline, without an allocation per word).
+//! [`Word`] keeps a short word inline, without an allocation per word, and is the fastest key
+//! for aggregating by word; [`CompactString`] keeps one inline too).
 
 use std::marker::PhantomData;
 
@@ -10,6 +11,8 @@ use std::marker::PhantomData;
 /// without an allocation each, and compared without following a pointer. It serializes as a
 /// string does.
 pub use compact_str::CompactString;
+
+pub use crate::word::Word;
 
 /// Renders a value as one line of text the way Spark's `toString` would.
 ///
@@ -58,7 +61,8 @@ display_text!(
     char,
     String,
     str,
-    CompactString
+    CompactString,
+    Word
 );
 
 impl<T: ToText + ?Sized> ToText for &T {

@@ -112,7 +112,7 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
         if self.partitioner().as_ref() == Some(&partitioner.info()) {
             return self.map_partitions_internal(name, true, move |_, it| {
                 let mut map: ArrivalMap<K, C> = ArrivalMap::default();
-                it.for_each(|(k, v)| map.upsert(k, v, &*agg.create, &*agg.merge_value));
+                map.upsert_all(it, &*agg.create, &*agg.merge_value);
                 BoxIter::new(map.into_ordered())
             });
         }
@@ -123,7 +123,7 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
                     // Combine the whole map partition in one table, then bucket each distinct
                     // key once: one hash per record instead of two.
                     let mut map: ArrivalMap<K, C> = ArrivalMap::default();
-                    records.for_each(|(k, v)| map.upsert(k, v, &*a.create, &*a.merge_value));
+                    map.upsert_all(records, &*a.create, &*a.merge_value);
                     let n = partitioner.num_partitions();
                     let mut buckets: Vec<Vec<(K, C)>> = (0..n).map(|_| Vec::new()).collect();
                     for (k, c) in map.into_ordered() {
@@ -134,13 +134,13 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
                 });
             self.shuffle(name, partitioner, bucketer, None, move |it| {
                 let mut map: ArrivalMap<K, C> = ArrivalMap::default();
-                it.for_each(|(k, c)| map.upsert(k, c, |c| c, &*agg.merge_combiners));
+                map.upsert_all(it, |c| c, &*agg.merge_combiners);
                 BoxIter::new(map.into_ordered())
             })
         } else {
             self.shuffle(name, partitioner, plain_bucketer(), None, move |it| {
                 let mut map: ArrivalMap<K, C> = ArrivalMap::default();
-                it.for_each(|(k, v)| map.upsert(k, v, &*agg.create, &*agg.merge_value));
+                map.upsert_all(it, &*agg.create, &*agg.merge_value);
                 BoxIter::new(map.into_ordered())
             })
         }

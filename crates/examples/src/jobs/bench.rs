@@ -3,7 +3,7 @@
 //! so the cost of replication can be measured.
 
 use spate_receivers::{SocketConfig, Sources};
-use spate_streaming::text::{CompactString, words_as};
+use spate_streaming::text::{Word, words_as};
 use spate_streaming::{StorageLevel, StreamingContext, streaming_job};
 
 /// Word counts per batch of the lines read from `HOST PORT` (a source speaking the replay
@@ -25,12 +25,10 @@ pub fn bench_word_count(ssc: &StreamingContext) {
         },
         level,
     );
-    // Words as `CompactString`s, as the single-process workloads of the benchmark key them (a
-    // word of up to 24 bytes needs no allocation of its own).
-    let words = lines.flat_map(words_as::<CompactString>);
-    let counts = words
-        .map(|w: CompactString| (w, 1u64))
-        .reduce_by_key(|a, b| a + b);
+    // Words as `text::Word`s, as the single-process workloads of the benchmark key them (a
+    // word of up to 23 bytes needs no allocation of its own).
+    let words = lines.flat_map(words_as::<Word>);
+    let counts = words.map(|w: Word| (w, 1u64)).reduce_by_key(|a, b| a + b);
     counts.foreach_rdd(|rdd, _| {
         rdd.count()?;
         Ok(())
