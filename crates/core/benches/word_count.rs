@@ -1,5 +1,5 @@
 //! Criterion benchmark: word count (`flat_map` → `map` → `reduce_by_key`) over an in-memory corpus,
-//! with the words as `String`s and as `CompactString`s.
+//! with the words as `String`s, as `CompactString`s and as `Word`s.
 
 // Allocate as the example binaries do (crates/examples/src/lib.rs).
 #[global_allocator]
@@ -7,7 +7,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use spate_core::Context;
-use spate_core::text::{CompactString, split_owned, split_owned_as};
+use spate_core::text::{CompactString, Word, split_owned, split_owned_as};
 
 /// A deterministic corpus: `lines` lines of 16 words from a 10,000-word vocabulary, skewed so a
 /// few words are frequent (roughly Zipf-like).
@@ -65,6 +65,18 @@ fn word_count(c: &mut Criterion) {
             })
         },
     );
+    // The same with the words as `Word`s (inline up to 23 bytes, hashed and compared as three
+    // integers).
+    group.bench_function(format!("100k_lines_{}MB_local2_word", bytes >> 20), |b| {
+        b.iter(|| {
+            ctx.parallelize(lines.clone(), 4)
+                .flat_map(|l: String| split_owned_as::<Word>(l, ' '))
+                .map(|w| (w, 1u64))
+                .reduce_by_key(|a, b| a + b)
+                .count()
+                .unwrap()
+        })
+    });
     group.finish();
 }
 
