@@ -162,10 +162,11 @@ impl<K: Hash + Eq, V> ArrivalMap<K, V> {
         });
     }
 
-    /// [`upsert`](Self::upsert) of every record, in order, fetching ahead in a pipeline: a
-    /// record is hashed and its index slot requested from memory as it arrives, the entry that
-    /// slot names is requested [`AHEAD`] records later, and the record is looked up and merged
-    /// another `AHEAD` records later.
+    /// Adds every record's value under its key, in order: a new value from `create`, or
+    /// `merge`d into the one there (by value). Records go through a pipeline: a record is
+    /// hashed and its index slot requested from memory as it arrives, the entry that slot names
+    /// is requested [`AHEAD`] records later, and the record is looked up and merged another
+    /// `AHEAD` records later.
     pub(crate) fn upsert_all<X>(
         &mut self,
         records: impl Iterator<Item = (K, X)>,
