@@ -91,6 +91,31 @@ impl SocketConfig {
 }
 
 /// A socket whose reads return end-of-stream once the receiver is told to stop.
+/// `BufRead::read_until(b'\n')` with the newline found by the `memchr` crate's vectorized search
+/// (the standard library's word-at-a-time search was 2.9% of a word count's CPU at 2M lines/s).
+/// Like `read_until`, what was read before an error stays in `line`; returns the bytes read, 0
+/// at the end of the stream.
+fn read_line_bytes(r: &mut impl BufRead, line: &mut Vec<u8>) -> std::io::Result<usize> {
+    let mut read = 0;
+    loop {
+        let available = match r.fill_buf() {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        let (used, done) = match memchr::memchr(b'\n', available) {
+            Some(i) => (i + 1, true),
+            None => (available.len(), available.is_empty()),
+        };
+        line.extend_from_slice(&available[..used]);
+        r.consume(used);
+        read += used;
+        if done {
+            return Ok(read);
+        }
+    }
+}
+
 struct StoppableStream {
     stream: TcpStream,
     signal: StopSignal,
@@ -265,7 +290,7 @@ impl<T: Data> SocketReceiver<T> {
         // The line being read; after a read that waited too long, the start of it.
         let mut line = Vec::with_capacity(256);
         loop {
-            let n = match reader.read_until(b'\n', &mut line) {
+            let n = match read_line_bytes(&mut reader, &mut line) {
                 Ok(n) => n,
                 // The held records have waited long enough: hand them over, then wait for data as
                 // long as it takes.
@@ -552,5 +577,46 @@ impl Sources for StreamingContext {
         config: crate::FileStreamConfig,
     ) -> DStream<String> {
         crate::file::file_stream(self, dir.into(), Box::new(filter), new_files_only, config)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::read_line_bytes;
+    use std::io::{BufRead, BufReader};
+
+    /// Every line and what each read returned, read with `read` through a buffer of `cap` bytes.
+    fn lines_of(
+        text: &[u8],
+        cap: usize,
+        read: fn(&mut BufReader<&[u8]>, &mut Vec<u8>) -> std::io::Result<usize>,
+    ) -> Vec<(usize, Vec<u8>)> {
+        let mut r = BufReader::with_capacity(cap, text);
+        let mut out = Vec::new();
+        loop {
+            let mut line = Vec::new();
+            let n = read(&mut r, &mut line).unwrap();
+            out.push((n, line));
+            if n == 0 {
+                return out;
+            }
+        }
+    }
+
+    proptest::proptest! {
+        /// The same lines and counts as the standard library's `read_until`, whatever the
+        /// buffer's size: lines split across refills, empty lines, `\r\n`, no final newline.
+        #[test]
+        fn lines_are_those_read_until_finds(
+            text in proptest::collection::vec(
+                proptest::sample::select(vec![b'a', b'b', b'\n', b'\r', 0xc3, 0xa9]),
+                0..300,
+            ),
+            cap in 1usize..40,
+        ) {
+            let ours = lines_of(&text, cap, |r, line| read_line_bytes(r, line));
+            let std = lines_of(&text, cap, |r, line| r.read_until(b'\n', line));
+            proptest::prop_assert_eq!(ours, std);
+        }
     }
 }
