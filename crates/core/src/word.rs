@@ -122,7 +122,10 @@ impl Short {
 }
 
 impl From<&str> for Word {
-    #[inline]
+    // Always inlined: it runs once per word inside the caller's splitting loop (left to the
+    // compiler, the benchmark's build called it out of line; the difference in a full run was
+    // within the noise, 0.72-0.83 against 0.74-0.83 µs/line).
+    #[inline(always)]
     fn from(text: &str) -> Word {
         let b = text.as_bytes();
         let n = b.len();
@@ -184,7 +187,7 @@ impl PartialEq for Word {
 impl Eq for Word {}
 
 impl Hash for Word {
-    #[inline]
+    #[inline(always)]
     fn hash<H: Hasher>(&self, state: &mut H) {
         match &self.0 {
             Repr::Inline(Short {
