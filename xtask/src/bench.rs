@@ -178,6 +178,10 @@ pub(crate) struct RunResult {
     /// both sustain, where the verdict says nothing. `None` where it is not measured (cluster
     /// runs, non-Linux).
     pub(crate) cpu_us_per_line: Option<f64>,
+    /// CPU time over the measured period by the role of the thread that spent it, in percent of
+    /// one core (`workers` 130 is 1.3 cores): where a build spends what `cpu_us_per_line` sums.
+    /// Empty where it is not measured.
+    pub(crate) cpu_by_role: Vec<(String, f64)>,
 }
 
 #[derive(Default)]
@@ -320,10 +324,12 @@ fn run_spate(
     let zero = ssc.zero_time().map(|z| z.ms()).unwrap_or(0);
     std::thread::sleep(Duration::from_secs(warmup));
     let cpu_before = process_cpu_seconds();
+    let roles_before = cpu_by_role();
     std::thread::sleep(Duration::from_secs(measure));
     let cpu = process_cpu_seconds()
         .zip(cpu_before)
         .map(|(after, before)| after - before);
+    let roles = role_shares(&roles_before, &cpu_by_role(), measure);
     // Give the last measured batch the time a stable job needs to finish it (one more interval
     // and a little): a batch still running after that counts as not completed.
     let last = spate_streaming::Time::from_ms(zero + (warmup + measure) * 1000);
@@ -360,7 +366,61 @@ fn run_spate(
     result.cpu_us_per_line = cpu
         .filter(|_| result.received_rate > 0.0)
         .map(|c| c * 1e6 / (result.received_rate * measure as f64));
+    result.cpu_by_role = roles;
     Ok(result)
+}
+
+/// The role of a thread, from its name (as the kernel keeps it: the first 15 bytes).
+fn role_of(comm: &str) -> &'static str {
+    if comm.starts_with("spate-worker") {
+        "workers"
+    } else if comm.starts_with("spate-receiver") {
+        "receiver"
+    } else if comm.starts_with("spate-block-gen") {
+        "block generator"
+    } else if comm.starts_with("spate-") {
+        "other engine threads"
+    } else {
+        // The benchmark's own threads: the load generator, and the driver waiting.
+        "load generator and driver"
+    }
+}
+
+/// CPU seconds so far of each live thread of this process, by thread id, with its role; empty
+/// where `/proc` is not there.
+fn cpu_by_role() -> Vec<(u64, &'static str, f64)> {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return Vec::new();
+    };
+    tasks
+        .flatten()
+        .filter_map(|t| {
+            let tid = t.file_name().to_str()?.parse().ok()?;
+            let comm = std::fs::read_to_string(t.path().join("comm")).ok()?;
+            let cpu = cpu_seconds_of(&std::fs::read_to_string(t.path().join("stat")).ok()?)?;
+            Some((tid, role_of(comm.trim_end()), cpu))
+        })
+        .collect()
+}
+
+/// Percent of one core each role spent between two `cpu_by_role` readings `seconds` apart
+/// (a thread born in between counts from zero), largest first.
+fn role_shares(
+    before: &[(u64, &'static str, f64)],
+    after: &[(u64, &'static str, f64)],
+    seconds: u64,
+) -> Vec<(String, f64)> {
+    let mut by_role: Vec<(String, f64)> = Vec::new();
+    for &(tid, role, cpu) in after {
+        let was = before.iter().find(|b| b.0 == tid).map_or(0.0, |b| b.2);
+        let used = (cpu - was).max(0.0) * 100.0 / seconds.max(1) as f64;
+        match by_role.iter_mut().find(|r| r.0 == role) {
+            Some(r) => r.1 += used,
+            None => by_role.push((role.to_string(), used)),
+        }
+    }
+    by_role.sort_by(|a, b| b.1.total_cmp(&a.1));
+    by_role
 }
 
 /// The CPU time (user and system) this process has used so far, in seconds, from
@@ -442,6 +502,7 @@ pub(crate) fn summarize(
         growing,
         stable,
         cpu_us_per_line: None,
+        cpu_by_role: Vec::new(),
     })
 }
 
@@ -496,7 +557,7 @@ pub(crate) fn fmt_rate(r: f64) -> String {
 /// One run's verdict and figures, for the progress lines.
 pub(crate) fn describe(r: &RunResult) -> String {
     format!(
-        "{} (received {}/s, p50 {} ms, p99 {} ms, {}/{} batches{})",
+        "{} (received {}/s, p50 {} ms, p99 {} ms, {}/{} batches{}{})",
         if r.stable { "stable" } else { "NOT stable" },
         fmt_rate(r.received_rate),
         r.p50_ms,
@@ -504,7 +565,17 @@ pub(crate) fn describe(r: &RunResult) -> String {
         r.batches_completed,
         r.batches_expected,
         r.cpu_us_per_line
-            .map_or(String::new(), |c| format!(", CPU {c:.2} µs/line"))
+            .map_or(String::new(), |c| format!(", CPU {c:.2} µs/line")),
+        if r.cpu_by_role.is_empty() {
+            String::new()
+        } else {
+            let roles: Vec<String> = r
+                .cpu_by_role
+                .iter()
+                .map(|(role, pct)| format!("{role} {pct:.0}%"))
+                .collect();
+            format!("; cores: {}", roles.join(", "))
+        }
     )
 }
 
@@ -755,6 +826,31 @@ pub(crate) fn run(args: &BenchArgs) -> Result<()> {
             *r as f64 / baseline.max(1.0)
         ));
     }
+    // Where the CPU went at each workload's highest stable rate (1 s batches).
+    let mut roles = String::new();
+    for (w, r) in &best {
+        let run = runs
+            .iter()
+            .find(|x| x.workload == *w && x.target_rate == *r && x.batch_ms == 1000 && x.stable);
+        if let Some(run) = run.filter(|x| !x.cpu_by_role.is_empty()) {
+            let parts: Vec<String> = run
+                .cpu_by_role
+                .iter()
+                .map(|(role, pct)| format!("{role} {pct:.0}%"))
+                .collect();
+            roles.push_str(&format!(
+                "- {} at {} lines/s: {}\n",
+                w.name(),
+                fmt_rate(*r as f64),
+                parts.join(", ")
+            ));
+        }
+    }
+    if !roles.is_empty() {
+        md.push_str(&format!(
+            "\nCPU by thread role at each highest stable rate, in percent of one core:\n\n{roles}"
+        ));
+    }
     for &rate in &args.sweep {
         let smallest = runs
             .iter()
@@ -868,7 +964,7 @@ pub(crate) fn run(args: &BenchArgs) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::cpu_seconds_of;
+    use super::{cpu_by_role, cpu_seconds_of, role_of, role_shares};
 
     #[test]
     fn cpu_time_is_user_plus_system_ticks_after_the_command_name() {
@@ -877,5 +973,38 @@ mod tests {
         assert_eq!(cpu_seconds_of(stat), Some(2.87));
         assert_eq!(cpu_seconds_of("4242 (xtask) S 1"), None);
         assert_eq!(cpu_seconds_of("no command name"), None);
+    }
+
+    #[test]
+    fn cpu_is_summed_by_the_role_of_each_thread() {
+        assert_eq!(role_of("spate-worker-1"), "workers");
+        assert_eq!(role_of("spate-receiver-"), "receiver");
+        assert_eq!(role_of("spate-block-gen"), "block generator");
+        assert_eq!(role_of("spate-job-execu"), "other engine threads");
+        assert_eq!(role_of("xtask"), "load generator and driver");
+        // Over 2 s: two workers used 1.5 s and 1.1 s, the receiver 0.3 s; a worker born in
+        // between used 0.4 s; a thread that ended is not counted.
+        let before = [
+            (1, "workers", 10.0),
+            (2, "workers", 20.0),
+            (3, "receiver", 5.0),
+            (4, "block generator", 1.0),
+        ];
+        let after = [
+            (1, "workers", 11.5),
+            (2, "workers", 21.1),
+            (3, "receiver", 5.3),
+            (5, "workers", 0.4),
+        ];
+        let shares = role_shares(&before, &after, 2);
+        assert_eq!(shares.len(), 2);
+        assert_eq!(shares[0].0, "workers");
+        assert!((shares[0].1 - 150.0).abs() < 1e-9, "{shares:?}");
+        assert_eq!(shares[1].0, "receiver");
+        assert!((shares[1].1 - 15.0).abs() < 1e-9, "{shares:?}");
+        // This process's own threads are read (on Linux): the test thread is among them.
+        if std::path::Path::new("/proc/self/task").exists() {
+            assert!(!cpu_by_role().is_empty());
+        }
     }
 }
