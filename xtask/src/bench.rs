@@ -569,14 +569,18 @@ pub(crate) fn describe(r: &RunResult) -> String {
         if r.cpu_by_role.is_empty() {
             String::new()
         } else {
-            let roles: Vec<String> = r
-                .cpu_by_role
-                .iter()
-                .map(|(role, pct)| format!("{role} {pct:.0}%"))
-                .collect();
-            format!("; cores: {}", roles.join(", "))
+            format!("; cores: {}", roles_text(&r.cpu_by_role))
         }
     )
+}
+
+/// CPU by thread role as text: `workers 122%, receiver 12%, …`.
+fn roles_text(roles: &[(String, f64)]) -> String {
+    let parts: Vec<String> = roles
+        .iter()
+        .map(|(role, pct)| format!("{role} {pct:.0}%"))
+        .collect();
+    parts.join(", ")
 }
 
 /// A horizontal bar chart.
@@ -833,16 +837,11 @@ pub(crate) fn run(args: &BenchArgs) -> Result<()> {
             .iter()
             .find(|x| x.workload == *w && x.target_rate == *r && x.batch_ms == 1000 && x.stable);
         if let Some(run) = run.filter(|x| !x.cpu_by_role.is_empty()) {
-            let parts: Vec<String> = run
-                .cpu_by_role
-                .iter()
-                .map(|(role, pct)| format!("{role} {pct:.0}%"))
-                .collect();
             roles.push_str(&format!(
                 "- {} at {} lines/s: {}\n",
                 w.name(),
                 fmt_rate(*r as f64),
-                parts.join(", ")
+                roles_text(&run.cpu_by_role)
             ));
         }
     }

@@ -6,8 +6,8 @@
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use spate_core::Context;
-use spate_core::text::{CompactString, Word, split_owned, split_owned_as};
+use spate_core::text::{CompactString, Word, split_owned_as};
+use spate_core::{Context, Key};
 
 /// A deterministic corpus: `lines` lines of 16 words from a 10,000-word vocabulary, skewed so a
 /// few words are frequent (roughly Zipf-like).
@@ -33,6 +33,16 @@ fn corpus(lines: usize) -> Vec<String> {
         .collect()
 }
 
+/// The number of distinct words of `lines`, with the words as `W`s.
+fn count_words<W: Key + for<'a> From<&'a str>>(ctx: &Context, lines: &[String]) -> u64 {
+    ctx.parallelize(lines.to_vec(), 4)
+        .flat_map(|l: String| split_owned_as::<W>(l, ' '))
+        .map(|w| (w, 1u64))
+        .reduce_by_key(|a, b| a + b)
+        .count()
+        .unwrap()
+}
+
 fn word_count(c: &mut Criterion) {
     let ctx = Context::new("local[2]").unwrap();
     let lines = corpus(100_000);
@@ -40,42 +50,19 @@ fn word_count(c: &mut Criterion) {
     let mut group = c.benchmark_group("word_count");
     group.sample_size(10);
     group.throughput(Throughput::Elements(lines.len() as u64));
+    // Words as `String`s (`split_owned` is `split_owned_as::<String>`); as `CompactString`s
+    // (inline up to 24 bytes: no allocation per word, and the table compares keys without
+    // following a pointer); as `Word`s (inline up to 23 bytes, hashed and compared as three
+    // integers).
     group.bench_function(format!("100k_lines_{}MB_local2", bytes >> 20), |b| {
-        b.iter(|| {
-            ctx.parallelize(lines.clone(), 4)
-                .flat_map(|l: String| split_owned(l, ' '))
-                .map(|w| (w, 1u64))
-                .reduce_by_key(|a, b| a + b)
-                .count()
-                .unwrap()
-        })
+        b.iter(|| count_words::<String>(&ctx, &lines))
     });
-    // The same with the words as `CompactString`s (inline up to 24 bytes: no allocation per
-    // word, and the table compares keys without following a pointer).
     group.bench_function(
         format!("100k_lines_{}MB_local2_compact", bytes >> 20),
-        |b| {
-            b.iter(|| {
-                ctx.parallelize(lines.clone(), 4)
-                    .flat_map(|l: String| split_owned_as::<CompactString>(l, ' '))
-                    .map(|w| (w, 1u64))
-                    .reduce_by_key(|a, b| a + b)
-                    .count()
-                    .unwrap()
-            })
-        },
+        |b| b.iter(|| count_words::<CompactString>(&ctx, &lines)),
     );
-    // The same with the words as `Word`s (inline up to 23 bytes, hashed and compared as three
-    // integers).
     group.bench_function(format!("100k_lines_{}MB_local2_word", bytes >> 20), |b| {
-        b.iter(|| {
-            ctx.parallelize(lines.clone(), 4)
-                .flat_map(|l: String| split_owned_as::<Word>(l, ' '))
-                .map(|w| (w, 1u64))
-                .reduce_by_key(|a, b| a + b)
-                .count()
-                .unwrap()
-        })
+        b.iter(|| count_words::<Word>(&ctx, &lines))
     });
     group.finish();
 }

@@ -79,7 +79,7 @@ impl<K: Hash + Eq, V> ArrivalMap<K, V> {
     fn find(&self, hash: u64, k: &K) -> Result<usize, usize> {
         let mask = self.index.len() - 1;
         let tag = hash & !NUMBER_MASK;
-        let mut at = (hash as usize) & mask;
+        let mut at = self.home(hash);
         loop {
             let slot = self.index[at];
             if slot == EMPTY {
@@ -95,12 +95,14 @@ impl<K: Hash + Eq, V> ArrivalMap<K, V> {
         }
     }
 
-    /// Makes room for one more key: the index stays at most three-quarters full.
+    /// Whether one more key fits with the index at most three-quarters full.
+    fn has_room(&self) -> bool {
+        (self.entries.len() + 1) * 4 <= self.index.len() * 3
+    }
+
+    /// Rebuilds the index at the size that leaves room for one more key.
     fn grow(&mut self) {
         let wanted = self.entries.len() + 1;
-        if !self.index.is_empty() && wanted * 4 <= self.index.len() * 3 {
-            return;
-        }
         assert!(
             (wanted as u64) < NUMBER_MASK,
             "an aggregation table holds at most 2^40 - 1 keys"
@@ -109,7 +111,7 @@ impl<K: Hash + Eq, V> ArrivalMap<K, V> {
         let mut index = vec![EMPTY; size];
         let mask = size - 1;
         for (n, (k, _)) in self.entries.iter().enumerate() {
-            let hash = self.hasher.hash_one(k);
+            let hash = self.hash(k);
             let mut at = (hash as usize) & mask;
             while index[at] != EMPTY {
                 at = (at + 1) & mask;
@@ -122,21 +124,27 @@ impl<K: Hash + Eq, V> ArrivalMap<K, V> {
     /// The number of the entry of `k` (whose hash is `hash`), made (with no value) if `k` is new.
     #[inline]
     fn entry_of(&mut self, hash: u64, k: K) -> usize {
-        if !self.index.is_empty()
-            && let Ok(n) = self.find(hash, &k)
-        {
-            return n;
-        }
-        self.grow();
-        match self.find(hash, &k) {
-            Ok(n) => n,
-            Err(at) => {
-                let n = self.entries.len();
-                self.index[at] = (hash & !NUMBER_MASK) | n as u64;
-                self.entries.push((k, None));
-                n
+        let found = if self.index.is_empty() {
+            None
+        } else {
+            Some(self.find(hash, &k))
+        };
+        let at = match found {
+            Some(Ok(n)) => return n,
+            Some(Err(at)) if self.has_room() => at,
+            // A new key and a full (or no) index: the key's slot is found again in the new one.
+            _ => {
+                self.grow();
+                match self.find(hash, &k) {
+                    Ok(n) => return n,
+                    Err(at) => at,
+                }
             }
-        }
+        };
+        let n = self.entries.len();
+        self.index[at] = (hash & !NUMBER_MASK) | n as u64;
+        self.entries.push((k, None));
+        n
     }
 
     /// The value of `k`, made by `new` if `k` is new.
