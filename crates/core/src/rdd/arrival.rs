@@ -10,13 +10,13 @@
 //! The layout is about the working set, which is what a word count waits on: with keys and
 //! values inside a `HashMap`'s slots (40 bytes each, 16,384 slots for 10,000 keys: 640 KiB), a
 //! third of the table's time sat on the load of a candidate slot. Here the same keys take 400
-//! KiB of entries and 128 KiB of index, and [`ArrivalMap::upsert_all`] asks for the memory a
-//! record will touch some records before it looks the record up, so that those loads overlap
-//! instead of each waiting alone (one thread, 400k lines of word count: 254 ms without asking
-//! ahead, 236 ms with it, 239 ms with the `HashMap`).
+//! KiB of entries and 128 KiB of index. Records are looked up one after the other: asking for
+//! a record's memory some records ahead (prefetching) paid while records came one call at a
+//! time, interleaved with the work that made them (one thread, 400k lines of word count: 254 ms
+//! without, 236 ms with it), and stopped paying once they came in chunks (`BoxIter`), which let
+//! the processor overlap the lookups by itself (176 ms with or without).
 
 use rustc_hash::FxBuildHasher;
-use std::collections::VecDeque;
 use std::hash::{BuildHasher, Hash};
 
 pub(crate) struct ArrivalMap<K, V> {
@@ -33,23 +33,6 @@ const EMPTY: u64 = u64::MAX;
 /// Bits of a slot holding the entry's number; the rest hold the top of the key's hash.
 const NUMBER_BITS: u32 = 40;
 const NUMBER_MASK: u64 = (1 << NUMBER_BITS) - 1;
-
-/// How many records ahead `upsert_all` requests an index slot, and again an entry.
-const AHEAD: usize = 8;
-
-/// Asks the processor to bring the cache line at `p` closer; a hint only (never faults).
-#[inline(always)]
-#[allow(unsafe_code)]
-fn prefetch<T>(p: *const T) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: a prefetch changes nothing but the caches, whatever address it is given, and SSE
-    // (which it needs) is part of every x86-64 processor.
-    unsafe {
-        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p.cast());
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = p;
-}
 
 impl<K, V> Default for ArrivalMap<K, V> {
     fn default() -> Self {
@@ -171,52 +154,17 @@ impl<K: Hash + Eq, V> ArrivalMap<K, V> {
     }
 
     /// Adds every record's value under its key, in order: a new value from `create`, or
-    /// `merge`d into the one there (by value). Records go through a pipeline: a record is
-    /// hashed and its index slot requested from memory as it arrives, the entry that slot names
-    /// is requested [`AHEAD`] records later, and the record is looked up and merged another
-    /// `AHEAD` records later.
+    /// `merge`d into the one there (by value).
     pub(crate) fn upsert_all<X>(
         &mut self,
         records: impl Iterator<Item = (K, X)>,
         create: impl Fn(X) -> V,
         merge: impl Fn(V, X) -> V,
     ) {
-        let mut pipe: VecDeque<(u64, K, X)> = VecDeque::with_capacity(2 * AHEAD);
         records.for_each(|(k, x)| {
-            let hash = self.hash(&k);
-            if !self.index.is_empty() {
-                prefetch(&self.index[self.home(hash)]);
-            }
-            pipe.push_back((hash, k, x));
-            if pipe.len() > AHEAD {
-                self.fetch_entry(pipe[pipe.len() - 1 - AHEAD].0);
-            }
-            if pipe.len() == 2 * AHEAD
-                && let Some((hash, k, x)) = pipe.pop_front()
-            {
-                let n = self.entry_of(hash, k);
-                self.merge_at(n, x, &create, &merge);
-            }
-        });
-        // The last records: request the entries not requested yet, then merge them all.
-        for &(hash, ..) in pipe.iter().rev().take(AHEAD.min(pipe.len())) {
-            self.fetch_entry(hash);
-        }
-        for (hash, k, x) in pipe {
-            let n = self.entry_of(hash, k);
+            let n = self.entry_of(self.hash(&k), k);
             self.merge_at(n, x, &create, &merge);
-        }
-    }
-
-    /// Requests from memory the entry that the index slot where `hash`'s probe starts names.
-    #[inline]
-    fn fetch_entry(&self, hash: u64) {
-        if let Some(&slot) = self.index.get(self.home(hash))
-            && slot != EMPTY
-            && let Some(e) = self.entries.get((slot & NUMBER_MASK) as usize)
-        {
-            prefetch(e);
-        }
+        });
     }
 
     /// Every key and value, keys in order of first arrival.

@@ -58,7 +58,7 @@ impl<T: Data> Rdd<T> {
         let f = Arc::new(f);
         self.map_partitions_internal("map", false, move |_, it| {
             let f = f.clone();
-            BoxIter::new(it.map(move |x| f(x)))
+            it.map_each(move |x| f(x))
         })
     }
 
@@ -72,7 +72,7 @@ impl<T: Data> Rdd<T> {
         let f = Arc::new(f);
         self.map_partitions_internal("flat_map", false, move |_, it| {
             let f = f.clone();
-            BoxIter::new(it.flat_map(move |x| f(x)))
+            it.flat_map_each(move |x| f(x))
         })
     }
 
@@ -82,7 +82,7 @@ impl<T: Data> Rdd<T> {
         let f = Arc::new(f);
         self.map_partitions_internal("filter", true, move |_, it| {
             let f = f.clone();
-            BoxIter::new(it.filter(move |x| f(x)))
+            it.filter_each(move |x| f(x))
         })
     }
 
@@ -128,7 +128,7 @@ impl<T: Data> Rdd<T> {
         let f = Arc::new(f);
         self.map_partitions_internal("key_by", false, move |_, it| {
             let f = f.clone();
-            BoxIter::new(it.map(move |x| (f(&x), x)))
+            it.map_each(move |x| (f(&x), x))
         })
     }
 
@@ -185,7 +185,7 @@ impl<K: Data, V: Data> Rdd<(K, V)> {
         let f = Arc::new(f);
         self.map_partitions_internal("map_values", true, move |_, it| {
             let f = f.clone();
-            BoxIter::new(it.map(move |(k, v)| (k, f(v))))
+            it.map_each(move |(k, v)| (k, f(v)))
         })
     }
 
@@ -202,19 +202,19 @@ impl<K: Data, V: Data> Rdd<(K, V)> {
         let f = Arc::new(f);
         self.map_partitions_internal("flat_map_values", true, move |_, it| {
             let f = f.clone();
-            BoxIter::new(it.flat_map(move |(k, v)| f(v).into_iter().map(move |w| (k.clone(), w))))
+            it.flat_map_each(move |(k, v)| f(v).into_iter().map(move |w| (k.clone(), w)))
         })
     }
 
     /// The keys.
     #[track_caller]
     pub fn keys(&self) -> Rdd<K> {
-        self.map_partitions_internal("keys", false, |_, it| BoxIter::new(it.map(|(k, _)| k)))
+        self.map_partitions_internal("keys", false, |_, it| it.map_each(|(k, _)| k))
     }
 
     /// The values.
     #[track_caller]
     pub fn values(&self) -> Rdd<V> {
-        self.map_partitions_internal("values", false, |_, it| BoxIter::new(it.map(|(_, v)| v)))
+        self.map_partitions_internal("values", false, |_, it| it.map_each(|(_, v)| v))
     }
 }
