@@ -31,7 +31,7 @@ pub struct BoxIter<T> {
     inner: Box<dyn Drive<T>>,
 }
 
-/// What `BoxIter` needs of the iterator inside it.
+/// What `BoxIter` needs of the iterator inside it (implemented for every [`Source`]).
 trait Drive<T> {
     fn next_item(&mut self) -> Option<T>;
     fn hint(&self) -> (usize, Option<usize>);
@@ -40,15 +40,50 @@ trait Drive<T> {
     /// Calls `f` on every remaining element, a non-empty chunk at a time: `f` takes the elements
     /// it wants out of the vector, and what it leaves is dropped.
     fn drive_chunks(self: Box<Self>, f: &mut dyn FnMut(&mut Vec<T>));
-    /// Whether `drive_chunks` is the cheaper of the two (the iterator makes its elements in
-    /// chunks anyway); if not, chunks are gathered from `drive` one element at a time.
+    /// Whether `drive_chunks` is the cheaper of the two (see [`Source::CHUNKED`]).
     fn chunked(&self) -> bool;
+}
+
+/// What is inside a `BoxIter`: any iterator ([`Plain`]) or one of the engine's layers. Each
+/// writes its loop once, in [`run`](Source::run); [`Drive`] compiles it twice, once calling the
+/// consumer per element and once filling chunks.
+trait Source<T> {
+    /// Whether the elements are better taken in chunks: true for the layers, whose consumer's
+    /// loop then runs apart from theirs; false for a plain iterator (gathering its elements into
+    /// chunks would only copy them).
+    const CHUNKED: bool;
+    fn next_item(&mut self) -> Option<T>;
+    fn hint(&self) -> (usize, Option<usize>);
+    /// Calls `emit` on every remaining element.
+    fn run(self, emit: impl FnMut(T));
+}
+
+impl<T, S: Source<T>> Drive<T> for S {
+    #[inline]
+    fn next_item(&mut self) -> Option<T> {
+        Source::next_item(self)
+    }
+    fn hint(&self) -> (usize, Option<usize>) {
+        Source::hint(self)
+    }
+    fn drive(self: Box<Self>, f: &mut dyn FnMut(T)) {
+        (*self).run(f)
+    }
+    fn drive_chunks(self: Box<Self>, f: &mut dyn FnMut(&mut Vec<T>)) {
+        let mut out = Chunks::new(f);
+        (*self).run(|x| out.push(x));
+        out.finish();
+    }
+    fn chunked(&self) -> bool {
+        S::CHUNKED
+    }
 }
 
 /// Any iterator, driven by its own `for_each`.
 struct Plain<I>(I);
 
-impl<I: Iterator> Drive<I::Item> for Plain<I> {
+impl<I: Iterator> Source<I::Item> for Plain<I> {
+    const CHUNKED: bool = false;
     #[inline]
     fn next_item(&mut self) -> Option<I::Item> {
         self.0.next()
@@ -56,16 +91,8 @@ impl<I: Iterator> Drive<I::Item> for Plain<I> {
     fn hint(&self) -> (usize, Option<usize>) {
         self.0.size_hint()
     }
-    fn drive(self: Box<Self>, f: &mut dyn FnMut(I::Item)) {
-        self.0.for_each(f)
-    }
-    fn drive_chunks(self: Box<Self>, f: &mut dyn FnMut(&mut Vec<I::Item>)) {
-        let mut out = Chunks::new(f);
-        self.0.for_each(|x| out.push(x));
-        out.finish();
-    }
-    fn chunked(&self) -> bool {
-        false
+    fn run(self, emit: impl FnMut(I::Item)) {
+        self.0.for_each(emit)
     }
 }
 
@@ -111,7 +138,8 @@ struct MapEach<T, F> {
     f: F,
 }
 
-impl<T, U, F: FnMut(T) -> U> Drive<U> for MapEach<T, F> {
+impl<T, U, F: FnMut(T) -> U> Source<U> for MapEach<T, F> {
+    const CHUNKED: bool = true;
     #[inline]
     fn next_item(&mut self) -> Option<U> {
         self.parent.next().map(&mut self.f)
@@ -119,18 +147,9 @@ impl<T, U, F: FnMut(T) -> U> Drive<U> for MapEach<T, F> {
     fn hint(&self) -> (usize, Option<usize>) {
         self.parent.size_hint()
     }
-    fn drive(self: Box<Self>, g: &mut dyn FnMut(U)) {
-        let MapEach { parent, mut f } = *self;
-        parent.for_each(|x| g(f(x)));
-    }
-    fn drive_chunks(self: Box<Self>, g: &mut dyn FnMut(&mut Vec<U>)) {
-        let MapEach { parent, mut f } = *self;
-        let mut out = Chunks::new(g);
-        parent.for_each(|x| out.push(f(x)));
-        out.finish();
-    }
-    fn chunked(&self) -> bool {
-        true
+    fn run(self, mut emit: impl FnMut(U)) {
+        let MapEach { parent, mut f } = self;
+        parent.for_each(|x| emit(f(x)));
     }
 }
 
@@ -141,11 +160,12 @@ struct FlatMapEach<T, F, J> {
     front: Option<J>,
 }
 
-impl<T, U, F, I> Drive<U> for FlatMapEach<T, F, I::IntoIter>
+impl<T, U, F, I> Source<U> for FlatMapEach<T, F, I::IntoIter>
 where
     F: FnMut(T) -> I,
     I: IntoIterator<Item = U>,
 {
+    const CHUNKED: bool = true;
     fn next_item(&mut self) -> Option<U> {
         loop {
             if let Some(front) = &mut self.front {
@@ -165,32 +185,16 @@ where
             _ => (front.0, None),
         }
     }
-    fn drive(self: Box<Self>, g: &mut dyn FnMut(U)) {
+    fn run(self, mut emit: impl FnMut(U)) {
         let FlatMapEach {
             parent,
             mut f,
             front,
-        } = *self;
+        } = self;
         if let Some(front) = front {
-            front.for_each(&mut *g);
+            front.for_each(&mut emit);
         }
-        parent.for_each(|x| f(x).into_iter().for_each(&mut *g));
-    }
-    fn drive_chunks(self: Box<Self>, g: &mut dyn FnMut(&mut Vec<U>)) {
-        let FlatMapEach {
-            parent,
-            mut f,
-            front,
-        } = *self;
-        let mut out = Chunks::new(g);
-        if let Some(front) = front {
-            front.for_each(|y| out.push(y));
-        }
-        parent.for_each(|x| f(x).into_iter().for_each(|y| out.push(y)));
-        out.finish();
-    }
-    fn chunked(&self) -> bool {
-        true
+        parent.for_each(|x| f(x).into_iter().for_each(&mut emit));
     }
 }
 
@@ -200,7 +204,8 @@ struct FilterEach<T, F> {
     f: F,
 }
 
-impl<T, F: FnMut(&T) -> bool> Drive<T> for FilterEach<T, F> {
+impl<T, F: FnMut(&T) -> bool> Source<T> for FilterEach<T, F> {
+    const CHUNKED: bool = true;
     fn next_item(&mut self) -> Option<T> {
         let f = &mut self.f;
         self.parent.find(|x| f(x))
@@ -208,26 +213,13 @@ impl<T, F: FnMut(&T) -> bool> Drive<T> for FilterEach<T, F> {
     fn hint(&self) -> (usize, Option<usize>) {
         (0, self.parent.size_hint().1)
     }
-    fn drive(self: Box<Self>, g: &mut dyn FnMut(T)) {
-        let FilterEach { parent, mut f } = *self;
+    fn run(self, mut emit: impl FnMut(T)) {
+        let FilterEach { parent, mut f } = self;
         parent.for_each(|x| {
             if f(&x) {
-                g(x)
+                emit(x)
             }
         });
-    }
-    fn drive_chunks(self: Box<Self>, g: &mut dyn FnMut(&mut Vec<T>)) {
-        let FilterEach { parent, mut f } = *self;
-        let mut out = Chunks::new(g);
-        parent.for_each(|x| {
-            if f(&x) {
-                out.push(x)
-            }
-        });
-        out.finish();
-    }
-    fn chunked(&self) -> bool {
-        true
     }
 }
 
@@ -293,16 +285,6 @@ impl<T> Iterator for BoxIter<T> {
 
     fn size_hint(&self) -> (usize, Option<usize>) {
         self.inner.hint()
-    }
-
-    fn count(self) -> usize {
-        if self.inner.chunked() {
-            let mut n = 0;
-            self.inner.drive_chunks(&mut |xs| n += xs.len());
-            n
-        } else {
-            self.fold(0, |n, _| n + 1)
-        }
     }
 
     fn fold<B, F: FnMut(B, T) -> B>(self, init: B, mut f: F) -> B {
