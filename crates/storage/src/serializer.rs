@@ -183,6 +183,25 @@ impl EncodedBlock {
         self.bytes.len() - ROOM
     }
 
+    /// The bytes of records the block holds without growing its buffer.
+    pub fn records_capacity(&self) -> usize {
+        self.bytes.capacity() - ROOM
+    }
+
+    /// Moves the records out into a block of their own, in a buffer just large enough, and
+    /// leaves this block empty with its buffer: for a small block in a large buffer, which is
+    /// better kept for the next block than handed on under a few records (a store counts a
+    /// block at its length, not at its buffer's).
+    pub fn take_compact(&mut self) -> EncodedBlock {
+        let mut bytes = Vec::with_capacity(self.bytes.len());
+        bytes.extend_from_slice(&self.bytes);
+        self.bytes.truncate(ROOM);
+        EncodedBlock {
+            bytes,
+            count: std::mem::take(&mut self.count),
+        }
+    }
+
     /// The block (as [`serialize_block`] writes it).
     pub fn finish(self, block: &BlockId, codec: Codec) -> Result<Vec<u8>> {
         let failed = |reason: String| Error::Serialize {
@@ -323,6 +342,39 @@ mod tests {
             let block = block.finish(&id(), codec).unwrap();
             prop_assert_eq!(&block, &serialize_block(&id(), &lines, codec).unwrap());
             prop_assert_eq!(deserialize_block::<String>(&id(), &block).unwrap(), lines);
+        }
+
+        #[test]
+        fn a_compacted_block_is_the_block_and_leaves_an_empty_one(
+            first in proptest::collection::vec(".{0,20}", 0..50),
+            second in proptest::collection::vec(".{0,20}", 0..50),
+            room in 0..4096usize,
+        ) {
+            let encode = |lines: &[String]| {
+                let mut encoded = Vec::new();
+                for l in lines {
+                    encode_record(l.as_str(), &mut encoded).unwrap();
+                }
+                encoded
+            };
+            let mut block = EncodedBlock::with_capacity(room);
+            block.append(first.len() as u64, &encode(&first));
+            let capacity = block.records_capacity();
+            let small = block.take_compact();
+            prop_assert_eq!(small.count(), first.len() as u64);
+            prop_assert_eq!(small.records_capacity(), small.records_len());
+            prop_assert_eq!(
+                small.finish(&id(), Codec::None).unwrap(),
+                serialize_block(&id(), &first, Codec::None).unwrap()
+            );
+            // The buffer stays, empty, and makes the next block as a fresh one would.
+            prop_assert_eq!((block.count(), block.records_len()), (0, 0));
+            prop_assert_eq!(block.records_capacity(), capacity);
+            block.append(second.len() as u64, &encode(&second));
+            prop_assert_eq!(
+                block.finish(&id(), Codec::None).unwrap(),
+                serialize_block(&id(), &second, Codec::None).unwrap()
+            );
         }
 
         /// The layout, recomputed from its description in the module doc (blocks written by

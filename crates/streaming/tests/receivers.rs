@@ -596,3 +596,51 @@ fn a_fatal_error_stops_the_receiver_and_the_stream_goes_on() {
     let info = &ssc.receiver_info();
     assert!(info.is_empty() || info[0].skipped == 1);
 }
+
+#[test]
+fn a_fast_receivers_blocks_are_cut_at_8_mib_and_keep_every_record_in_order() {
+    let (ssc, clock, _dir) = manual();
+    // 20,000 records of 1,000 bytes (1,002 encoded) in chunks of 250, all before the first batch
+    // is cut: the manual clock never reaches a block interval, so only their size cuts blocks.
+    struct Big;
+    impl Receiver<String> for Big {
+        fn receive(&mut self, ctx: &ReceiverContext<String>) -> Result<(), ReceiverError> {
+            for chunk in 0..80 {
+                let mut records = EncodedRecords::default();
+                for i in chunk * 250..(chunk + 1) * 250 {
+                    records.push(&format!("{i:>1000}"))?;
+                }
+                ctx.store_encoded(records);
+            }
+            Ok(())
+        }
+    }
+    let stream = ssc.receiver_stream_with_level(Big, spate_core::StorageLevel::MEMORY_ONLY_SER);
+    let sizes: Arc<Mutex<Vec<usize>>> = Arc::default();
+    let s = sizes.clone();
+    stream.foreach_rdd(move |rdd, _| {
+        s.lock()
+            .unwrap()
+            .extend(rdd.glom().map(|p| p.len()).collect()?);
+        Ok(())
+    });
+    let out = collect(&stream);
+    ssc.start().unwrap();
+    eventually("the records stored", || {
+        ssc.receiver_info()[0].records == 20_000
+    });
+    clock.advance(Duration::from_secs(1));
+    assert!(ssc.wait_for_batch(Time::from_ms(1000), Duration::from_secs(30)));
+    ssc.stop(true);
+    let expected: Vec<String> = (0..20_000).map(|i| format!("{i:>1000}")).collect();
+    assert_eq!(records(&out), expected);
+    // One block per partition; none past 8 MiB of records (8,371 of these), so 20 MB took at
+    // least three.
+    let sizes = sizes.lock().unwrap().clone();
+    assert_eq!(sizes.iter().sum::<usize>(), 20_000);
+    assert!(sizes.len() >= 3, "{sizes:?}");
+    assert!(
+        sizes.iter().all(|&n| n * 1_002 <= 8 << 20),
+        "a block past 8 MiB: {sizes:?}"
+    );
+}
