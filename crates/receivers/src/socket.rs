@@ -290,6 +290,49 @@ impl<T: Data> SocketReceiver<T> {
         // The line being read; after a read that waited too long, the start of it.
         let mut line = Vec::with_capacity(256);
         loop {
+            // The complete lines the reader holds are encoded where they lie in its buffer,
+            // validated as UTF-8 all at once (at 3M lines/s copying each line out and checking
+            // it alone took a third of the receiver's time); only a line that continues past
+            // the buffer goes through `line`.
+            if line.is_empty()
+                && let Some(end) = memchr::memrchr(b'\n', reader.buffer())
+            {
+                let complete = &reader.buffer()[..end];
+                let text = std::str::from_utf8(complete);
+                let mut start = 0;
+                for stop in memchr::memchr_iter(b'\n', complete).chain([end]) {
+                    let mut raw = start..stop;
+                    start = stop + 1;
+                    if raw.end > raw.start && complete[raw.end - 1] == b'\r' {
+                        raw.end -= 1;
+                    }
+                    received += 1;
+                    if chunk.is_empty() {
+                        since = Instant::now();
+                    }
+                    // A newline is never inside a character, so the valid text's lines are
+                    // slices of it; in invalid text, each line is checked alone.
+                    match text.as_ref().map(|t| &t[raw.clone()]) {
+                        Ok(s) => chunk.push_str(s),
+                        Err(_) => match std::str::from_utf8(&complete[raw]) {
+                            Ok(s) => chunk.push_str(s),
+                            Err(_) => ctx.skip(&format!("a line from {target} is not valid UTF-8")),
+                        },
+                    }
+                    if chunk.len() >= CHUNK {
+                        let next = next_chunk(&chunk);
+                        store(std::mem::replace(&mut chunk, next), received, self);
+                    }
+                }
+                reader.consume(end + 1);
+                if !chunk.is_empty() {
+                    reader
+                        .get_mut()
+                        .hold(Some(since))
+                        .map_err(|e| lost(&target, e))?;
+                }
+                continue;
+            }
             let n = match read_line_bytes(&mut reader, &mut line) {
                 Ok(n) => n,
                 // The held records have waited long enough: hand them over, then wait for data as

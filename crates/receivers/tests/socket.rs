@@ -361,6 +361,59 @@ fn invalid_utf8_lines_are_counted_and_skipped_and_line_ends_are_stripped() {
     assert_eq!((info.restarts, info.last_error.clone()), (0, None));
 }
 
+/// Lines cut anywhere by the reads (the sender writes pieces of 1 to 300 bytes), with CRLF and
+/// LF endings, multi-byte characters, lines longer than 127 bytes and an invalid one among them:
+/// each line arrives whole, once, in order, however the reader's buffer held it.
+#[test]
+fn lines_cut_anywhere_by_reads_arrive_whole() {
+    let (ssc, clock) = context(fast_retries());
+    let (listener, port) = listen();
+    let lines: Vec<String> = (0..20_000u32)
+        .map(|i| match i % 5 {
+            0 => format!("line {i} ünïcödé"),
+            1 => format!("{i} {}", "long ".repeat(30)),
+            2 => String::new(),
+            3 => format!("{i}\r{i}"),
+            _ => format!("é{i}é"),
+        })
+        .collect();
+    let mut bytes = Vec::new();
+    for (i, l) in lines.iter().enumerate() {
+        bytes.extend_from_slice(l.as_bytes());
+        bytes.extend_from_slice(if i % 3 == 0 { b"\r\n" } else { b"\n" });
+        if i == 10_000 {
+            bytes.extend_from_slice(b"\xff not utf-8\n");
+        }
+    }
+    let (done_tx, done_rx) = mpsc::channel();
+    let srv = server(move || {
+        let mut s = accept(&listener)?;
+        s.set_nodelay(true)?;
+        let mut at = 0;
+        for size in (1..=300).cycle() {
+            if at == bytes.len() {
+                break;
+            }
+            let end = (at + size).min(bytes.len());
+            s.write_all(&bytes[at..end])?;
+            at = end;
+        }
+        go(&done_rx);
+        Ok(())
+    });
+    let stream = ssc.socket_text_stream("127.0.0.1", port, StorageLevel::MEMORY_ONLY_SER);
+    let out = collect(&stream);
+    ssc.start().unwrap();
+    eventually(&ssc, "every line", |i| {
+        i.records == 20_000 && i.skipped == 1
+    });
+    assert_eq!(next_batch(&ssc, &clock), 1000);
+    ssc.stop(false);
+    drop(done_tx);
+    srv.join().unwrap();
+    assert_eq!(out.lock().unwrap().clone(), BTreeMap::from([(1000, lines)]));
+}
+
 /// Parses one `u64` per line; a line that is not a number (or not UTF-8) is `InvalidData`.
 fn numbers() -> Converter<u64> {
     Arc::new(|read| {

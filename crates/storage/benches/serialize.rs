@@ -72,7 +72,7 @@ fn codecs() -> [(&'static str, Codec); 2] {
 
 fn bench_block<T>(c: &mut Criterion, name: &str, values: &[T])
 where
-    T: serde::Serialize + serde::de::DeserializeOwned,
+    T: serde::Serialize + serde::de::DeserializeOwned + 'static,
 {
     let id = BlockId::Rdd {
         rdd: 1,
