@@ -171,6 +171,10 @@ pub(crate) struct RunResult {
     pub(crate) max_ms: u64,
     pub(crate) scheduling_p50_ms: u64,
     pub(crate) processing_p50_ms: u64,
+    /// The longest scheduling and processing delays: which of the two a latency spike was (a
+    /// batch that waited for the one before it, or one that took long itself).
+    pub(crate) scheduling_max_ms: u64,
+    pub(crate) processing_max_ms: u64,
     pub(crate) growing: bool,
     pub(crate) stable: bool,
     /// CPU time the whole process (engine and the in-process load generator) spent per line
@@ -499,6 +503,8 @@ pub(crate) fn summarize(
         max_ms: total.max(),
         scheduling_p50_ms: percentile(&sched, 0.5),
         processing_p50_ms: percentile(&proc_, 0.5),
+        scheduling_max_ms: sched.max(),
+        processing_max_ms: proc_.max(),
         growing,
         stable,
         cpu_us_per_line: None,
@@ -915,10 +921,10 @@ pub(crate) fn run(args: &BenchArgs) -> Result<()> {
             ));
         }
     }
-    md.push_str("\n| workload | level | rate | batch | received/s | p50 | p95 | p99 | max | sched p50 | proc p50 | batches | stable | CPU µs/line |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+    md.push_str("\n| workload | level | rate | batch | received/s | p50 | p95 | p99 | max | sched p50 | proc p50 | batches | stable | CPU µs/line | sched, proc max |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
     for r in &runs {
         md.push_str(&format!(
-            "| {} | {} | {} | {} ms | {} | {} | {} | {} | {} | {} | {} | {}/{} | {} | {} |\n",
+            "| {} | {} | {} | {} ms | {} | {} | {} | {} | {} | {} | {} | {}/{} | {} | {} | {}, {} |\n",
             r.workload.name(),
             r.level,
             fmt_rate(r.target_rate as f64),
@@ -934,7 +940,9 @@ pub(crate) fn run(args: &BenchArgs) -> Result<()> {
             r.batches_expected,
             if r.stable { "yes" } else { "no" },
             r.cpu_us_per_line
-                .map_or("–".to_string(), |c| format!("{c:.2}"))
+                .map_or("–".to_string(), |c| format!("{c:.2}")),
+            r.scheduling_max_ms,
+            r.processing_max_ms,
         ));
     }
     md.push_str("\n![throughput](throughput.svg)\n\n![latency](latency.svg)\n");
