@@ -17,7 +17,7 @@ use crate::{Error, Result, Time};
 use parking_lot::{Condvar, Mutex};
 use spate_core::{Context, Data, Rdd};
 use std::collections::VecDeque;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
@@ -39,8 +39,25 @@ pub enum Status {
 struct Progress {
     status: Status,
     last_completed: Option<Time>,
+    /// The latest batch whose metadata checkpoint the writer has written (or failed to).
+    checkpointed: Option<Time>,
     completed: Vec<BatchInfo>,
 }
+
+/// A metadata checkpoint for the writer thread (see `write_checkpoints`).
+struct CheckpointJob {
+    dir: PathBuf,
+    time: Time,
+    meta: crate::checkpoint::Metadata,
+    /// The operators, told once it is written (inputs then drop what only older checkpoints
+    /// needed).
+    nodes: Vec<Arc<dyn crate::graph::DStreamBase>>,
+    /// RDD checkpoint directories it no longer lists: deleted once it is written.
+    unneeded: Vec<PathBuf>,
+}
+
+/// Metadata checkpoints waiting for the writer, at most (then a completing batch waits).
+const CHECKPOINT_QUEUE: usize = 16;
 
 pub(crate) struct Inner {
     pub(crate) env: Arc<Env>,
@@ -111,6 +128,7 @@ impl StreamingContext {
                 progress: Mutex::new(Progress {
                     status: Status::Initialized,
                     last_completed: None,
+                    checkpointed: None,
                     completed: Vec::new(),
                 }),
                 changed: Condvar::new(),
@@ -706,12 +724,23 @@ impl StreamingContext {
             .name("spate-job-generator".into())
             .spawn(move || generate_loop(&gen_inner, first, clock, tx))
             .map_err(|e| Error::State(format!("cannot start the job generator thread: {e}")))?;
+        // Metadata checkpoints are written by a thread of their own, as Spark's
+        // `CheckpointWriter` does: a write waits for the disk (fsync), which took 40 to 170 ms now
+        // and then here, and batches of 5 or 10 ms waited that long to start behind it.
+        let (ckpt_tx, ckpt_rx) = std::sync::mpsc::sync_channel::<CheckpointJob>(CHECKPOINT_QUEUE);
         let exec_inner = inner.clone();
         let executor = std::thread::Builder::new()
             .name("spate-job-executor".into())
-            .spawn(move || execute_loop(&exec_inner, rx))
+            .spawn(move || execute_loop(&exec_inner, rx, ckpt_tx))
             .map_err(|e| Error::State(format!("cannot start the job executor thread: {e}")))?;
-        inner.threads.lock().extend([generator, executor]);
+        let writer_inner = inner.clone();
+        let writer = std::thread::Builder::new()
+            .name("spate-checkpoint-writer".into())
+            .spawn(move || write_checkpoints(&writer_inner, ckpt_rx))
+            .map_err(|e| Error::State(format!("cannot start the checkpoint writer thread: {e}")))?;
+        // Joined in this order by `stop`: the executor's end closes the writer's queue, and the
+        // writer ends once it has written what was queued.
+        inner.threads.lock().extend([generator, executor, writer]);
         Ok(())
     }
 
@@ -793,9 +822,13 @@ impl StreamingContext {
     /// passes; returns whether it completed. Meant for tests driving a manual clock.
     pub fn wait_for_batch(&self, time: Time, timeout: Duration) -> bool {
         let deadline = std::time::Instant::now() + timeout;
+        // With checkpointing on, also until the batch's metadata checkpoint is written.
+        let checkpointing = self.has_checkpoint_dir();
         let mut p = self.inner.progress.lock();
         loop {
-            if p.last_completed.is_some_and(|t| t >= time) {
+            if p.last_completed.is_some_and(|t| t >= time)
+                && (!checkpointing || p.checkpointed.is_some_and(|t| t >= time))
+            {
                 return true;
             }
             if p.status == Status::Stopped
@@ -1020,7 +1053,40 @@ fn wait_for_room(inner: &Inner, time: Time, lagging: &mut Lagging) -> bool {
     true
 }
 
-fn execute_loop(inner: &Arc<Inner>, rx: std::sync::mpsc::Receiver<JobSet>) {
+/// The checkpoint writer thread: writes each queued metadata checkpoint, then lets inputs drop
+/// what only older checkpoints needed and deletes RDD checkpoints no newer one lists. A write
+/// that fails deletes nothing (an older checkpoint may be the one a restart reads); what it would
+/// have deleted goes with the next one written.
+fn write_checkpoints(inner: &Arc<Inner>, jobs: std::sync::mpsc::Receiver<CheckpointJob>) {
+    let mut unneeded: Vec<PathBuf> = Vec::new();
+    for job in jobs {
+        unneeded.extend(job.unneeded);
+        match crate::checkpoint::write(&job.dir, &job.meta) {
+            Ok(()) => {
+                for n in &job.nodes {
+                    n.checkpoint_written(job.time);
+                }
+                for dir in unneeded.drain(..) {
+                    if let Err(e) = std::fs::remove_dir_all(&dir) {
+                        tracing::warn!(dir = %dir.display(), error = %e, "could not delete an old RDD checkpoint");
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::error!(batch = %job.time, error = %e, "could not write the metadata checkpoint; a driver restart would resume from an older one");
+            }
+        }
+        let mut p = inner.progress.lock();
+        p.checkpointed = p.checkpointed.max(Some(job.time));
+        inner.changed.notify_all();
+    }
+}
+
+fn execute_loop(
+    inner: &Arc<Inner>,
+    rx: std::sync::mpsc::Receiver<JobSet>,
+    checkpoints: std::sync::mpsc::SyncSender<CheckpointJob>,
+) {
     let clock = inner.clock.lock().clone();
     for JobSet { mut info, jobs } in rx {
         if inner.stop_executing.load(Ordering::Acquire) {
@@ -1057,18 +1123,24 @@ fn execute_loop(inner: &Arc<Inner>, rx: std::sync::mpsc::Receiver<JobSet>) {
             exec.as_secs_f64()
         );
         let nodes = inner.graph.nodes.lock().clone();
-        for n in &nodes {
-            n.clear_metadata(time);
-        }
+        let unneeded: Vec<PathBuf> = nodes.iter().flat_map(|n| n.clear_metadata(time)).collect();
         let receivers = inner.graph.receivers.lock().clone();
         for r in &receivers {
             r.batch_completed(time);
         }
         let dir = inner.env.checkpoint_dir.lock().clone();
-        if let Some(dir) = dir
-            && let Err(e) = crate::checkpoint::write(&dir, &metadata(inner, time))
-        {
-            tracing::error!(batch = %time, error = %e, "could not write the metadata checkpoint; a driver restart would resume from an older one");
+        if let Some(dir) = dir {
+            // Taken now (the batch's state), written by the writer thread.
+            let job = CheckpointJob {
+                dir,
+                time,
+                meta: metadata(inner, time),
+                nodes,
+                unneeded,
+            };
+            if checkpoints.send(job).is_err() {
+                tracing::error!(batch = %time, "the checkpoint writer has stopped; a driver restart would resume from an older checkpoint");
+            }
         }
         notify(inner, |l| l.on_batch_completed(&info));
         let mut p = inner.progress.lock();

@@ -58,14 +58,19 @@ pub(crate) trait DStreamBase: Send + Sync {
     /// Computes the RDD of `time` if the stream has one (for input streams that must consume
     /// their input every batch).
     fn generate(&self, time: Time) -> crate::Result<()>;
-    /// Forgets RDDs older than the remember duration before `time`.
-    fn clear_metadata(&self, time: Time);
+    /// Forgets RDDs older than the remember duration before `time`; returns the RDD checkpoint
+    /// directories no longer needed, for the caller to delete once the metadata checkpoint of
+    /// `time` (which no longer lists them) is written.
+    fn clear_metadata(&self, time: Time) -> Vec<std::path::PathBuf>;
     /// Times of the RDDs currently remembered.
     fn generated_times(&self) -> Vec<Time>;
     /// The RDD checkpoint directories a recovery would need, by batch time.
     fn rdd_checkpoints(&self) -> Vec<(u64, std::path::PathBuf)>;
     /// An input's position, saved in metadata checkpoints.
     fn input_state(&self, completed: Time) -> Option<String>;
+    /// The metadata checkpoint of `completed` is written: an input may drop what only older
+    /// checkpoints needed (a receiver's write-ahead log).
+    fn checkpoint_written(&self, completed: Time);
     /// An input's position with the plan of the batch at `time` (for a task an executor runs).
     fn task_input_state(&self, time: Time) -> Option<String>;
     /// Takes an input's position back (on an executor, before it rebuilds a batch).

@@ -279,3 +279,21 @@ fn the_write_ahead_log_needs_a_checkpoint_directory() {
     assert!(err.contains("needs a checkpoint directory"), "{err}");
     ssc.stop(false);
 }
+
+#[test]
+fn a_batch_waited_for_has_its_metadata_checkpoint_written() {
+    // Checkpoints are written by a thread of their own; waiting for a batch waits for its
+    // checkpoint too, so a driver killed after that resumes from it.
+    let dir = tempfile::tempdir().unwrap();
+    let (counts, totals): (Out, Out) = Default::default();
+    let clock = ManualClock::new(0);
+    let ssc = create(dir.path(), &clock, &counts, Some(&totals)).unwrap();
+    ssc.start().unwrap();
+    for secs in (10..=60).step_by(10) {
+        run_until(&ssc, &clock, secs);
+        let meta = dir.path().join(format!("metadata/checkpoint-{}", secs * 1000));
+        assert!(meta.exists(), "no checkpoint of {secs} s once its batch was waited for");
+    }
+    ssc.stop(false);
+    assert_eq!(counts.lock().unwrap().len(), 6);
+}

@@ -383,7 +383,7 @@ impl<T: Data> DStreamBase for DStreamNode<T> {
     fn input_records(&self, time: Time) -> Option<u64> {
         self.records.as_ref().and_then(|f| f(time))
     }
-    fn clear_metadata(&self, time: Time) {
+    fn clear_metadata(&self, time: Time) -> Vec<PathBuf> {
         let cutoff = time.minus(self.remember());
         let old: Vec<(Time, Rdd<T>)> = {
             let mut generated = self.generated.lock();
@@ -408,17 +408,13 @@ impl<T: Data> DStreamBase for DStreamNode<T> {
         // it. Keep, for the oldest remembered RDD, that checkpoint and everything newer; delete
         // older checkpoint files.
         let oldest = self.generated.lock().keys().next().copied().unwrap_or(time);
+        let mut unneeded = Vec::new();
         if let Some(keep_from) = checkpoints.range(..=oldest).next_back().map(|(t, _)| *t) {
             let older: Vec<Time> = checkpoints.range(..keep_from).map(|(t, _)| *t).collect();
-            for t in older {
-                if let Some(dir) = checkpoints.remove(&t)
-                    && let Err(e) = std::fs::remove_dir_all(&dir)
-                {
-                    tracing::warn!(dir = %dir.display(), error = %e, "could not delete an old RDD checkpoint");
-                }
-            }
+            unneeded.extend(older.into_iter().filter_map(|t| checkpoints.remove(&t)));
         }
         drop(old);
+        unneeded
     }
     fn generated_times(&self) -> Vec<Time> {
         self.generated.lock().keys().copied().collect()
@@ -484,11 +480,13 @@ impl<T: Data> DStreamBase for DStreamNode<T> {
     fn input_state(&self, completed: Time) -> Option<String> {
         let from = completed.minus(self.remember());
         let s = self.state.as_ref()?;
-        let saved = (s.save)(completed, from);
-        if let Some(done) = &s.checkpointed {
+        Some((s.save)(completed, from))
+    }
+    fn checkpoint_written(&self, completed: Time) {
+        let from = completed.minus(self.remember());
+        if let Some(done) = self.state.as_ref().and_then(|s| s.checkpointed.as_ref()) {
             done(from);
         }
-        Some(saved)
     }
     fn restore(&self, state: &crate::checkpoint::OperatorState) -> Result<()> {
         for (t, dir) in &state.rdds {
