@@ -291,8 +291,13 @@ fn a_batch_waited_for_has_its_metadata_checkpoint_written() {
     ssc.start().unwrap();
     for secs in (10..=60).step_by(10) {
         run_until(&ssc, &clock, secs);
-        let meta = dir.path().join(format!("metadata/checkpoint-{}", secs * 1000));
-        assert!(meta.exists(), "no checkpoint of {secs} s once its batch was waited for");
+        let meta = dir
+            .path()
+            .join(format!("metadata/checkpoint-{}", secs * 1000));
+        assert!(
+            meta.exists(),
+            "no checkpoint of {secs} s once its batch was waited for"
+        );
     }
     ssc.stop(false);
     assert_eq!(counts.lock().unwrap().len(), 6);
