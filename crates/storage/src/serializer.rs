@@ -241,26 +241,12 @@ impl EncodedBlock {
     }
 }
 
-/// Reads an unsigned integer as bincode's standard configuration writes it: below 251 one byte,
-/// else a tag (251, 252, 253) and the value in 2, 4 or 8 little-endian bytes.
-fn read_varint(bytes: &[u8], pos: &mut usize) -> std::result::Result<u64, String> {
-    let end = || format!("the bytes end inside an integer at byte {pos}");
-    let tag = *bytes.get(*pos).ok_or_else(end)?;
-    let width = match tag {
-        0..=250 => {
-            *pos += 1;
-            return Ok(u64::from(tag));
-        }
-        251 => 2,
-        252 => 4,
-        253 => 8,
-        _ => return Err(format!("integer tag {tag} at byte {pos} (at most 253)")),
-    };
-    let value = bytes.get(*pos + 1..*pos + 1 + width).ok_or_else(end)?;
-    let mut le = [0u8; 8];
-    le[..width].copy_from_slice(value);
-    *pos += 1 + width;
-    Ok(u64::from_le_bytes(le))
+/// Reads a length at `pos` with bincode's own integer decoding (what it writes for a length).
+fn read_len(bytes: &[u8], pos: &mut usize) -> std::result::Result<u64, String> {
+    let (len, used): (u64, usize) = bincode::decode_from_slice(&bytes[*pos..], config())
+        .map_err(|e| format!("a length at byte {pos}: {e}"))?;
+    *pos += used;
+    Ok(len)
 }
 
 /// Decodes a `Vec<String>` as bincode writes it (its length, then each string's length and
@@ -271,13 +257,13 @@ fn read_varint(bytes: &[u8], pos: &mut usize) -> std::result::Result<u64, String
 /// byte of 128 or more is not), each string is checked alone.
 fn decode_strings(plain: &[u8]) -> std::result::Result<(Vec<String>, usize), String> {
     let mut pos = 0;
-    let n = read_varint(plain, &mut pos)?;
+    let n = read_len(plain, &mut pos)?;
     let start = pos;
     let text = std::str::from_utf8(&plain[start..]).ok();
     // Every string takes at least a byte: a damaged length cannot reserve more than the block.
     let mut out = Vec::with_capacity(usize::try_from(n).unwrap_or(usize::MAX).min(plain.len()));
     for _ in 0..n {
-        let len = read_varint(plain, &mut pos)?;
+        let len = read_len(plain, &mut pos)?;
         let end = usize::try_from(len)
             .ok()
             .and_then(|len| pos.checked_add(len))
