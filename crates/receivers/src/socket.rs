@@ -283,6 +283,26 @@ impl<T: Data> SocketReceiver<T> {
         // The next chunk gets room for as many bytes as the last one took.
         let next_chunk =
             |last: &EncodedRecords<String>| EncodedRecords::with_capacity(last.encoded_len());
+        // One line read (its text, or `None` if it is not UTF-8): counted, added to `chunk` or
+        // skipped, and the chunk handed over once full.
+        let take_line = |text: Option<&str>,
+                         chunk: &mut EncodedRecords<String>,
+                         since: &mut Instant,
+                         received: &mut u64,
+                         this: &mut Self| {
+            *received += 1;
+            if chunk.is_empty() {
+                *since = Instant::now();
+            }
+            match text {
+                Some(s) => chunk.push_str(s),
+                None => ctx.skip(&format!("a line from {target} is not valid UTF-8")),
+            }
+            if chunk.len() >= CHUNK {
+                let next = next_chunk(chunk);
+                store(std::mem::replace(chunk, next), *received, this);
+            }
+        };
         let mut reader = BufReader::with_capacity(1 << 16, reader);
         let mut chunk = EncodedRecords::with_capacity(1 << 12);
         // When the oldest record of `chunk` arrived.
@@ -306,23 +326,13 @@ impl<T: Data> SocketReceiver<T> {
                     if raw.end > raw.start && complete[raw.end - 1] == b'\r' {
                         raw.end -= 1;
                     }
-                    received += 1;
-                    if chunk.is_empty() {
-                        since = Instant::now();
-                    }
                     // A newline is never inside a character, so the valid text's lines are
                     // slices of it; in invalid text, each line is checked alone.
-                    match text.as_ref().map(|t| &t[raw.clone()]) {
-                        Ok(s) => chunk.push_str(s),
-                        Err(_) => match std::str::from_utf8(&complete[raw]) {
-                            Ok(s) => chunk.push_str(s),
-                            Err(_) => ctx.skip(&format!("a line from {target} is not valid UTF-8")),
-                        },
-                    }
-                    if chunk.len() >= CHUNK {
-                        let next = next_chunk(&chunk);
-                        store(std::mem::replace(&mut chunk, next), received, self);
-                    }
+                    let one = match &text {
+                        Ok(t) => Some(&t[raw]),
+                        Err(_) => std::str::from_utf8(&complete[raw]).ok(),
+                    };
+                    take_line(one, &mut chunk, &mut since, &mut received, self);
                 }
                 reader.consume(end + 1);
                 if !chunk.is_empty() {
@@ -367,25 +377,16 @@ impl<T: Data> SocketReceiver<T> {
                     )))
                 };
             }
-            received += 1;
             if line.last() == Some(&b'\n') {
                 line.pop();
                 if line.last() == Some(&b'\r') {
                     line.pop();
                 }
             }
-            if chunk.is_empty() {
-                since = Instant::now();
-            }
-            match std::str::from_utf8(&line) {
-                Ok(s) => chunk.push_str(s),
-                Err(_) => ctx.skip(&format!("a line from {target} is not valid UTF-8")),
-            }
+            let text = std::str::from_utf8(&line).ok();
+            take_line(text, &mut chunk, &mut since, &mut received, self);
             line.clear();
-            if chunk.len() >= CHUNK {
-                let next = next_chunk(&chunk);
-                store(std::mem::replace(&mut chunk, next), received, self);
-            } else if !chunk.is_empty() {
+            if !chunk.is_empty() {
                 // The next read of the socket (also in the middle of a line) hands the chunk
                 // over once its oldest record has waited `MAX_HOLD`.
                 reader
