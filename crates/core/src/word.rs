@@ -121,6 +121,23 @@ impl Short {
     }
 }
 
+impl Word {
+    /// The word whose text is the low `len` bytes of `first` and then of `second` (each
+    /// little-endian, the bytes past `len` zero; `len` at most 16), which must be UTF-8 on their
+    /// own: a piece of a UTF-8 text cut at ASCII bytes is.
+    #[inline(always)]
+    pub(crate) fn from_groups(first: u64, second: u64, len: usize) -> Word {
+        debug_assert!(len <= 16);
+        let last = u64::from_le((len as u64 + 1) << 56);
+        let last = NonZeroU64::MIN.saturating_add(last - 1);
+        Word(Repr::Inline(Short {
+            first: u64::from_le(first),
+            second: u64::from_le(second),
+            last,
+        }))
+    }
+}
+
 impl From<&str> for Word {
     // Always inlined: it runs once per word inside the caller's splitting loop (left to the
     // compiler, the benchmark's build called it out of line; the difference in a full run was
