@@ -1,92 +1,68 @@
 //! `ArrivalMap`: values by key that come out in the order their keys first arrived, the table
 //! under every key-wise aggregation and cogroup (results are deterministic: ARCHITECTURE.md).
 //!
-//! Entries sit in one vector in arrival order, so draining the map in that order is reading the
-//! vector. An index maps a key's hash to its entry's number: a `hashbrown::HashTable<u32>`, whose
-//! probing compares sixteen one-byte tags at once, so most keys that are not the one looked for
-//! are told apart without touching their entry (and the tags of a word count's 10,000 keys take
-//! 16 KiB, the numbers 64 KiB).
+//! Each key lives in a slot of a `hashbrown::HashTable` with its value and its arrival number;
+//! draining the map puts the slots back in arrival order by that number. `hashbrown` probes by
+//! comparing sixteen one-byte tags at once, so most keys that are not the one looked for are
+//! told apart without touching their slot.
 //!
-//! The layout is about the working set, which is what a word count waits on: with keys and
-//! values inside a `HashMap`'s slots (40 bytes each, 16,384 slots for 10,000 keys: 640 KiB), a
-//! third of the table's time sat on the load of a candidate slot. Here the same keys take 400
-//! KiB of entries. Records are looked up one after the other: asking for a record's memory some
-//! records ahead (prefetching) paid while records came one call at a time, interleaved with the
-//! work that made them (one thread, 400k lines of word count: 254 ms without, 236 ms with it),
-//! and stopped paying once they came in chunks (`BoxIter`), which let the processor overlap the
-//! lookups by itself (176 ms with or without). The index was an open-addressing table of our own
-//! (8-byte slots: hash tag and entry number; linear probing); `hashbrown`'s is faster (6.4M
-//! words into tables of 10,000 keys, one thread: 65 ms against 59 ms; the word count 170–176 ms
-//! against 163–169 ms) and is less code to keep.
+//! The layout is about what a lookup waits on, which is memory: a word count's table (10,000
+//! keys) takes more than the first-level cache, and each record's lookup waits for its slot.
+//! Here a lookup loads a tag group and then the slot. The keys and values were in a vector of
+//! their own in arrival order, found through a table of their numbers: one load more per lookup
+//! (the number, then the entry), which cost more than the smaller working set saved (one thread,
+//! 400k lines of word count: 126 ms against 119 ms now). Entries of 32 bytes instead of 40 (the
+//! values not `Option`s) saved nothing measurable in either layout. Records are looked up one
+//! after the other: asking for a record's memory some records ahead (prefetching) paid while
+//! records came one call at a time, interleaved with the work that made them (254 ms without,
+//! 236 ms with it, in an older build), and stopped paying once they came in chunks (`BoxIter`),
+//! which let the processor overlap the lookups by itself.
 //!
 //! Values are `Option`s so that a merge can take one by value without `unsafe` (a key whose merge
-//! panicked starts again). Plain values, with the merge reading and writing them in place, saved
-//! nothing measurable in the word count (168 ms) and were not kept.
+//! panicked starts again).
 
 use hashbrown::HashTable;
+use hashbrown::hash_table::Entry;
 use rustc_hash::FxBuildHasher;
 use std::hash::{BuildHasher, Hash};
 
 pub(crate) struct ArrivalMap<K, V> {
-    /// Keys and values in order of first arrival. A value is `None` only while a merge has it
-    /// (if the merge panics, the key starts again from its next value).
-    entries: Vec<(K, Option<V>)>,
-    /// The entries' numbers, found by their keys' hashes.
-    index: HashTable<u32>,
+    /// Each key with its value and its arrival number (0 for the first key). A value is `None`
+    /// only while a merge has it (if the merge panics, the key starts again from its next value).
+    slots: HashTable<(K, Option<V>, u32)>,
     hasher: FxBuildHasher,
 }
 
 impl<K, V> Default for ArrivalMap<K, V> {
     fn default() -> Self {
         ArrivalMap {
-            entries: Vec::new(),
-            index: HashTable::new(),
+            slots: HashTable::new(),
             hasher: FxBuildHasher,
         }
     }
 }
 
 impl<K: Hash + Eq, V> ArrivalMap<K, V> {
-    /// The number of the entry of `k`, made (with no value) if `k` is new.
+    /// The value of `k` (with no value if `k` is new).
     #[inline]
-    fn entry_of(&mut self, k: K) -> usize {
-        let ArrivalMap {
-            entries,
-            index,
-            hasher,
-        } = self;
-        let hash = hasher.hash_one(&k);
-        if let Some(&n) = index.find(hash, |&n| entries[n as usize].0 == k) {
-            return n as usize;
-        }
-        let n = entries.len();
-        let number = u32::try_from(n).expect("an aggregation table holds at most 2^32 keys");
-        index.insert_unique(hash, number, |&m| hasher.hash_one(&entries[m as usize].0));
-        entries.push((k, None));
-        n
+    fn held(&mut self, k: K) -> &mut Option<V> {
+        let hash = self.hasher.hash_one(&k);
+        let next =
+            u32::try_from(self.slots.len()).expect("an aggregation table holds at most 2^32 keys");
+        let hasher = &self.hasher;
+        let slot = match self
+            .slots
+            .entry(hash, |s| s.0 == k, |s| hasher.hash_one(&s.0))
+        {
+            Entry::Occupied(o) => o.into_mut(),
+            Entry::Vacant(v) => v.insert((k, None, next)).into_mut(),
+        };
+        &mut slot.1
     }
 
     /// The value of `k`, made by `new` if `k` is new.
     pub(crate) fn slot(&mut self, k: K, new: impl FnOnce() -> V) -> &mut V {
-        let n = self.entry_of(k);
-        self.entries[n].1.get_or_insert_with(new)
-    }
-
-    /// Adds `x` to the value of entry `n`: a new value from `create`, or `merge`d into it.
-    #[inline]
-    fn merge_at<X>(
-        &mut self,
-        n: usize,
-        x: X,
-        create: impl FnOnce(X) -> V,
-        merge: impl FnOnce(V, X) -> V,
-    ) {
-        let held = &mut self.entries[n].1;
-        // `None` while `merge` runs: if it panics (which ends the task), the key starts again.
-        *held = Some(match held.take() {
-            Some(old) => merge(old, x),
-            None => create(x),
-        });
+        self.held(k).get_or_insert_with(new)
     }
 
     /// Adds every record's value under its key, in order: a new value from `create`, or
@@ -98,14 +74,25 @@ impl<K: Hash + Eq, V> ArrivalMap<K, V> {
         merge: impl Fn(V, X) -> V,
     ) {
         records.for_each(|(k, x)| {
-            let n = self.entry_of(k);
-            self.merge_at(n, x, &create, &merge);
+            let held = self.held(k);
+            // `None` while `merge` runs: if it panics (which ends the task), the key starts again.
+            *held = Some(match held.take() {
+                Some(old) => merge(old, x),
+                None => create(x),
+            });
         });
     }
 
     /// Every key and value, keys in order of first arrival.
     pub(crate) fn into_ordered(self) -> impl Iterator<Item = (K, V)> {
-        self.entries.into_iter().filter_map(|(k, v)| Some((k, v?)))
+        // Each slot goes to its arrival number's place: no sort.
+        let mut placed: Vec<Option<(K, V)>> = (0..self.slots.len()).map(|_| None).collect();
+        for (k, v, n) in self.slots {
+            if let (Some(v), Some(place)) = (v, placed.get_mut(n as usize)) {
+                *place = Some((k, v));
+            }
+        }
+        placed.into_iter().flatten()
     }
 }
 
