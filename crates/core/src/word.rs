@@ -219,9 +219,17 @@ impl Hash for Word {
                     second ^ last.get().rotate_left(32) ^ 0x1319_8a2e_0370_7344,
                 ));
             }
-            Repr::Heap(s) => s.hash(state),
+            Repr::Heap(s) => hash_long(s, state),
         }
     }
+}
+
+/// The hash of a word of more than `INLINE` bytes, out of line: inlined, hashing a `str` made
+/// every hash of a `Word` too big to inline into a table's lookup.
+#[cold]
+#[inline(never)]
+fn hash_long<H: Hasher>(s: &str, state: &mut H) {
+    s.hash(state)
 }
 
 impl PartialOrd for Word {

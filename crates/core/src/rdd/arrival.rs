@@ -44,6 +44,8 @@ impl<K, V> Default for ArrivalMap<K, V> {
 
 impl<K: Hash + Eq, V> ArrivalMap<K, V> {
     /// The value of `k` (with no value if `k` is new).
+    // Left to the compiler, which calls it out of line: inlined into the loop over records
+    // (`inline(always)`), a word count took 130 ms instead of 114-116 ms (one thread, 400k lines).
     #[inline]
     fn held(&mut self, k: K) -> &mut Option<V> {
         let hash = self.hasher.hash_one(&k);
