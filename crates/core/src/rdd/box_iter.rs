@@ -56,6 +56,16 @@ trait Source<T> {
     fn hint(&self) -> (usize, Option<usize>);
     /// Calls `emit` on every remaining element.
     fn run(self, emit: impl FnMut(T));
+    /// Calls `emit` on every remaining element, a non-empty chunk of at most [`CHUNK`] at a
+    /// time: by default `run`'s elements gathered into chunks.
+    fn run_chunks(self, emit: &mut dyn FnMut(&mut Vec<T>))
+    where
+        Self: Sized,
+    {
+        let mut out = Chunks::new(emit);
+        self.run(|x| out.push(x));
+        out.finish();
+    }
 }
 
 impl<T, S: Source<T>> Drive<T> for S {
@@ -70,9 +80,7 @@ impl<T, S: Source<T>> Drive<T> for S {
         (*self).run(f)
     }
     fn drive_chunks(self: Box<Self>, f: &mut dyn FnMut(&mut Vec<T>)) {
-        let mut out = Chunks::new(f);
-        (*self).run(|x| out.push(x));
-        out.finish();
+        (*self).run_chunks(f)
     }
     fn chunked(&self) -> bool {
         S::CHUNKED
@@ -132,7 +140,8 @@ impl<'a, T> Chunks<'a, T> {
     }
 }
 
-/// `map_each`'s layer.
+/// `map_each`'s layer. It maps its parent's chunks a chunk at a time: one `extend` writes the
+/// mapped chunk, with no check per element.
 struct MapEach<T, F> {
     parent: BoxIter<T>,
     f: F,
@@ -150,6 +159,15 @@ impl<T, U, F: FnMut(T) -> U> Source<U> for MapEach<T, F> {
     fn run(self, mut emit: impl FnMut(U)) {
         let MapEach { parent, mut f } = self;
         parent.for_each(|x| emit(f(x)));
+    }
+    fn run_chunks(self, emit: &mut dyn FnMut(&mut Vec<U>)) {
+        let MapEach { parent, mut f } = self;
+        let mut mapped = Vec::with_capacity(CHUNK);
+        parent.for_each_chunk(&mut |xs| {
+            mapped.extend(xs.drain(..).map(&mut f));
+            emit(&mut mapped);
+            mapped.clear();
+        });
     }
 }
 
@@ -221,6 +239,17 @@ impl<T, F: FnMut(&T) -> bool> Source<T> for FilterEach<T, F> {
             }
         });
     }
+    fn run_chunks(self, emit: &mut dyn FnMut(&mut Vec<T>)) {
+        let FilterEach { parent, mut f } = self;
+        let mut kept = Vec::with_capacity(CHUNK);
+        parent.for_each_chunk(&mut |xs| {
+            kept.extend(xs.drain(..).filter(|x| f(x)));
+            if !kept.is_empty() {
+                emit(&mut kept);
+                kept.clear();
+            }
+        });
+    }
 }
 
 impl<T> BoxIter<T> {
@@ -271,6 +300,20 @@ impl<T: 'static> BoxIter<T> {
     pub(crate) fn filter_each(self, f: impl FnMut(&T) -> bool + 'static) -> BoxIter<T> {
         BoxIter {
             inner: Box::new(FilterEach { parent: self, f }),
+        }
+    }
+}
+
+impl<T> BoxIter<T> {
+    /// Calls `f` on every remaining value, a non-empty chunk of at most [`CHUNK`] at a time (the
+    /// inner iterator's own chunks, or its values gathered into chunks).
+    fn for_each_chunk(self, f: &mut dyn FnMut(&mut Vec<T>)) {
+        if self.inner.chunked() {
+            self.inner.drive_chunks(f);
+        } else {
+            let mut out = Chunks::new(f);
+            self.inner.drive(&mut |x| out.push(x));
+            out.finish();
         }
     }
 }
