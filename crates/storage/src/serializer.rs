@@ -432,6 +432,28 @@ mod tests {
             }
         }
 
+        /// A block of text whose payload or checksum has any one byte changed is refused as a
+        /// checksum mismatch (whether or not the damage also broke the records); whole blocks of
+        /// many records decode to their lines.
+        #[test]
+        fn text_blocks_with_a_changed_byte_fail_their_checksum(
+            lines in texts(),
+            copies in 1usize..400,
+            at in any::<prop::sample::Index>(),
+            flip in 1u8..=255,
+        ) {
+            let lines: Vec<String> = lines.iter().cycle().take(lines.len() * copies).cloned().collect();
+            let block = serialize_block(&id(), &lines, Codec::None).unwrap();
+            prop_assert_eq!(&deserialize_block::<String>(&id(), &block).unwrap(), &lines);
+            let mut damaged = block.clone();
+            // A byte of the checksum (bytes 9..13) or of the payload (13..).
+            let i = 9 + at.index(damaged.len() - 9);
+            damaged[i] ^= flip;
+            let r = deserialize_block::<String>(&id(), &damaged);
+            let checksum = matches!(&r, Err(Error::Corrupt { reason, .. }) if reason == "checksum mismatch");
+            prop_assert!(checksum, "changing byte {} of {} gave {:?}", i, damaged.len(), r.map(|v| v.len()));
+        }
+
         #[test]
         fn round_trips(values in proptest::collection::vec((any::<u32>(), ".{0,8}"), 0..50), lz4 in any::<bool>()) {
             let codec = if lz4 { Codec::Lz4 } else { Codec::None };
