@@ -5,7 +5,7 @@
 //! combiners reduce-side. Keys come out of a reduce partition in order of first arrival (map
 //! partition 0 first), so results are deterministic.
 
-use super::arrival::ArrivalMap;
+use super::arrival::{ArrivalMap, group};
 use super::shuffled::{Bucketer, plain_bucketer};
 use super::{BoxIter, Rdd};
 use crate::sync::Arc;
@@ -106,13 +106,7 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
                     // key once: one hash per record instead of two.
                     let mut map: ArrivalMap<K, C> = ArrivalMap::default();
                     map.upsert_all(records, &*create, &*merge_value);
-                    let n = partitioner.num_partitions();
-                    let mut buckets: Vec<Vec<(K, C)>> = (0..n).map(|_| Vec::new()).collect();
-                    for (k, c) in map.into_ordered() {
-                        let p = if n == 1 { 0 } else { partitioner.partition(&k) };
-                        buckets[p].push((k, c));
-                    }
-                    buckets
+                    bucket(map.into_ordered(), partitioner)
                 });
             self.shuffle(name, partitioner, bucketer, None, move |it| {
                 let mut map: ArrivalMap<K, C> = ArrivalMap::default();
@@ -206,24 +200,59 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
         self.group_by_key_with(Arc::new(HashPartitioner::new(num_partitions)))
     }
 
-    /// [`group_by_key`](Self::group_by_key) with an explicit partitioner. Values are not combined
+    /// [`group_by_key`](Self::group_by_key) with an explicit partitioner. Values are not grouped
     /// map-side (it would not shrink the data).
     #[track_caller]
     pub fn group_by_key_with(&self, partitioner: Arc<dyn Partitioner<K>>) -> Rdd<(K, Vec<V>)> {
-        self.combine_named(
-            "group_by_key",
-            |v| vec![v],
-            |mut c: Vec<V>, v| {
-                c.push(v);
-                c
-            },
-            |mut a: Vec<V>, b| {
-                a.extend(b);
-                a
-            },
-            partitioner,
-            false,
-        )
+        self.group_named("group_by_key", partitioner, false)
+    }
+
+    /// The values of each key as a list, in the order they came (map partitions in order), with
+    /// an explicit partitioner. With `map_side`, each map partition's values are grouped before
+    /// the shuffle: one key and one list per key and map partition cross it instead of one
+    /// record per value (what `update_state_by_key` does with a batch).
+    #[track_caller]
+    pub fn group_values_with(
+        &self,
+        partitioner: Arc<dyn Partitioner<K>>,
+        map_side: bool,
+    ) -> Rdd<(K, Vec<V>)> {
+        self.group_named("group_values", partitioner, map_side)
+    }
+
+    /// Grouping by key (see `arrival::group`), named after the operation the user called.
+    #[track_caller]
+    fn group_named(
+        &self,
+        name: &'static str,
+        partitioner: Arc<dyn Partitioner<K>>,
+        map_side: bool,
+    ) -> Rdd<(K, Vec<V>)> {
+        if self.partitioner().as_ref() == Some(&partitioner.info()) {
+            return self.map_partitions_internal(name, true, |_, it| BoxIter::new(group(it)));
+        }
+        if map_side {
+            let bucketer: Arc<Bucketer<K, V, Vec<V>>> =
+                Arc::new(|records, partitioner: &dyn Partitioner<K>| {
+                    bucket(group(records), partitioner)
+                });
+            self.shuffle(name, partitioner, bucketer, None, |it| {
+                let mut lists: ArrivalMap<K, Vec<V>> = ArrivalMap::default();
+                lists.upsert_all(
+                    it,
+                    |vs| vs,
+                    |mut a: Vec<V>, mut b| {
+                        a.append(&mut b);
+                        a
+                    },
+                );
+                BoxIter::new(lists.into_ordered())
+            })
+        } else {
+            self.shuffle(name, partitioner, plain_bucketer(), None, |it| {
+                BoxIter::new(group(it))
+            })
+        }
     }
 }
 
@@ -241,4 +270,19 @@ impl<T: Key> Rdd<T> {
             .reduce_by_key_n(|_, _| (), num_partitions)
             .keys()
     }
+}
+
+/// Each key and its combiner in the bucket of the partition `partitioner` gives the key (every
+/// key in the one bucket when there is one partition), in the order they come.
+fn bucket<K: Key, C>(
+    pairs: impl Iterator<Item = (K, C)>,
+    partitioner: &dyn Partitioner<K>,
+) -> Vec<Vec<(K, C)>> {
+    let n = partitioner.num_partitions();
+    let mut buckets: Vec<Vec<(K, C)>> = (0..n).map(|_| Vec::new()).collect();
+    for (k, c) in pairs {
+        let p = if n == 1 { 0 } else { partitioner.partition(&k) };
+        buckets[p].push((k, c));
+    }
+    buckets
 }

@@ -53,21 +53,10 @@ impl<K: Key, V: Data> DStream<(K, V)> {
             // The batch's values of each key, gathered map-side: one key and one list per key
             // and map partition cross the shuffle instead of one record per value. The values
             // keep their order (map partitions in order, each in its own order).
-            let batch = parent.node.get_or_compute(t)?.map(|b| {
-                b.combine_by_key_with(
-                    |v| vec![v],
-                    |mut vs: Vec<V>, v| {
-                        vs.push(v);
-                        vs
-                    },
-                    |mut a: Vec<V>, mut b: Vec<V>| {
-                        a.append(&mut b);
-                        a
-                    },
-                    partitioner.clone(),
-                    true,
-                )
-            });
+            let batch = parent
+                .node
+                .get_or_compute(t)?
+                .map(|b| b.group_values_with(partitioner.clone(), true));
             let f = f.clone();
             Ok(match (previous, batch) {
                 // Both sides are partitioned alike: a narrow cogroup.
