@@ -5,7 +5,7 @@
 //! combiners reduce-side. Keys come out of a reduce partition in order of first arrival (map
 //! partition 0 first), so results are deterministic.
 
-use super::arrival::{ArrivalMap, group};
+use super::arrival::{ArrivalMap, concat, group};
 use super::shuffled::{Bucketer, plain_bucketer};
 use super::{BoxIter, Rdd};
 use crate::sync::Arc;
@@ -237,16 +237,7 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
                     bucket(group(records), partitioner)
                 });
             self.shuffle(name, partitioner, bucketer, None, |it| {
-                let mut lists: ArrivalMap<K, Vec<V>> = ArrivalMap::default();
-                lists.upsert_all(
-                    it,
-                    |vs| vs,
-                    |mut a: Vec<V>, mut b| {
-                        a.append(&mut b);
-                        a
-                    },
-                );
-                BoxIter::new(lists.into_ordered())
+                BoxIter::new(concat(it))
             })
         } else {
             self.shuffle(name, partitioner, plain_bucketer(), None, |it| {
