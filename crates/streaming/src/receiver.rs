@@ -1072,9 +1072,15 @@ fn generate_blocks<T: Data>(
                 }
             }
             Err(e) => {
-                tracing::error!(block = %id, records = n, error = %e, "could not store a received block");
+                // The block exists nowhere (its values could not be serialized for its level,
+                // say): it is not handed to a batch, whose tasks would fail on it and take the
+                // batch's other blocks down with them. Its records are lost, and said so.
+                tracing::error!(block = %id, records = n, error = %e, "could not store a received block: its records are lost");
                 shared.stats.errors.fetch_add(1, Ordering::Relaxed);
-                ok = false;
+                *shared.last_error.lock() = Some(format!(
+                    "{n} received records could not be stored and are lost: {e}"
+                ));
+                return false;
             }
         }
         shared.stats.blocks.fetch_add(1, Ordering::Relaxed);
