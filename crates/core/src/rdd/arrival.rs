@@ -69,14 +69,6 @@ impl<K: Hash + Eq, V> ArrivalMap<K, V> {
         &mut self.slot_of(k).1
     }
 
-    /// The arrival number of `k` (0 for the first key), with `new` as its value if it is new.
-    #[inline]
-    fn number_of(&mut self, k: K, new: impl FnOnce() -> V) -> usize {
-        let slot = self.slot_of(k);
-        slot.1.get_or_insert_with(new);
-        slot.2 as usize
-    }
-
     /// The value of `k`, made by `new` if `k` is new.
     pub(crate) fn slot(&mut self, k: K, new: impl FnOnce() -> V) -> &mut V {
         self.held(k).get_or_insert_with(new)
@@ -113,6 +105,45 @@ impl<K: Hash + Eq, V> ArrivalMap<K, V> {
     }
 }
 
+/// Keys numbered in order of first arrival, with a count for each: the first pass of
+/// [`group`] and [`concat`], whose second pass makes each key's list with room for its count.
+struct Tally<K> {
+    keys: ArrivalMap<K, ()>,
+    counts: Vec<usize>,
+}
+
+impl<K: Hash + Eq> Tally<K> {
+    fn new() -> Self {
+        Tally {
+            keys: ArrivalMap::default(),
+            counts: Vec::new(),
+        }
+    }
+
+    /// Adds `by` to the count of `k`; the number of `k` (0 for the first key).
+    #[inline]
+    fn add(&mut self, k: K, by: usize) -> usize {
+        let slot = self.keys.slot_of(k);
+        slot.1 = Some(());
+        let n = slot.2 as usize;
+        if n == self.counts.len() {
+            self.counts.push(0);
+        }
+        self.counts[n] += by;
+        n
+    }
+
+    /// An empty list for each key, with room for its count, in the keys' order.
+    fn lists<V>(&self) -> Vec<Vec<V>> {
+        self.counts.iter().map(|&c| Vec::with_capacity(c)).collect()
+    }
+
+    /// The keys with their lists (from [`lists`](Self::lists), filled).
+    fn with<V>(self, lists: Vec<Vec<V>>) -> impl Iterator<Item = (K, Vec<V>)> {
+        self.keys.into_ordered().map(|(k, ())| k).zip(lists)
+    }
+}
+
 /// The values of each key as a list, in the order they came, keys in order of first arrival.
 ///
 /// Two passes instead of a list per key grown value by value: the first looks each record's
@@ -124,17 +155,12 @@ impl<K: Hash + Eq, V> ArrivalMap<K, V> {
 pub(crate) fn group<K: Hash + Eq, V>(
     records: impl Iterator<Item = (K, V)>,
 ) -> impl Iterator<Item = (K, Vec<V>)> {
-    let mut keys: ArrivalMap<K, ()> = ArrivalMap::default();
+    let mut tally = Tally::new();
     // Key numbers and values in runs of `RUN`: vectors that grew by doubling were copied whole
     // at each growth (7% of `update_state_by_key`'s workers' time).
     let mut runs: Vec<(Vec<u32>, Vec<V>)> = Vec::new();
-    let mut counts: Vec<usize> = Vec::new();
     records.for_each(|(k, v)| {
-        let n = keys.number_of(k, || ());
-        if n == counts.len() {
-            counts.push(0);
-        }
-        counts[n] += 1;
+        let n = tally.add(k, 1);
         let run = match runs.last_mut() {
             Some(run) if run.0.len() < RUN => run,
             _ => {
@@ -142,17 +168,17 @@ pub(crate) fn group<K: Hash + Eq, V>(
                 runs.last_mut().expect("a run was just pushed")
             }
         };
-        // `n` fits a `u32`: `number_of` refuses a table of more keys.
+        // `n` fits a `u32`: the table refuses more keys.
         run.0.push(n as u32);
         run.1.push(v);
     });
-    let mut lists: Vec<Vec<V>> = counts.iter().map(|&c| Vec::with_capacity(c)).collect();
+    let mut lists = tally.lists();
     for (numbers, values) in runs {
         for (n, v) in numbers.into_iter().zip(values) {
             lists[n as usize].push(v);
         }
     }
-    keys.into_ordered().map(|(k, ())| k).zip(lists)
+    tally.with(lists)
 }
 
 /// Each key's lists joined into one, in the order they came, keys in order of first arrival:
@@ -162,22 +188,17 @@ pub(crate) fn group<K: Hash + Eq, V>(
 pub(crate) fn concat<K: Hash + Eq, V>(
     parts: impl Iterator<Item = (K, Vec<V>)>,
 ) -> impl Iterator<Item = (K, Vec<V>)> {
-    let mut keys: ArrivalMap<K, ()> = ArrivalMap::default();
+    let mut tally = Tally::new();
     let mut numbered: Vec<(usize, Vec<V>)> = Vec::new();
-    let mut counts: Vec<usize> = Vec::new();
     parts.for_each(|(k, vs)| {
-        let n = keys.number_of(k, || ());
-        if n == counts.len() {
-            counts.push(0);
-        }
-        counts[n] += vs.len();
+        let n = tally.add(k, vs.len());
         numbered.push((n, vs));
     });
-    let mut lists: Vec<Vec<V>> = counts.iter().map(|&c| Vec::with_capacity(c)).collect();
+    let mut lists = tally.lists();
     for (n, mut vs) in numbered {
         lists[n].append(&mut vs);
     }
-    keys.into_ordered().map(|(k, ())| k).zip(lists)
+    tally.with(lists)
 }
 
 /// How many records [`group`] keeps in one run of its first pass.
