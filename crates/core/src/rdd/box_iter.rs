@@ -163,7 +163,7 @@ impl<T, U, F: FnMut(T) -> U> Source<U> for MapEach<T, F> {
     fn run_chunks(self, emit: &mut dyn FnMut(&mut Vec<U>)) {
         let MapEach { parent, mut f } = self;
         let mut mapped = Vec::with_capacity(CHUNK);
-        parent.for_each_chunk(&mut |xs| {
+        parent.inner.drive_chunks(&mut |xs| {
             mapped.extend(xs.drain(..).map(&mut f));
             emit(&mut mapped);
             mapped.clear();
@@ -242,7 +242,7 @@ impl<T, F: FnMut(&T) -> bool> Source<T> for FilterEach<T, F> {
     fn run_chunks(self, emit: &mut dyn FnMut(&mut Vec<T>)) {
         let FilterEach { parent, mut f } = self;
         let mut kept = Vec::with_capacity(CHUNK);
-        parent.for_each_chunk(&mut |xs| {
+        parent.inner.drive_chunks(&mut |xs| {
             kept.extend(xs.drain(..).filter(|x| f(x)));
             if !kept.is_empty() {
                 emit(&mut kept);
@@ -300,20 +300,6 @@ impl<T: 'static> BoxIter<T> {
     pub(crate) fn filter_each(self, f: impl FnMut(&T) -> bool + 'static) -> BoxIter<T> {
         BoxIter {
             inner: Box::new(FilterEach { parent: self, f }),
-        }
-    }
-}
-
-impl<T> BoxIter<T> {
-    /// Calls `f` on every remaining value, a non-empty chunk of at most [`CHUNK`] at a time (the
-    /// inner iterator's own chunks, or its values gathered into chunks).
-    fn for_each_chunk(self, f: &mut dyn FnMut(&mut Vec<T>)) {
-        if self.inner.chunked() {
-            self.inner.drive_chunks(f);
-        } else {
-            let mut out = Chunks::new(f);
-            self.inner.drive(&mut |x| out.push(x));
-            out.finish();
         }
     }
 }
