@@ -279,19 +279,8 @@ fn space_or_not_ascii(g: u64) -> u64 {
 fn find_group(bytes: &[u8], from: usize, select: impl Fn(u64) -> u64) -> Option<usize> {
     let mut at = from;
     while at < bytes.len() {
-        let (group, real) = match bytes.get(at..at + 8) {
-            Some(g) => (u64::from_le_bytes(g.try_into().unwrap_or_default()), 8),
-            None => {
-                let mut buf = [0u8; 8];
-                let rest = &bytes[at..];
-                buf[..rest.len()].copy_from_slice(rest);
-                (u64::from_le_bytes(buf), rest.len())
-            }
-        };
-        let mut picked = select(group);
-        if real < 8 {
-            picked &= (1u64 << (8 * real)) - 1;
-        }
+        let (group, real) = group_at(bytes, at);
+        let picked = select(group) & low_bytes_or_all(real);
         if picked != 0 {
             return Some(at + (picked.trailing_zeros() / 8) as usize);
         }
