@@ -162,7 +162,13 @@ impl Receiver<u64> for Mixed {
             match i % 3 {
                 0 => ctx.store_many(chunk.collect()),
                 k => {
-                    let mut records = EncodedRecords::default();
+                    // Half in buffers the block generator hands back (`encoded_records`): a
+                    // buffer reused with its old records in it, or its count, adds records.
+                    let mut records = if k == 1 {
+                        ctx.encoded_records(64)
+                    } else {
+                        EncodedRecords::default()
+                    };
                     for x in chunk.clone() {
                         records.push(&x)?;
                     }
