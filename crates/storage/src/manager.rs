@@ -196,8 +196,22 @@ impl BlockManager {
             return;
         }
         let mut pool = self.recycled.lock();
+        // A full pool gives up its smallest buffer for a larger one. Otherwise the buffers kept
+        // while blocks were growing (a receiver's first blocks, sized from the ones before) fill
+        // it for good, none fits the larger blocks that follow, and every one of those is made
+        // in fresh memory: with word count at 1M lines/s, 179 of 246 blocks were, with the pool
+        // full of 5 MB buffers and every request for 8 MiB.
+        if pool.len() >= RECYCLED {
+            let Some(smallest) = (0..pool.len()).min_by_key(|&i| pool[i].capacity()) else {
+                return;
+            };
+            if pool[smallest].capacity() >= b.capacity() {
+                return;
+            }
+            pool.swap_remove(smallest);
+        }
         let held: usize = pool.iter().map(Vec::capacity).sum();
-        if pool.len() < RECYCLED && store_used + (held + b.capacity()) as u64 <= self.memory_bytes {
+        if store_used + (held + b.capacity()) as u64 <= self.memory_bytes {
             pool.push(b);
         }
     }

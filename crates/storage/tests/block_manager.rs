@@ -1201,6 +1201,34 @@ fn the_kept_buffers_and_the_stored_blocks_stay_within_the_memory_budget() {
 }
 
 #[test]
+fn a_full_pool_of_small_buffers_makes_way_for_a_larger_one() {
+    let (_dir, bm) = manager(512 << 20);
+    let mib = 1 << 20;
+    let put = |name: &str, len: usize, capacity: usize| {
+        let mut bytes = Vec::with_capacity(capacity);
+        bytes.resize(len, 1u8);
+        bm.put_bytes(named(name), bytes, StorageLevel::MEMORY_ONLY_SER)
+            .unwrap();
+    };
+    // More blocks of 1 MiB than the pool keeps buffers (32), all removed: the pool is full.
+    for i in 0..40 {
+        put(&format!("small-{i}"), mib, mib + 512);
+    }
+    for i in 0..40 {
+        assert!(bm.remove(&named(&format!("small-{i}"))));
+    }
+    // A larger block's buffer (of a capacity no new buffer gets) takes a small one's place.
+    put("large", 3 * mib, 3 * mib + 4096);
+    assert!(bm.remove(&named("large")));
+    let kept = bm.buffer(3 * mib);
+    assert_eq!(kept.capacity(), 3 * mib + 4096);
+    // Taken: the next is new, of the size asked for.
+    assert_eq!(bm.buffer(3 * mib).capacity(), 3 * mib);
+    // The other small ones are still kept for small blocks.
+    assert_eq!(bm.buffer(mib).capacity(), mib + 512);
+}
+
+#[test]
 fn a_block_serialized_into_a_kept_buffer_holds_only_its_own_bytes() {
     let (_dir, bm) = manager(64 << 20);
     bm.put_bytes(
