@@ -196,8 +196,13 @@ impl<T: Data> Default for EncodedRecords<T> {
 impl<T: Data> EncodedRecords<T> {
     /// An empty batch of records with room for `bytes` bytes of encodings.
     pub fn with_capacity(bytes: usize) -> Self {
+        EncodedRecords::in_buffer(Vec::with_capacity(bytes))
+    }
+
+    /// An empty batch of records in `bytes`, an empty buffer.
+    fn in_buffer(bytes: Vec<u8>) -> Self {
         EncodedRecords {
-            bytes: Vec::with_capacity(bytes),
+            bytes,
             count: 0,
             record: std::marker::PhantomData,
         }
@@ -313,11 +318,7 @@ impl<T: Data> ReceiverContext<T> {
             fits.map(|i| spare.swap_remove(i))
         };
         match reused {
-            Some(buffer) => EncodedRecords {
-                bytes: buffer,
-                count: 0,
-                record: std::marker::PhantomData,
-            },
+            Some(buffer) => EncodedRecords::in_buffer(buffer),
             None => {
                 EncodedRecords::with_capacity(bytes.checked_next_power_of_two().unwrap_or(bytes))
             }
