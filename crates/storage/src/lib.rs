@@ -33,7 +33,7 @@ mod transport;
 pub use block_id::BlockId;
 pub use error::{Error, Result};
 pub use level::StorageLevel;
-pub use manager::{BlockManager, BlockManagerConfig, PutOutcome, StorageStats};
+pub use manager::{BlockManager, BlockManagerConfig, PutOutcome, StorageStats, make_room};
 pub use serializer::{Codec, EncodedBlock, deserialize_block, encode_record, serialize_block};
 pub use transport::{PeerId, Transport};
 

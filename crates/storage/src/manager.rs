@@ -107,6 +107,23 @@ pub struct BlockManager {
     memory_bytes: u64,
 }
 
+/// Whether a pool of kept buffers, holding at most `max`, has room for one of `capacity` bytes:
+/// it has while it is not full, and a full pool makes room by giving up its smallest buffer if
+/// that one is smaller (so the small buffers of a slow phase do not keep larger ones out for
+/// good). Shared by the block manager's pool and a receiver's pool of chunk buffers.
+pub fn make_room(pool: &mut Vec<Vec<u8>>, max: usize, capacity: usize) -> bool {
+    if pool.len() < max {
+        return true;
+    }
+    match (0..pool.len()).min_by_key(|&i| pool[i].capacity()) {
+        Some(smallest) if pool[smallest].capacity() < capacity => {
+            pool.swap_remove(smallest);
+            true
+        }
+        _ => false,
+    }
+}
+
 /// How many buffers of removed blocks are kept for reuse, at most.
 const RECYCLED: usize = 32;
 
@@ -201,14 +218,8 @@ impl BlockManager {
         // it for good, none fits the larger blocks that follow, and every one of those is made
         // in fresh memory: with word count at 1M lines/s, 179 of 246 blocks were, with the pool
         // full of 5 MB buffers and every request for 8 MiB.
-        if pool.len() >= RECYCLED {
-            let Some(smallest) = (0..pool.len()).min_by_key(|&i| pool[i].capacity()) else {
-                return;
-            };
-            if pool[smallest].capacity() >= b.capacity() {
-                return;
-            }
-            pool.swap_remove(smallest);
+        if !make_room(&mut pool, RECYCLED, b.capacity()) {
+            return;
         }
         let held: usize = pool.iter().map(Vec::capacity).sum();
         if store_used + (held + b.capacity()) as u64 <= self.memory_bytes {

@@ -519,12 +519,8 @@ impl RunnerShared {
     fn keep_spare(&self, mut bytes: Vec<u8>) {
         bytes.clear();
         let mut spare = self.spare_buffers.lock();
-        if spare.len() < SPARE_BUFFERS {
+        if spate_storage::make_room(&mut spare, SPARE_BUFFERS, bytes.capacity()) {
             spare.push(bytes);
-        } else if let Some(smallest) = spare.iter_mut().min_by_key(|b| b.capacity())
-            && smallest.capacity() < bytes.capacity()
-        {
-            *smallest = bytes;
         }
     }
 }
