@@ -1210,11 +1210,11 @@ fn a_full_pool_of_small_buffers_makes_way_for_a_larger_one() {
         bm.put_bytes(named(name), bytes, StorageLevel::MEMORY_ONLY_SER)
             .unwrap();
     };
-    // More blocks of 1 MiB than the pool keeps buffers (32), all removed: the pool is full.
-    for i in 0..40 {
+    // More blocks of 1 MiB than the pool keeps buffers (64), all removed: the pool is full.
+    for i in 0..80 {
         put(&format!("small-{i}"), mib, mib + 512);
     }
-    for i in 0..40 {
+    for i in 0..80 {
         assert!(bm.remove(&named(&format!("small-{i}"))));
     }
     // A larger block's buffer (of a capacity no new buffer gets) takes a small one's place.

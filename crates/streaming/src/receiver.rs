@@ -73,6 +73,19 @@ const MAX_BLOCK_RECORDS: usize = 1_000_000;
 /// its time in the kernel, zeroing the fresh memory its blocks and their growth took.
 const BLOCK_BYTES: usize = 8 << 20;
 
+/// The room for encoded records the next block is built in, when recent blocks took `recent`
+/// bytes: twice that, as a power of two from 64 KiB to `BLOCK_BYTES`. In a few sizes, so that a
+/// removed block's buffer fits later blocks: with room of exactly twice `recent`, blocks made
+/// while the rate was rising (6.5–7.9 MiB) filled the pool of kept buffers and none fitted the
+/// 8 MiB blocks that followed (word count at 2M lines/s: 158 of 247 blocks in fresh memory).
+fn block_room(recent: usize) -> usize {
+    recent
+        .saturating_mul(2)
+        .checked_next_power_of_two()
+        .unwrap_or(BLOCK_BYTES)
+        .clamp(64 << 10, BLOCK_BYTES)
+}
+
 /// Settings of receivers (Spark's `spark.streaming.blockInterval`,
 /// `spark.streaming.receiver.maxRate`, …).
 #[derive(Clone, Debug)]
@@ -340,19 +353,21 @@ impl<T: Data> ReceiverContext<T> {
 
     fn store_encoded_with(&self, records: EncodedRecords<T>, position: Option<String>) {
         let n = records.count;
+        let bytes = records.encoded_len() as u64;
         let msg = Msg::Records(Incoming::Encoded(records), position);
-        self.hand_over(n, msg);
+        self.hand_over(n, bytes, msg);
     }
 
     fn store_many_with(&self, records: Vec<T>, position: Option<String>) {
         let n = records.len() as u64;
         let msg = Msg::Records(Incoming::Values(records), position);
-        self.hand_over(n, msg);
+        self.hand_over(n, 0, msg);
     }
 
-    /// Hands `n` records (in `msg`) to the block generator once rate limit and back-pressure
-    /// let them through. No records and no position: nothing to do.
-    fn hand_over(&self, n: u64, msg: Msg<T>) {
+    /// Hands `n` records (in `msg`; `bytes` of encodings, 0 for values) to the block generator
+    /// once rate limit and back-pressure let them through. No records and no position: nothing
+    /// to do.
+    fn hand_over(&self, n: u64, bytes: u64, msg: Msg<T>) {
         if n == 0 {
             if matches!(msg, Msg::Records(_, Some(_))) {
                 let _ = self.tx.send(msg);
@@ -369,8 +384,10 @@ impl<T: Data> ReceiverContext<T> {
         }
         // Back-pressure: wait while the records no batch has taken yet would exceed the queue
         // bound, or while this receiver's unprocessed records (queued, or in batches not yet
-        // completed) would take more than the memory fraction. A receiver with nothing queued
-        // and nothing in flight always goes on (a single call larger than the bounds included).
+        // completed) would take more than the memory fraction, or while the block generator
+        // has more than `HANDED_BYTES` of encodings still to copy. A receiver with nothing
+        // queued and nothing in flight always goes on (a single call larger than the bounds
+        // included).
         {
             let mut waiting = self.shared.waiters.lock();
             let mut warned = false;
@@ -385,7 +402,9 @@ impl<T: Data> ReceiverContext<T> {
                 // block's worth (a block is cut when that much is buffered).
                 let sizing = q >= self.block_records
                     && self.shared.stats.blocks.load(Ordering::Acquire) == 0;
-                if (q == 0 || q + n <= self.capacity) && !memory_full && !sizing {
+                let handed = self.shared.handed_bytes.load(Ordering::Acquire);
+                let behind = handed > 0 && handed + bytes > HANDED_BYTES;
+                if (q == 0 || q + n <= self.capacity) && !memory_full && !sizing && !behind {
                     break;
                 }
                 if memory_full && !warned {
@@ -410,12 +429,14 @@ impl<T: Data> ReceiverContext<T> {
             .max_queued
             .fetch_max(queued, Ordering::Relaxed);
         self.stored.fetch_add(n, Ordering::Relaxed);
+        self.shared.handed_bytes.fetch_add(bytes, Ordering::AcqRel);
         // Counted before they are handed over, so no batch ever holds records the count lacks.
         // The block generator drains until the receiver thread has exited, so this cannot block
         // forever.
         self.shared.stats.records.fetch_add(n, Ordering::Relaxed);
         if self.tx.send(msg).is_err() {
             self.shared.stats.records.fetch_sub(n, Ordering::Relaxed);
+            self.shared.handed_bytes.fetch_sub(bytes, Ordering::AcqRel);
         }
     }
 
@@ -507,12 +528,60 @@ struct RunnerShared {
     /// Buffers of encoded records the block generator has copied into a block, for the
     /// receiver's next records (see [`ReceiverContext::encoded_records`]).
     spare_buffers: Mutex<Vec<Vec<u8>>>,
+    /// Bytes of encoded records handed to the block generator that it has not yet copied into
+    /// a block (at most about `HANDED_BYTES`: see `hand_over`).
+    handed_bytes: AtomicU64,
 }
 
-/// The most buffers of encoded records kept for reuse (a socket receiver's are about 400 KB).
-const SPARE_BUFFERS: usize = 4;
+/// The most bytes of encoded records a receiver hands to its block generator ahead of it (one
+/// message may take it past; a receiver with nothing ahead always goes on). Without this bound
+/// only the records bound held them: a block generator slowed down (by fresh memory that took
+/// seconds per gigabyte to fault in) fell hundreds of megabytes behind, each batch's cut waited
+/// behind all of them, batches were scheduled seconds late, their blocks lived on, no buffer came
+/// back for reuse, every new block was fresh memory, and the run never recovered (word count at
+/// 2M lines/s: 2 of 12 batches completed, scheduling delay 7–11 s, workers nearly idle). With
+/// it, the receiver waits, the socket pushes back on its sender, and a cut waits for at most
+/// this much.
+const HANDED_BYTES: u64 = (BLOCK_BYTES / 2) as u64;
+
+/// The most buffers of encoded records kept for reuse: enough for what may be handed to the
+/// block generator ahead of it (`HANDED_BYTES`) in a socket receiver's buffers of about 512 KB.
+const SPARE_BUFFERS: usize = 12;
 
 impl RunnerShared {
+    fn new(stream: usize) -> RunnerShared {
+        RunnerShared {
+            stream,
+            logged_position: Mutex::new(None),
+            stats: ReceiverStats::default(),
+            queued: AtomicU64::new(0),
+            bytes_cut: AtomicU64::new(0),
+            records_cut: AtomicU64::new(0),
+            in_flight: Mutex::new(BTreeMap::new()),
+            in_flight_records: AtomicU64::new(0),
+            completed_ms: AtomicU64::new(0),
+            last_error: Mutex::new(None),
+            active: AtomicBool::new(false),
+            waiters: Mutex::new(()),
+            drained: parking_lot::Condvar::new(),
+            spare_buffers: Mutex::new(Vec::new()),
+            handed_bytes: AtomicU64::new(0),
+        }
+    }
+
+    /// The block generator has copied the encoded records in `bytes` into a block: they no
+    /// longer count against `HANDED_BYTES` (a receiver waiting on that bound is woken), and
+    /// the buffer is kept for the receiver's next records.
+    fn copied(&self, bytes: Vec<u8>) {
+        self.handed_bytes
+            .fetch_sub(bytes.len() as u64, Ordering::AcqRel);
+        {
+            let _g = self.waiters.lock();
+            self.drained.notify_all();
+        }
+        self.keep_spare(bytes);
+    }
+
     /// Keeps `bytes`, the buffer of encoded records just copied into a block, for the receiver's
     /// next records: if there is room, or in place of the smallest kept buffer if it is larger
     /// (the small buffers of a slow stream would otherwise keep a fast one's out).
@@ -646,22 +715,7 @@ impl<T: Data> Runner<T> {
             receiver: Mutex::new(Some(receiver)),
             level,
             config,
-            shared: Arc::new(RunnerShared {
-                stream,
-                logged_position: Mutex::new(None),
-                stats: ReceiverStats::default(),
-                queued: AtomicU64::new(0),
-                bytes_cut: AtomicU64::new(0),
-                records_cut: AtomicU64::new(0),
-                in_flight: Mutex::new(BTreeMap::new()),
-                in_flight_records: AtomicU64::new(0),
-                completed_ms: AtomicU64::new(0),
-                last_error: Mutex::new(None),
-                active: AtomicBool::new(false),
-                waiters: Mutex::new(()),
-                drained: parking_lot::Condvar::new(),
-                spare_buffers: Mutex::new(Vec::new()),
-            }),
+            shared: Arc::new(RunnerShared::new(stream)),
             stopped: Arc::new(AtomicBool::new(false)),
             tx: Mutex::new(None),
             blocks: Arc::default(),
@@ -1152,7 +1206,7 @@ fn generate_blocks<T: Data>(
                     Incoming::Values(values) => buf.add_values(values),
                     Incoming::Encoded(encoded) => {
                         let added = buf.add_encoded(&encoded);
-                        shared.keep_spare(encoded.bytes);
+                        shared.copied(encoded.bytes);
                         added
                     }
                 };
@@ -1289,7 +1343,7 @@ impl<T: Data> Pending<T> {
         if len < self.encoded.records_capacity() / 4 {
             return Block::Encoded(self.encoded.take_compact());
         }
-        let room = (2 * self.recent).clamp(64 << 10, BLOCK_BYTES);
+        let room = block_room(self.recent);
         let next = EncodedBlock::in_buffer(bm.buffer(EncodedBlock::capacity_for(room)));
         Block::Encoded(std::mem::replace(&mut self.encoded, next))
     }
@@ -1518,5 +1572,102 @@ fn info_of(shared: &RunnerShared, name: &str) -> ReceiverInfo {
         last_error: shared.last_error.lock().clone(),
         max_queued: shared.stats.max_queued.load(Ordering::Relaxed),
         memory_waits: shared.stats.memory_waits.load(Ordering::Relaxed),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A receiver's context whose block generator is the test: it holds the other end of the
+    /// channel, and no bound but the block generator's backlog applies.
+    fn context() -> (ReceiverContext<String>, Rx<Msg<String>>) {
+        let (tx, rx) = sync_channel(1024);
+        let ctx = ReceiverContext {
+            tx,
+            stopped: Arc::new(AtomicBool::new(false)),
+            shared: Arc::new(RunnerShared::new(0)),
+            max_rate: None,
+            capacity: u64::MAX,
+            block_records: u64::MAX,
+            memory_limit: None,
+            started: Instant::now(),
+            stored: AtomicU64::new(0),
+        };
+        (ctx, rx)
+    }
+
+    /// The encoded records a message holds.
+    fn encoded(msg: Msg<String>) -> EncodedRecords<String> {
+        match msg {
+            Msg::Records(Incoming::Encoded(e), _) => e,
+            _ => panic!("expected encoded records"),
+        }
+    }
+
+    #[test]
+    fn a_receiver_waits_while_its_block_generator_is_a_few_mib_behind() {
+        let (ctx, rx) = context();
+        let shared = ctx.shared.clone();
+        // A line whose encoding takes just under 1 MiB: four fit in `HANDED_BYTES`, five do not.
+        let line = "x".repeat((1 << 20) - 16);
+        let storer = std::thread::spawn(move || {
+            for _ in 0..8 {
+                let mut records = ctx.encoded_records(1 << 20);
+                records.push_str(&line);
+                ctx.store_encoded(records);
+            }
+        });
+        let wait = Duration::from_secs(30);
+        let mut handed: Vec<EncodedRecords<String>> = (0..4)
+            .map(|_| encoded(rx.recv_timeout(wait).expect("the first four go through")))
+            .collect();
+        // Nothing copied: the fifth waits (were it not held, it would follow at once).
+        assert!(rx.recv_timeout(Duration::from_millis(300)).is_err());
+        assert!(!storer.is_finished());
+        assert!(shared.handed_bytes.load(Ordering::SeqCst) <= HANDED_BYTES);
+        // Each one copied lets one more through, until all eight have come.
+        for _ in 4..8 {
+            shared.copied(handed.remove(0).bytes);
+            handed.push(encoded(
+                rx.recv_timeout(wait).expect("one more goes through"),
+            ));
+            assert!(rx.recv_timeout(Duration::from_millis(50)).is_err());
+        }
+        storer.join().unwrap();
+        for e in handed {
+            assert_eq!(e.len(), 1);
+            shared.copied(e.bytes);
+        }
+        assert_eq!(shared.handed_bytes.load(Ordering::SeqCst), 0);
+    }
+
+    #[test]
+    fn records_larger_than_the_backlog_bound_go_through_when_nothing_is_ahead() {
+        let (ctx, rx) = context();
+        let big = 3 * HANDED_BYTES as usize / 2;
+        let mut records = ctx.encoded_records(big);
+        records.push_str(&"y".repeat(big));
+        ctx.store_encoded(records);
+        let first = encoded(rx.try_recv().expect("nothing was ahead of it"));
+        assert!(first.encoded_len() > HANDED_BYTES as usize);
+        ctx.shared.copied(first.bytes);
+        let mut records = ctx.encoded_records(big);
+        records.push_str("z");
+        ctx.store_encoded(records);
+        assert_eq!(encoded(rx.try_recv().unwrap()).len(), 1);
+    }
+
+    #[test]
+    fn blocks_are_built_in_a_few_sizes() {
+        assert_eq!(block_room(0), 64 << 10);
+        assert_eq!(block_room(20 << 10), 64 << 10);
+        assert_eq!(block_room(40 << 10), 128 << 10);
+        // 6.5 and 7.9 MiB blocks, twice their size: the largest size, which fits an 8 MiB block.
+        assert_eq!(block_room(3_400_000), BLOCK_BYTES);
+        assert_eq!(block_room(4 << 20), BLOCK_BYTES);
+        assert_eq!(block_room((3 << 20) / 2), 4 << 20);
+        assert_eq!(block_room(100 << 20), BLOCK_BYTES);
+        assert_eq!(block_room(usize::MAX), BLOCK_BYTES);
     }
 }
