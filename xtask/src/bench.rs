@@ -896,10 +896,10 @@ pub(crate) fn run(args: &BenchArgs) -> Result<()> {
         ));
     }
     if !overload.is_empty() {
-        md.push_str("\nOverload (word count offered twice its sustainable rate, 1 s batches; RSS: resident memory of the run's own process (a new one for each run: job and load generator) less pages the allocator freed lazily (`LazyFree`); memory store budget 512 MiB):\n\n| back-pressure | offered | sent | processed | RSS first → last (max) | RSS growth, 2nd half | memory store, max | blocks evicted and dropped | failed batches | lines sent / counted | max total delay |\n|---|---|---|---|---|---|---|---|---|---|---|\n");
+        md.push_str("\nOverload (word count offered twice its sustainable rate, 1 s batches; RSS: resident memory of the run's own process (a new one for each run: job and load generator) less pages the allocator freed lazily (`LazyFree`); memory store budget 512 MiB):\n\n| back-pressure | offered | sent | processed | RSS first → last (max) | RSS growth, 2nd half | memory store, max | blocks evicted and dropped (never read) | failed batches | lines sent / counted | max total delay |\n|---|---|---|---|---|---|---|---|---|---|---|\n");
         for o in &overload {
             md.push_str(&format!(
-                "| {} | {} | {} | {} | {} → {} MiB ({}) | {:+.1} MiB/s | {} MiB | {} | {} | {} / {} | {} ms |\n",
+                "| {} | {} | {} | {} | {} → {} MiB ({}) | {:+.1} MiB/s | {} MiB | {} ({}) | {} | {} / {} | {} ms |\n",
                 if o.bounded {
                     "on (default)"
                 } else {
@@ -914,6 +914,7 @@ pub(crate) fn run(args: &BenchArgs) -> Result<()> {
                 o.growth_mib_per_s,
                 o.max_stored_mib,
                 o.blocks_dropped,
+                o.blocks_dropped_unread,
                 o.failed_batches,
                 o.lines_sent,
                 o.lines_counted

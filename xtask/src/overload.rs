@@ -39,9 +39,12 @@ pub(crate) struct Overload {
     pub(crate) max_delay_ms: u64,
     /// The most bytes the block manager's memory store held (its budget: 512 MiB), MiB.
     pub(crate) max_stored_mib: u64,
-    /// Blocks the memory store evicted and dropped for room (lost data when a batch still
-    /// needed them: see `failed_batches`).
+    /// Blocks the memory store evicted and dropped for room, and puts it could not store.
     pub(crate) blocks_dropped: u64,
+    /// Of those, blocks nobody had read yet (received input before its batch, a shuffle output
+    /// before its reducers: lost data when a batch still needed them, see `failed_batches`), and
+    /// puts not stored.
+    pub(crate) blocks_dropped_unread: u64,
     /// Batches that failed.
     pub(crate) failed_batches: usize,
     /// Times the receiver waited for memory (see `ReceiverConfig::memory_fraction`).
@@ -171,6 +174,7 @@ fn run_one(
         max_delay_ms: collect.max_delay_ms(),
         max_stored_mib: max_stored,
         blocks_dropped: stats.evictions_dropped + stats.puts_not_stored,
+        blocks_dropped_unread: stats.evictions_dropped_unread + stats.puts_not_stored,
         failed_batches: collect.failed(),
         memory_waits,
     })
@@ -245,7 +249,7 @@ pub(crate) fn run_child(args: &[String]) -> Result<()> {
 
 pub(crate) fn describe(r: &Overload) -> String {
     format!(
-        "sent {} lines/s, processed {} lines/s, RSS {} -> {} MiB (max {}, {:+.1} MiB/s), stored max {} MiB, {} memory waits, {} blocks dropped, {} failed batches, {} sent{}",
+        "sent {} lines/s, processed {} lines/s, RSS {} -> {} MiB (max {}, {:+.1} MiB/s), stored max {} MiB, {} memory waits, {} blocks dropped ({} unread), {} failed batches, {} sent{}",
         fmt_rate(r.sent_rate),
         fmt_rate(r.processed_rate),
         r.first_rss(),
@@ -255,6 +259,7 @@ pub(crate) fn describe(r: &Overload) -> String {
         r.max_stored_mib,
         r.memory_waits,
         r.blocks_dropped,
+        r.blocks_dropped_unread,
         r.failed_batches,
         r.lines_sent,
         r.lines_counted

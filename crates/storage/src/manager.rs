@@ -62,6 +62,11 @@ pub struct StorageStats {
     pub misses: u64,
     /// Blocks evicted from memory and dropped (memory-only levels).
     pub evictions_dropped: u64,
+    /// Of `evictions_dropped`, blocks nobody had read since they were put: received input no
+    /// batch had processed yet, a shuffle output no reducer had fetched. The others had been
+    /// read (input a batch had processed, kept for a window) and may not be needed again.
+    /// Unread blocks are evicted only when no read block is left to evict.
+    pub evictions_dropped_unread: u64,
     /// Blocks evicted from memory and written to disk (memory-and-disk levels).
     pub evictions_spilled: u64,
     /// Puts that could not be stored anywhere (see [`PutOutcome::NotStored`]).
@@ -79,6 +84,7 @@ struct Counters {
     hits: AtomicU64,
     misses: AtomicU64,
     evictions_dropped: AtomicU64,
+    evictions_dropped_unread: AtomicU64,
     evictions_spilled: AtomicU64,
     puts_not_stored: AtomicU64,
     replicas_skipped: AtomicU64,
@@ -390,7 +396,10 @@ impl BlockManager {
                         tracing::debug!(block = %victim, "spilled to disk");
                     } else {
                         bump(&self.counters.evictions_dropped);
-                        tracing::debug!(block = %victim, "evicted from memory and dropped");
+                        if !entry.read {
+                            bump(&self.counters.evictions_dropped_unread);
+                        }
+                        tracing::debug!(block = %victim, read = entry.read, "evicted from memory and dropped");
                     }
                 }
                 Ok(PutOutcome::Memory)
@@ -599,6 +608,7 @@ impl BlockManager {
             hits: get(&c.hits),
             misses: get(&c.misses),
             evictions_dropped: get(&c.evictions_dropped),
+            evictions_dropped_unread: get(&c.evictions_dropped_unread),
             evictions_spilled: get(&c.evictions_spilled),
             puts_not_stored: get(&c.puts_not_stored),
             replicas_skipped: get(&c.replicas_skipped),

@@ -30,7 +30,7 @@ pub(crate) struct Entry {
     pub(crate) level: StorageLevel,
     last_use: u64,
     /// Whether it has been read since it was put.
-    read: bool,
+    pub(crate) read: bool,
 }
 
 pub(crate) struct MemoryStore {

@@ -154,6 +154,8 @@ fn blocks_nobody_has_read_are_evicted_after_every_block_that_was_read() {
     assert!(!bm.contains(&a));
     assert!(bm.contains(&c) && bm.contains(&d) && bm.contains(&e));
     assert_eq!(bm.stats().evictions_dropped, 2);
+    // B had been read, A not.
+    assert_eq!(bm.stats().evictions_dropped_unread, 1);
 }
 
 #[test]

@@ -182,12 +182,17 @@ pub(super) fn render(
         &mut out,
         "spate_block_evictions_total",
         "counter",
-        "Blocks evicted from memory: dropped (memory-only levels) or spilled to disk.",
+        "Blocks evicted from memory: dropped (memory-only levels; dropped_unread: never read since they were put, such as input no batch had processed) or spilled to disk.",
     );
     let _ = writeln!(
         out,
         "spate_block_evictions_total{{outcome=\"dropped\"}} {}",
-        live.storage.evictions_dropped
+        live.storage.evictions_dropped - live.storage.evictions_dropped_unread
+    );
+    let _ = writeln!(
+        out,
+        "spate_block_evictions_total{{outcome=\"dropped_unread\"}} {}",
+        live.storage.evictions_dropped_unread
     );
     let _ = writeln!(
         out,
