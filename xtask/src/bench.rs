@@ -512,6 +512,29 @@ pub(crate) fn summarize(
     })
 }
 
+/// What first touching memory new to the process costs, in ms per GiB: the kernel maps and
+/// zeroes a page on the first write to it (and on a virtual machine whose host has taken freed
+/// memory back, the host does as well). The best of three allocations of 256 MiB, all kept
+/// until the end so that none reuses another's pages, each written in full (the page faults are
+/// most of that time). On the machine of stop 22 this took 0.8–3.3 s per GiB, against a few
+/// hundred ms usually, and blocks made in fresh memory were most of the block generator's
+/// time: the figure helps compare reports from different machines.
+fn fresh_memory_ms_per_gib() -> f64 {
+    const BYTES: usize = 256 << 20;
+    let mut kept = Vec::new();
+    let mut best = f64::MAX;
+    for _ in 0..3 {
+        let start = Instant::now();
+        let mut v: Vec<u8> = Vec::with_capacity(BYTES);
+        v.resize(BYTES, 1);
+        std::hint::black_box(&mut v);
+        let ms = start.elapsed().as_secs_f64() * 1e3;
+        kept.push(v);
+        best = best.min(ms * f64::from(1u32 << 30) / BYTES as f64);
+    }
+    best
+}
+
 /// The COST baseline: one thread, no framework, reading the socket and counting words per
 /// one-second batch in a hash map. Returns the lines/s it processed with the generator asked for
 /// far more than it can take.
@@ -680,6 +703,9 @@ struct Report {
     machine_cores: usize,
     load_average: String,
     baseline_lines_per_s: f64,
+    /// What touching memory new to the process costs on this machine, ms per GiB (see
+    /// `fresh_memory_ms_per_gib`).
+    fresh_memory_ms_per_gib: f64,
     runs: Vec<RunResult>,
     max_sustainable: Vec<(Workload, u64)>,
     /// Failover workload: max sustainable rate on `local-cluster[2,1]` by storage level.
@@ -715,6 +741,8 @@ pub(crate) fn run(args: &BenchArgs) -> Result<()> {
     eprintln!("bench: COST baseline (single thread, no framework)…");
     let baseline = run_baseline(if args.quick { 3 } else { 8 }, &buf)?;
     eprintln!("bench: baseline word count: {} lines/s", fmt_rate(baseline));
+    let fresh = fresh_memory_ms_per_gib();
+    eprintln!("bench: fresh memory: {fresh:.0} ms per GiB touched");
     let mut runs = Vec::new();
     let mut best = Vec::new();
     let mut replication = Vec::new();
@@ -800,6 +828,7 @@ pub(crate) fn run(args: &BenchArgs) -> Result<()> {
             .unwrap_or(1),
         load_average: load.clone(),
         baseline_lines_per_s: baseline,
+        fresh_memory_ms_per_gib: fresh,
         runs: runs.clone(),
         max_sustainable: best.clone(),
         cluster_max_sustainable: replication.clone(),
@@ -818,7 +847,7 @@ pub(crate) fn run(args: &BenchArgs) -> Result<()> {
         report.machine_cores
     ));
     md.push_str(&format!(
-        "COST baseline (one thread, hand-written word count): **{} lines/s**.\n\n",
+        "COST baseline (one thread, hand-written word count): **{} lines/s**. Memory new to the process: {fresh:.0} ms per GiB to touch (a few hundred is usual; machines whose host takes freed memory back can take seconds, and every block a run makes in fresh memory pays it).\n\n",
         fmt_rate(baseline)
     ));
     md.push_str(

@@ -32,6 +32,15 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// MiB, +6.7 MiB/s over the second half, against 274–283 → 694–700 MiB, +0.1 to +1.6 MiB/s,
 /// with this setting), and a 5 s delay grew it too (+23 MiB/s): flat memory under overload is
 /// the promise kept here.
+///
+/// mimalloc is also built without transparent huge pages (the `no_thp` feature, in the
+/// workspace's `Cargo.toml`): by default it asks the kernel for them (`MADV_HUGEPAGE`) on the
+/// memory it commits, and on the virtual machine of stop 23 a first touch of such memory cost
+/// 6.2–12.6 s per GiB against 0.76–0.86 s in small pages (the benchmark's fresh-memory probe,
+/// run by run; the kernel zeroes 2 MiB per fault, and the host seems to back each fault anew).
+/// Every block a receiver builds in memory new to the process pays it: word count at 2.25M
+/// lines/s was not stable with huge pages (p50 1,981 and 2,285 ms, block generator 39–42% of a
+/// core) and stable without (p50 758 and 837 ms, block generator 7%); 2.5M became stable too.
 pub fn setup_allocator() {
     #[cfg(feature = "mimalloc")]
     #[allow(unsafe_code)]
