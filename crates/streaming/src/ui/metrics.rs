@@ -187,7 +187,10 @@ pub(super) fn render(
     let _ = writeln!(
         out,
         "spate_block_evictions_total{{outcome=\"dropped\"}} {}",
-        live.storage.evictions_dropped - live.storage.evictions_dropped_unread
+        // Read one after the other while puts go on: the later count may be ahead.
+        live.storage
+            .evictions_dropped
+            .saturating_sub(live.storage.evictions_dropped_unread)
     );
     let _ = writeln!(
         out,
