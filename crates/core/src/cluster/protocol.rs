@@ -52,6 +52,10 @@ pub enum Request {
         /// Its level on the executor (replication 1: the executor keeps one copy).
         level: StorageLevel,
         /// The serialized block.
+        // `serde_bytes`: encoded as its length and one run of bytes, the same encoding bincode
+        // gives a `Vec<u8>` element by element, which took 37-44 ms to encode and decode per
+        // 8 MiB block against 1.6-2.5 ms (a third of a core at 750k lines/s of `_2` input).
+        #[serde(with = "serde_bytes")]
         bytes: Vec<u8>,
     },
     /// Send a block's serialized bytes.
@@ -153,11 +157,11 @@ pub enum Response {
     /// The block is stored.
     Stored,
     /// The block, if the executor has it.
-    Block(Option<Vec<u8>>),
+    Block(#[serde(with = "serde_bytes")] Option<Vec<u8>>),
     /// Whether a block was removed.
     Removed(bool),
     /// A task's partition, serialized.
-    Computed(Vec<u8>),
+    Computed(#[serde(with = "serde_bytes")] Vec<u8>),
     /// The blocks a receiver cut.
     Cut(Vec<CutBlock>),
     /// The request failed; why.
@@ -225,17 +229,23 @@ fn config() -> bincode::config::Configuration {
 
 /// A message as one frame.
 pub fn encode(message: &Message) -> Result<Vec<u8>, ProtocolError> {
-    let payload = bincode::serde::encode_to_vec(message, config())
+    // The payload is encoded in place after the header, whose length is filled in last (a
+    // payload encoded on its own was copied into the frame: 8 MiB per replicated block), into
+    // a frame sized by a counting pass first (bytes are counted, not copied).
+    let mut size = bincode::enc::write::SizeWriter::default();
+    bincode::serde::encode_into_writer(message, &mut size, config())
         .map_err(|e| ProtocolError::Decode(format!("cannot encode: {e}")))?;
-    let len = u32::try_from(payload.len())
+    let mut frame = Vec::with_capacity(10 + size.bytes_written);
+    frame.extend_from_slice(&MAGIC);
+    frame.extend_from_slice(&VERSION.to_le_bytes());
+    frame.extend_from_slice(&[0; 4]);
+    let written = bincode::serde::encode_into_std_write(message, &mut frame, config())
+        .map_err(|e| ProtocolError::Decode(format!("cannot encode: {e}")))?;
+    let len = u32::try_from(written)
         .ok()
         .filter(|l| *l <= MAX_FRAME)
         .ok_or(ProtocolError::TooLarge(u32::MAX))?;
-    let mut frame = Vec::with_capacity(10 + payload.len());
-    frame.extend_from_slice(&MAGIC);
-    frame.extend_from_slice(&VERSION.to_le_bytes());
-    frame.extend_from_slice(&len.to_le_bytes());
-    frame.extend_from_slice(&payload);
+    frame[6..10].copy_from_slice(&len.to_le_bytes());
     Ok(frame)
 }
 
@@ -346,6 +356,109 @@ mod tests {
             Message::Shutdown,
         ];
         for m in msgs {
+            assert_eq!(roundtrip(&m).unwrap(), Some(m));
+        }
+    }
+
+    /// The messages that carry bytes, as bincode encodes them element by element (what the
+    /// protocol sent before the bytes were encoded as one run).
+    #[derive(Serialize)]
+    enum ElementWise {
+        #[allow(dead_code)]
+        Register,
+        #[allow(dead_code)]
+        Registered,
+        #[allow(dead_code)]
+        Heartbeat,
+        Request {
+            id: u64,
+            body: ElementWiseRequest,
+        },
+        Response {
+            id: u64,
+            body: ElementWiseResponse,
+        },
+    }
+    #[derive(Serialize)]
+    enum ElementWiseRequest {
+        PutBlock {
+            block: BlockId,
+            level: StorageLevel,
+            bytes: Vec<u8>,
+        },
+    }
+    #[derive(Serialize)]
+    enum ElementWiseResponse {
+        #[allow(dead_code)]
+        Stored,
+        Block(Option<Vec<u8>>),
+        #[allow(dead_code)]
+        Removed(bool),
+        Computed(Vec<u8>),
+    }
+
+    #[test]
+    fn bytes_go_as_one_run_in_the_encoding_they_always_had() {
+        let bytes: Vec<u8> = (0..100_000u32).map(|i| ((i * 7919) >> 5) as u8).collect();
+        let block = BlockId::Input {
+            stream: 1,
+            unique: 2,
+        };
+        let level = StorageLevel::MEMORY_ONLY_SER;
+        let pairs = [
+            (
+                Message::Request {
+                    id: 3,
+                    body: Request::PutBlock {
+                        block: block.clone(),
+                        level,
+                        bytes: bytes.clone(),
+                    },
+                },
+                ElementWise::Request {
+                    id: 3,
+                    body: ElementWiseRequest::PutBlock {
+                        block,
+                        level,
+                        bytes: bytes.clone(),
+                    },
+                },
+            ),
+            (
+                Message::Response {
+                    id: 4,
+                    body: Response::Block(Some(bytes.clone())),
+                },
+                ElementWise::Response {
+                    id: 4,
+                    body: ElementWiseResponse::Block(Some(bytes.clone())),
+                },
+            ),
+            (
+                Message::Response {
+                    id: 5,
+                    body: Response::Block(None),
+                },
+                ElementWise::Response {
+                    id: 5,
+                    body: ElementWiseResponse::Block(None),
+                },
+            ),
+            (
+                Message::Response {
+                    id: 6,
+                    body: Response::Computed(bytes.clone()),
+                },
+                ElementWise::Response {
+                    id: 6,
+                    body: ElementWiseResponse::Computed(bytes.clone()),
+                },
+            ),
+        ];
+        for (m, old) in pairs {
+            let frame = encode(&m).unwrap();
+            let old = bincode::serde::encode_to_vec(&old, config()).unwrap();
+            assert_eq!(&frame[10..], &old[..], "{m:?}");
             assert_eq!(roundtrip(&m).unwrap(), Some(m));
         }
     }
