@@ -516,9 +516,10 @@ pub(crate) fn summarize(
 /// zeroes a page on the first write to it (and on a virtual machine whose host has taken freed
 /// memory back, the host does as well). The best of three allocations of 256 MiB, all kept
 /// until the end so that none reuses another's pages, each written in full (the page faults are
-/// most of that time). On the machine of stop 22 this took 0.8–3.3 s per GiB, against a few
-/// hundred ms usually, and blocks made in fresh memory were most of the block generator's
-/// time: the figure helps compare reports from different machines.
+/// most of that time). On the machine of stops 22–23 it took 6.2–12.6 s per GiB while mimalloc
+/// asked for transparent huge pages and 0.76–0.93 s without them, and blocks made in fresh
+/// memory were most of the block generator's time: the figure helps compare reports from
+/// different machines.
 fn fresh_memory_ms_per_gib() -> f64 {
     const BYTES: usize = 256 << 20;
     let mut kept = Vec::new();
@@ -925,7 +926,7 @@ pub(crate) fn run(args: &BenchArgs) -> Result<()> {
         ));
     }
     if !overload.is_empty() {
-        md.push_str("\nOverload (word count offered twice its sustainable rate, 1 s batches; RSS: resident memory of the run's own process (a new one for each run: job and load generator) less pages the allocator freed lazily (`LazyFree`); memory store budget 512 MiB):\n\n| back-pressure | offered | sent | processed | RSS first → last (max) | RSS growth, 2nd half | memory store, max | blocks evicted and dropped (never read) | failed batches | lines sent / counted | max total delay |\n|---|---|---|---|---|---|---|---|---|---|---|\n");
+        md.push_str("\nOverload (word count offered twice its sustainable rate, 1 s batches; RSS: resident memory of the run's own process (a new one for each run: job and load generator) less pages the allocator freed lazily (`LazyFree`); memory store budget 512 MiB):\n\n| back-pressure | offered | sent | processed | RSS first → last (max) | RSS growth, 2nd half | memory store, max | blocks dropped (unread, or not stored) | failed batches | lines sent / counted | max total delay |\n|---|---|---|---|---|---|---|---|---|---|---|\n");
         for o in &overload {
             md.push_str(&format!(
                 "| {} | {} | {} | {} | {} → {} MiB ({}) | {:+.1} MiB/s | {} MiB | {} ({}) | {} | {} / {} | {} ms |\n",

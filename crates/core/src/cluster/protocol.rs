@@ -229,23 +229,30 @@ fn config() -> bincode::config::Configuration {
 
 /// A message as one frame.
 pub fn encode(message: &Message) -> Result<Vec<u8>, ProtocolError> {
-    // The payload is encoded in place after the header, whose length is filled in last (a
-    // payload encoded on its own was copied into the frame: 8 MiB per replicated block), into
-    // a frame sized by a counting pass first (bytes are counted, not copied).
+    // A counting pass first (bytes are counted, not copied) gives the payload's length: a frame
+    // too large is refused before anything is written, and the payload is encoded in place
+    // after the header (a payload encoded on its own was copied into the frame: 8 MiB per
+    // replicated block).
+    let cannot =
+        |e: bincode::error::EncodeError| ProtocolError::Decode(format!("cannot encode: {e}"));
     let mut size = bincode::enc::write::SizeWriter::default();
-    bincode::serde::encode_into_writer(message, &mut size, config())
-        .map_err(|e| ProtocolError::Decode(format!("cannot encode: {e}")))?;
-    let mut frame = Vec::with_capacity(10 + size.bytes_written);
-    frame.extend_from_slice(&MAGIC);
-    frame.extend_from_slice(&VERSION.to_le_bytes());
-    frame.extend_from_slice(&[0; 4]);
-    let written = bincode::serde::encode_into_std_write(message, &mut frame, config())
-        .map_err(|e| ProtocolError::Decode(format!("cannot encode: {e}")))?;
-    let len = u32::try_from(written)
+    bincode::serde::encode_into_writer(message, &mut size, config()).map_err(cannot)?;
+    let len = u32::try_from(size.bytes_written)
         .ok()
         .filter(|l| *l <= MAX_FRAME)
         .ok_or(ProtocolError::TooLarge(u32::MAX))?;
-    frame[6..10].copy_from_slice(&len.to_le_bytes());
+    let mut frame = Vec::with_capacity(10 + size.bytes_written);
+    frame.extend_from_slice(&MAGIC);
+    frame.extend_from_slice(&VERSION.to_le_bytes());
+    frame.extend_from_slice(&len.to_le_bytes());
+    let written =
+        bincode::serde::encode_into_std_write(message, &mut frame, config()).map_err(cannot)?;
+    if written != size.bytes_written {
+        return Err(ProtocolError::Decode(format!(
+            "cannot encode: the message took {written} bytes, counted {}",
+            size.bytes_written
+        )));
+    }
     Ok(frame)
 }
 
