@@ -60,6 +60,13 @@ struct CheckpointJob {
 /// writer queue holds 1,000 too). With 16, a 170 ms fsync still held 5 ms batches up.
 const CHECKPOINT_QUEUE: usize = 1000;
 
+/// Batch time between two metadata checkpoints written, at least (see `write_checkpoints`):
+/// batches of 100 ms and more are each checkpointed, shorter ones one in a few.
+const CHECKPOINT_SPACING_MS: u64 = 100;
+
+/// How long a checkpoint waits for a newer one to supersede it before it is written anyway.
+const CHECKPOINT_GRACE: std::time::Duration = std::time::Duration::from_millis(200);
+
 pub(crate) struct Inner {
     pub(crate) env: Arc<Env>,
     pub(crate) graph: Arc<Graph>,
@@ -1060,16 +1067,48 @@ fn wait_for_room(inner: &Inner, time: Time, lagging: &mut Lagging) -> bool {
 /// have deleted goes with the next one written. Checkpoints queued while one was written are
 /// skipped but the newest (it supersedes them; what they would have deleted goes with it), so a
 /// slow disk delays checkpoints by one write, not by the queue.
+///
+/// Checkpoints are also at least [`CHECKPOINT_SPACING_MS`] of batch time apart: with shorter
+/// batches, a checkpoint waits for a newer one to supersede it, and is written anyway once
+/// [`CHECKPOINT_GRACE`] passes without one (the stream stopped or fell behind) or the queue
+/// closes (`stop`). Each write is an `fsync` and a listing of the directory: with 5 ms batches
+/// the writer took about a tenth of a core writing one checkpoint per batch. A restart then
+/// re-runs at most that much more batch time.
 fn write_checkpoints(inner: &Arc<Inner>, jobs: std::sync::mpsc::Receiver<CheckpointJob>) {
+    use std::sync::mpsc::RecvTimeoutError;
     let mut unneeded: Vec<PathBuf> = Vec::new();
-    while let Ok(mut job) = jobs.recv() {
-        while let Ok(newer) = jobs.try_recv() {
-            unneeded.append(&mut job.unneeded);
-            job = newer;
+    let mut pending: Option<CheckpointJob> = None;
+    let mut written: Option<Time> = None;
+    loop {
+        let (received, waited_out) = if pending.is_none() {
+            match jobs.recv() {
+                Ok(job) => (Some(job), false),
+                Err(_) => break,
+            }
+        } else {
+            match jobs.recv_timeout(CHECKPOINT_GRACE) {
+                Ok(job) => (Some(job), false),
+                Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => (None, true),
+            }
+        };
+        for newer in received
+            .into_iter()
+            .chain(std::iter::from_fn(|| jobs.try_recv().ok()))
+        {
+            if let Some(mut older) = pending.replace(newer) {
+                unneeded.append(&mut older.unneeded);
+            }
         }
-        unneeded.extend(job.unneeded);
+        let due = |job: &CheckpointJob| {
+            waited_out || written.is_none_or(|w| job.time.ms() >= w.ms() + CHECKPOINT_SPACING_MS)
+        };
+        let Some(mut job) = pending.take_if(|job| due(job)) else {
+            continue;
+        };
+        unneeded.append(&mut job.unneeded);
         match crate::checkpoint::write(&job.dir, &job.meta) {
             Ok(()) => {
+                written = Some(job.time);
                 for n in &job.nodes {
                     n.checkpoint_written(job.time);
                 }

@@ -1,5 +1,5 @@
 //! The streaming context's life cycle: zero time, listeners and `BatchInfo`, panics in user code,
-//! graceful and immediate stops, and argument errors.
+//! graceful and immediate stops, metadata checkpoints of short batches, and argument errors.
 
 use spate_streaming::testing::test_input_stream;
 use spate_streaming::{
@@ -252,6 +252,51 @@ fn stop_with_queued_batches(graceful: bool) -> Vec<u64> {
     waiter.join().unwrap();
     assert!(ssc.await_termination_timeout(Duration::from_millis(1)));
     out.lock().unwrap().iter().map(|(t, _)| *t).collect()
+}
+
+/// The batch times of the metadata checkpoints kept in `dir` (the newest few), oldest first.
+fn checkpoint_times(dir: &std::path::Path) -> Vec<u64> {
+    let mut times: Vec<u64> = std::fs::read_dir(dir.join("metadata"))
+        .unwrap()
+        .filter_map(|e| {
+            let name = e.unwrap().file_name().into_string().unwrap();
+            name.strip_prefix("checkpoint-")?.parse().ok()
+        })
+        .collect();
+    times.sort();
+    times
+}
+
+#[test]
+fn short_batches_are_checkpointed_at_most_every_100_ms_of_batch_time_and_the_last_always() {
+    // 10 ms batches, 30 of them generated at once and run back to back.
+    let (ssc, clock, dir) = manual(10, 0);
+    let queue = Arc::new(std::sync::Mutex::new(std::collections::VecDeque::new()));
+    for i in 0..30 {
+        queue
+            .lock()
+            .unwrap()
+            .push_back(ssc.context().parallelize(vec![i], 1));
+    }
+    let out = collect_times(&ssc.queue_stream(queue, true));
+    ssc.start().unwrap();
+    clock.set_time(Time::from_ms(300));
+    // Returns once the last batch's checkpoint is written: not due 100 ms after the one before
+    // it, it is written when no newer batch comes.
+    assert!(ssc.wait_for_batch(Time::from_ms(300), Duration::from_secs(30)));
+    let times = checkpoint_times(dir.path());
+    ssc.stop(false);
+    assert_eq!(out.lock().unwrap().len(), 30);
+    // The newest few are kept: the last batch's, and before it checkpoints at least 100 ms of
+    // batch time apart (how many depends on how the batches' ends fell between writes; one per
+    // batch would have kept 280, 290 and 300).
+    assert_eq!(times.last(), Some(&300), "{times:?}");
+    let before_last = &times[..times.len() - 1];
+    assert!(
+        before_last.windows(2).all(|w| w[1] - w[0] >= 100),
+        "{times:?}"
+    );
+    assert!(before_last.last().is_none_or(|&t| t < 300), "{times:?}");
 }
 
 #[test]
