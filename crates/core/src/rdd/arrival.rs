@@ -18,14 +18,14 @@
 //! 236 ms with it, in an older build), and stopped paying once they came in chunks (`BoxIter`),
 //! which let the processor overlap the lookups by itself.
 //!
-//! Two smaller layouts were tried in the running pipeline and not kept (stop 24; one thread,
-//! 400k lines of word count through `reduce_by_key`, best of 15, runs interleaved): slots of 32
-//! bytes (a `Word` and a `u64`: the order of first arrival kept as the keys' hashes in a vector,
-//! the value moved out for a merge with `unsafe` and a guard against a panicking merge) took
-//! 151–187 ms against 144–167 ms with these; a table of 4-byte numbers into a vector of 32-byte
-//! entries in arrival order tied with these on the table alone. Either way the table outgrows
-//! the 512 KiB second-level cache (10,000 keys take 16,384 slots), and most lookups are of the
-//! few hundred frequent words, whose slots stay cached whatever their size.
+//! Two smaller layouts were tried and not kept (stop 24). Slots of 32 bytes (a `Word` and a
+//! `u64`: the order of first arrival kept as the keys' hashes in a vector, the value moved out
+//! for a merge with `unsafe` and a guard against a panicking merge) took 151–187 ms against
+//! 144–167 ms with these (one thread, 400k lines of word count through `reduce_by_key`, best of
+//! 15, runs interleaved); a table of 4-byte numbers into a vector of 32-byte entries in arrival
+//! order tied with these on the table alone. Either way the table outgrows a 512 KiB
+//! second-level cache (10,000 keys take 16,384 slots), and most lookups are of the few hundred
+//! frequent words, whose slots stay cached whatever their size.
 //!
 //! A table starts empty and grows. Tables made instead with room for as many keys as the last
 //! one of their operator and side of the shuffle held (on the same thread) saved the growth
