@@ -89,6 +89,9 @@ pub(crate) struct Inner {
     recovered: Mutex<Option<(Time, Time)>>,
     /// Application settings (`--conf key=value` on a job's command line).
     conf: Mutex<std::collections::HashMap<String, String>>,
+    /// Settings the job found invalid ([`StreamingContext::invalid_setting`]): `start()` refuses
+    /// to run with any.
+    invalid_settings: Mutex<Vec<String>>,
     /// Positional command-line arguments of a job.
     args: Mutex<Vec<String>>,
     /// Receiver states as they were at `stop()` (the graph is cleared then).
@@ -150,6 +153,7 @@ impl StreamingContext {
                 final_receivers: Mutex::new(Vec::new()),
                 recovered: Mutex::new(None),
                 conf: Mutex::new(std::collections::HashMap::new()),
+                invalid_settings: Mutex::new(Vec::new()),
                 args: Mutex::new(Vec::new()),
                 threads: Mutex::new(Vec::new()),
             }),
@@ -324,6 +328,56 @@ impl StreamingContext {
     /// An application setting, or `default`.
     pub fn conf_or(&self, key: &str, default: &str) -> String {
         self.conf(key).unwrap_or_else(|| default.to_string())
+    }
+
+    /// An application setting parsed as a `T`, or `default` when it is not set. A value that
+    /// does not parse is not replaced by the default: it is reported by `start()`, which refuses
+    /// to run (with the key, the value and the parser's message), and `default` is returned
+    /// only so that the job can finish building its graph.
+    ///
+    /// ```
+    /// # use spate_streaming::StreamingContext;
+    /// # use std::time::Duration;
+    /// let ssc = StreamingContext::new("local[2]", Duration::from_secs(1)).unwrap();
+    /// ssc.set_conf("rounds", "three");
+    /// let rounds: u32 = ssc.conf_parsed("rounds", 1);
+    /// assert_eq!(rounds, 1);
+    /// let e = ssc.start().unwrap_err().to_string();
+    /// assert!(e.contains("rounds=three"), "{e}");
+    /// ```
+    pub fn conf_parsed<T>(&self, key: &str, default: T) -> T
+    where
+        T: std::str::FromStr,
+        T::Err: std::fmt::Display,
+    {
+        self.conf_parsed_opt(key).unwrap_or(default)
+    }
+
+    /// An application setting parsed as a `T`, or `None` when it is not set (or does not parse,
+    /// which `start()` reports as [`conf_parsed`](Self::conf_parsed) says).
+    pub fn conf_parsed_opt<T>(&self, key: &str) -> Option<T>
+    where
+        T: std::str::FromStr,
+        T::Err: std::fmt::Display,
+    {
+        let v = self.conf(key)?;
+        match v.trim().parse() {
+            Ok(x) => Some(x),
+            Err(e) => {
+                self.invalid_setting(key, &v, &e.to_string());
+                None
+            }
+        }
+    }
+
+    /// Records that the setting `key` has a value the job cannot use, and why (say what would
+    /// be valid): `start()` then fails with every such setting listed, instead of the job running
+    /// with something the user did not ask for.
+    pub fn invalid_setting(&self, key: &str, value: &str, why: &str) {
+        self.inner
+            .invalid_settings
+            .lock()
+            .push(format!("--conf {key}={value}: {why}"));
     }
 
     /// Sets the positional arguments a job sees (what follows the options on its command line).
@@ -672,6 +726,10 @@ impl StreamingContext {
     pub fn start(&self) -> Result<()> {
         self.require_initialized("start")?;
         let inner = &self.inner;
+        let settings = inner.invalid_settings.lock().clone();
+        if !settings.is_empty() {
+            return Err(Error::InvalidSetting(settings));
+        }
         let errors = inner.graph.prepare(&inner.env, *inner.remember.lock());
         if !errors.is_empty() {
             return Err(Error::InvalidGraph(errors));
@@ -926,10 +984,21 @@ fn metadata(inner: &Inner, time: Time) -> crate::checkpoint::Metadata {
     meta
 }
 
-fn notify(inner: &Inner, f: impl Fn(&dyn StreamingListener)) {
+/// Runs a function the user gave the engine (an input's, a listener's), turning a panic into an
+/// error that says whose function it was: engine threads outlive the user's mistakes.
+pub(crate) fn guarded<T>(whose: &str, f: impl FnOnce() -> T) -> std::result::Result<T, String> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
+        .map_err(|p| format!("{whose} panicked: {}", panic_text(&*p)))
+}
+
+/// Tells every listener; a listener that panics is logged and skipped for this event (the
+/// others are still told, and the batch goes on).
+fn notify(inner: &Inner, event: &str, f: impl Fn(&dyn StreamingListener)) {
     let listeners = inner.listeners.lock().clone();
     for l in listeners {
-        f(&*l);
+        if let Err(e) = guarded("a streaming listener", || f(&*l)) {
+            tracing::error!(event, "{e}; the listener missed this event");
+        }
     }
 }
 
@@ -958,7 +1027,10 @@ fn generate_loop(
         let mut failure = None;
         let eager = inner.graph.eager_inputs.lock().clone();
         for input in eager {
-            if let Err(e) = input.generate(time) {
+            // The input's function is the user's (a custom input, a file stream's filter).
+            let generated = guarded("the input's function", || input.generate(time))
+                .unwrap_or_else(|e| Err(Error::State(e)));
+            if let Err(e) = generated {
                 tracing::error!(batch = %time, input = input.name(), error = %e, "could not generate the input of the batch");
                 failure.get_or_insert_with(|| {
                     format!("{} at {}: {e}", input.name(), input.call_site())
@@ -990,7 +1062,16 @@ fn generate_loop(
             .nodes
             .lock()
             .iter()
-            .filter_map(|n| n.input_records(time).map(|r| (n.id(), r)))
+            .filter_map(|n| {
+                // A record count from the user's input function; without it the batch is
+                // counted as if the input had none.
+                let records = guarded("the input's record count", || n.input_records(time))
+                    .unwrap_or_else(|e| {
+                        tracing::error!(batch = %time, input = n.name(), "{e}");
+                        None
+                    });
+                records.map(|r| (n.id(), r))
+            })
             .collect();
         let records = input_records.iter().map(|(_, r)| r).sum();
         let info = BatchInfo {
@@ -1003,7 +1084,7 @@ fn generate_loop(
             output_operations: jobs.len(),
             failure,
         };
-        notify(inner, |l| l.on_batch_submitted(&info));
+        notify(inner, "on_batch_submitted", |l| l.on_batch_submitted(&info));
         inner.last_generated.store(time.ms(), Ordering::Release);
         inner.in_flight.fetch_add(1, Ordering::AcqRel);
         if tx.send(JobSet { info, jobs }).is_err() {
@@ -1110,7 +1191,11 @@ fn write_checkpoints(inner: &Arc<Inner>, jobs: std::sync::mpsc::Receiver<Checkpo
             Ok(()) => {
                 written = Some(job.time);
                 for n in &job.nodes {
-                    n.checkpoint_written(job.time);
+                    if let Err(e) = guarded("an input's checkpoint-written function", || {
+                        n.checkpoint_written(job.time)
+                    }) {
+                        tracing::error!(batch = %job.time, input = n.name(), "{e}");
+                    }
                 }
                 for dir in unneeded.drain(..) {
                     if let Err(e) = std::fs::remove_dir_all(&dir) {
@@ -1134,6 +1219,8 @@ fn execute_loop(
     checkpoints: std::sync::mpsc::SyncSender<CheckpointJob>,
 ) {
     let clock = inner.clock.lock().clone();
+    // RDD checkpoints that a checkpoint not taken would have deleted, for the next one.
+    let mut unneeded_later: Vec<PathBuf> = Vec::new();
     for JobSet { mut info, jobs } in rx {
         if inner.stop_executing.load(Ordering::Acquire) {
             break;
@@ -1144,7 +1231,7 @@ fn execute_loop(
         let span = tracing::info_span!("batch", time = time.ms());
         let _entered = span.enter();
         info.processing_start = Some(clock.now());
-        notify(inner, |l| l.on_batch_started(&info));
+        notify(inner, "on_batch_started", |l| l.on_batch_started(&info));
         for job in jobs {
             let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job))
                 .unwrap_or_else(|p| {
@@ -1176,19 +1263,34 @@ fn execute_loop(
         }
         let dir = inner.env.checkpoint_dir.lock().clone();
         if let Some(dir) = dir {
-            // Taken now (the batch's state), written by the writer thread.
-            let job = CheckpointJob {
-                dir,
-                time,
-                meta: metadata(inner, time),
-                nodes,
-                unneeded,
-            };
-            if checkpoints.send(job).is_err() {
-                tracing::error!(batch = %time, "the checkpoint writer has stopped; a driver restart would resume from an older checkpoint");
+            unneeded_later.extend(unneeded);
+            // Taken now (the batch's state), written by the writer thread. An input's state
+            // comes from the user's function: if it panics there is no checkpoint of this batch
+            // (one without the input's position would lose or repeat its records on restart),
+            // and what it would have deleted waits for the next one.
+            match guarded("the input's checkpoint function", || metadata(inner, time)) {
+                Ok(meta) => {
+                    let job = CheckpointJob {
+                        dir,
+                        time,
+                        meta,
+                        nodes,
+                        unneeded: std::mem::take(&mut unneeded_later),
+                    };
+                    if checkpoints.send(job).is_err() {
+                        tracing::error!(batch = %time, "the checkpoint writer has stopped; a driver restart would resume from an older checkpoint");
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(batch = %time, "{e}: the batch is not checkpointed; a driver restart would resume from an older checkpoint");
+                    // As after a failed write: the batch's checkpoint is done with.
+                    let mut p = inner.progress.lock();
+                    p.checkpointed = p.checkpointed.max(Some(time));
+                    inner.changed.notify_all();
+                }
             }
         }
-        notify(inner, |l| l.on_batch_completed(&info));
+        notify(inner, "on_batch_completed", |l| l.on_batch_completed(&info));
         let mut p = inner.progress.lock();
         inner.in_flight.fetch_sub(1, Ordering::AcqRel);
         p.last_completed = Some(time);

@@ -12,6 +12,9 @@ pub enum Error {
     /// The operator graph is invalid; every problem found is listed.
     #[error("the streaming graph is invalid:\n  - {}", .0.join("\n  - "))]
     InvalidGraph(Vec<String>),
+    /// Settings a job was given cannot be used; every one is listed, with why.
+    #[error("invalid settings:\n  - {}", .0.join("\n  - "))]
+    InvalidSetting(Vec<String>),
     /// `start()` was called twice, or an operation needs a context that has not started.
     #[error("{0}")]
     State(String),

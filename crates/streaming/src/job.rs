@@ -244,7 +244,10 @@ struct Cli {
     /// Print the job's graph as Graphviz DOT and exit.
     #[arg(long)]
     dot: bool,
-    /// An application setting the job reads with `ssc.conf(key)` (repeatable).
+    /// An application setting the job reads with `ssc.conf(key)` (repeatable). Keys starting
+    /// with `spate.` are the engine's own: `spate.default.parallelism=N` (partitions of
+    /// shuffles), `spate.memory=SIZE` (the block store's memory, e.g. 512m or 2g),
+    /// `spate.codec=none|lz4` (compression of serialized blocks).
     #[arg(long = "conf", value_name = "KEY=VALUE", value_parser = key_value)]
     conf: Vec<(String, String)>,
     /// Arguments for the job (`ssc.args()`).
@@ -257,6 +260,67 @@ fn key_value(s: &str) -> std::result::Result<(String, String), String> {
         .ok_or_else(|| format!("expected KEY=VALUE, got {s:?}"))
 }
 
+/// The engine settings among `conf` (keys starting with `spate.`), applied to `config`; every
+/// one that is unknown or does not parse is listed in the error.
+fn engine_settings(
+    conf: &[(String, String)],
+    config: &mut spate_core::ContextConfig,
+) -> Result<()> {
+    let mut problems = Vec::new();
+    for (key, value) in conf.iter().filter(|(k, _)| k.starts_with("spate.")) {
+        let v = value.trim();
+        let applied = match key.as_str() {
+            "spate.default.parallelism" => v
+                .parse::<usize>()
+                .ok()
+                .filter(|n| *n > 0)
+                .map(|n| config.default_parallelism = Some(n))
+                .ok_or("expected a positive whole number of partitions"),
+            "spate.memory" => byte_size(v)
+                .filter(|b| *b >= 1 << 20)
+                .map(|b| config.memory_bytes = b)
+                .ok_or("expected a size of at least 1m, such as 512m or 2g"),
+            "spate.codec" => match v {
+                "none" => Some(spate_storage::Codec::None),
+                "lz4" => Some(spate_storage::Codec::Lz4),
+                _ => None,
+            }
+            .map(|c| config.codec = c)
+            .ok_or("expected none or lz4"),
+            _ => Err(
+                "not an engine setting (the engine's are spate.default.parallelism, spate.memory and spate.codec)",
+            ),
+        };
+        if let Err(why) = applied {
+            problems.push(format!("--conf {key}={value}: {why}"));
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::InvalidSetting(problems))
+    }
+}
+
+/// A size in bytes written as a whole number with an optional binary unit: `1048576`, `64k`,
+/// `512m`, `2g`.
+fn byte_size(s: &str) -> Option<u64> {
+    let lower = s.to_ascii_lowercase();
+    let (num, shift) = match lower.strip_suffix(['k', 'm', 'g']) {
+        Some(num) => (
+            num,
+            match lower.as_bytes()[lower.len() - 1] {
+                b'k' => 10,
+                b'm' => 20,
+                _ => 30,
+            },
+        ),
+        None => (lower.as_str(), 0),
+    };
+    let n: u64 = num.parse().ok()?;
+    n.checked_mul(1u64 << shift)
+}
+
 fn duration(s: &str, what: &str) -> Result<Duration> {
     let s = s.trim();
     let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
@@ -264,17 +328,26 @@ fn duration(s: &str, what: &str) -> Result<Duration> {
     let n: u64 = num.parse().map_err(|_| {
         Error::InvalidDuration(format!("{what} {s:?}: write it like 500ms, 2s or 5m"))
     })?;
-    let ms = match unit {
-        "ms" => n,
-        "s" | "" => n * 1000,
-        "m" => n * 60_000,
+    let per_unit: u64 = match unit {
+        "ms" => 1,
+        "s" | "" => 1000,
+        "m" => 60_000,
         other => {
             return Err(Error::InvalidDuration(format!(
                 "{what} {s:?}: unknown unit {other:?}; use ms, s or m"
             )));
         }
     };
-    Ok(Duration::from_millis(ms))
+    let d = n
+        .checked_mul(per_unit)
+        .map(Duration::from_millis)
+        .filter(|d| *d <= crate::time::MAX_DURATION)
+        .ok_or_else(|| {
+            Error::InvalidDuration(format!(
+                "{what} {s:?} is longer than ten years: check its unit"
+            ))
+        })?;
+    Ok(d)
 }
 
 /// Parses `args` (the program name first) and runs the job until `--run-for` elapses or it is
@@ -292,11 +365,14 @@ pub fn run<I: IntoIterator<Item = String>>(
         }
         _ => Error::State(e.to_string()),
     })?;
+    let filter = tracing_subscriber::EnvFilter::try_new(&cli.log_level).map_err(|e| {
+        Error::State(format!(
+            "--log-level {:?}: {e}; use error, warn, info, debug or trace, or a filter such as info,spate_core=debug",
+            cli.log_level
+        ))
+    })?;
     let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_new(&cli.log_level)
-                .unwrap_or_else(|_| "info".into()),
-        )
+        .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();
@@ -336,6 +412,8 @@ pub fn run<I: IntoIterator<Item = String>>(
         > {
             let built = (|| -> Result<StreamingContext> {
                 let mut config = spate_core::ContextConfig::new(&format!("local[{cores}]"));
+                // The memory and codec settings; partition counts are the driver's.
+                engine_settings(&conf, &mut config)?;
                 config.default_parallelism = Some(parallelism);
                 config.copy_persisted_to_peer = true;
                 let ssc = StreamingContext::with_context(
@@ -379,6 +457,8 @@ pub fn run<I: IntoIterator<Item = String>>(
     }
     let make = || -> Result<StreamingContext> {
         let mut config = spate_core::ContextConfig::new(&master);
+        config.app_name = graph.name.to_string();
+        engine_settings(&conf, &mut config)?;
         config.executor_args = executor_args;
         let ssc = StreamingContext::with_context(spate_core::Context::with_config(config)?, batch)?;
         for (k, v) in conf {
@@ -507,6 +587,84 @@ mod tests {
         ops: &OPS,
         fingerprint: 1,
     };
+
+    #[test]
+    fn engine_settings_apply_and_bad_ones_are_all_listed() {
+        let kv = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        let mut config = spate_core::ContextConfig::new("local[2]");
+        engine_settings(
+            &kv(&[
+                ("spate.default.parallelism", "6"),
+                ("spate.memory", "2g"),
+                ("spate.codec", "lz4"),
+                ("other", "anything"),
+            ]),
+            &mut config,
+        )
+        .unwrap();
+        assert_eq!(config.default_parallelism, Some(6));
+        assert_eq!(config.memory_bytes, 2 << 30);
+        assert_eq!(config.codec, spate_storage::Codec::Lz4);
+        engine_settings(&kv(&[("spate.memory", "64M")]), &mut config).unwrap();
+        assert_eq!(config.memory_bytes, 64 << 20);
+        engine_settings(&kv(&[("spate.memory", "3145728")]), &mut config).unwrap();
+        assert_eq!(config.memory_bytes, 3 << 20);
+
+        let e = engine_settings(
+            &kv(&[
+                ("spate.default.parallelism", "0"),
+                ("spate.memory", "lots"),
+                ("spate.memory", "99999999999g"),
+                ("spate.memory", "10k"),
+                ("spate.codec", "zstd"),
+                ("spate.paralelism", "4"),
+            ]),
+            &mut spate_core::ContextConfig::new("local[2]"),
+        )
+        .unwrap_err()
+        .to_string();
+        for says in [
+            "spate.default.parallelism=0: expected a positive whole number",
+            "spate.memory=lots: expected a size",
+            "spate.memory=99999999999g",
+            "spate.memory=10k",
+            "spate.codec=zstd: expected none or lz4",
+            "spate.paralelism=4: not an engine setting",
+        ] {
+            assert!(e.contains(says), "{says:?} not in {e}");
+        }
+    }
+
+    #[test]
+    fn durations_on_the_command_line() {
+        assert_eq!(
+            duration("500ms", "--batch").unwrap(),
+            Duration::from_millis(500)
+        );
+        assert_eq!(duration("2s", "--batch").unwrap(), Duration::from_secs(2));
+        assert_eq!(duration("3", "--batch").unwrap(), Duration::from_secs(3));
+        assert_eq!(
+            duration("5m", "--run-for").unwrap(),
+            Duration::from_secs(300)
+        );
+        for (bad, says) in [
+            ("2h", "unknown unit"),
+            ("fast", "write it like"),
+            ("-1s", "write it like"),
+            // Would overflow a u64 of milliseconds (and wrapped around before).
+            ("20000000000000000s", "longer than ten years"),
+            ("99999999999999999m", "longer than ten years"),
+            ("400000000s", "longer than ten years"),
+        ] {
+            let e = duration(bad, "--batch").unwrap_err().to_string();
+            assert!(e.contains(says) && e.contains("--batch"), "{bad}: {e}");
+        }
+    }
 
     #[test]
     fn verification_names_what_changed() {

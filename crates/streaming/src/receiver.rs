@@ -437,6 +437,13 @@ impl<T: Data> ReceiverContext<T> {
         if self.tx.send(msg).is_err() {
             self.shared.stats.records.fetch_sub(n, Ordering::Relaxed);
             self.shared.handed_bytes.fetch_sub(bytes, Ordering::AcqRel);
+            self.shared.queued.fetch_sub(n, Ordering::AcqRel);
+            tracing::error!(
+                stream = self.shared.stream,
+                records = n,
+                "the receiver's block generator has stopped: records it was handed are lost"
+            );
+            self.shared.stats.errors.fetch_add(1, Ordering::Relaxed);
         }
     }
 
@@ -993,6 +1000,14 @@ impl<T: Data> Runner<T> {
     }
 }
 
+/// Tells a listener of a receiver event; one that panics is logged and skipped (the receiver
+/// goes on).
+fn tell(l: &Arc<dyn StreamingListener>, event: &str, f: impl FnOnce(&dyn StreamingListener)) {
+    if let Err(e) = crate::context::guarded("a streaming listener", || f(&**l)) {
+        tracing::error!(event, "{e}; the listener missed this event");
+    }
+}
+
 fn supervise<T: Data>(
     mut receiver: Box<dyn Receiver<T>>,
     rctx: ReceiverContext<T>,
@@ -1005,7 +1020,7 @@ fn supervise<T: Data>(
     let mut backoff = config.restart_backoff;
     shared.active.store(true, Ordering::Release);
     for l in &listeners {
-        l.on_receiver_started(&info());
+        tell(l, "on_receiver_started", |l| l.on_receiver_started(&info()));
     }
     loop {
         let started = Instant::now();
@@ -1033,31 +1048,37 @@ fn supervise<T: Data>(
                 shared.stats.errors.fetch_add(1, Ordering::Relaxed);
                 *shared.last_error.lock() = Some(e.to_string());
                 for l in &listeners {
-                    l.on_receiver_error(&info());
+                    tell(l, "on_receiver_error", |l| l.on_receiver_error(&info()));
                 }
                 if let ReceiverError::Fatal(_) = e {
                     tracing::error!(stream = shared.stream, receiver = %name, "receiver failed: {e}");
                     break;
                 }
-                if started.elapsed() > config.max_restart_backoff * 2 {
+                if started.elapsed() > config.max_restart_backoff.saturating_mul(2) {
                     backoff = config.restart_backoff;
                 }
                 tracing::warn!(stream = shared.stream, receiver = %name, ?backoff, "receiver failed: {e}; restarting");
-                let until = Instant::now() + backoff;
-                while Instant::now() < until && !rctx.is_stopped() {
-                    std::thread::sleep((until - Instant::now()).min(Duration::from_millis(20)));
+                // A backoff too long for the clock to add waits until stopped.
+                let until = Instant::now().checked_add(backoff);
+                let left = || {
+                    until.map_or(Duration::MAX, |u| {
+                        u.saturating_duration_since(Instant::now())
+                    })
+                };
+                while !left().is_zero() && !rctx.is_stopped() {
+                    std::thread::sleep(left().min(Duration::from_millis(20)));
                 }
                 if rctx.is_stopped() {
                     break;
                 }
-                backoff = (backoff * 2).min(config.max_restart_backoff);
+                backoff = backoff.saturating_mul(2).min(config.max_restart_backoff);
                 shared.stats.restarts.fetch_add(1, Ordering::Relaxed);
             }
         }
     }
     shared.active.store(false, Ordering::Release);
     for l in &listeners {
-        l.on_receiver_stopped(&info());
+        tell(l, "on_receiver_stopped", |l| l.on_receiver_stopped(&info()));
     }
 }
 
@@ -1119,7 +1140,9 @@ fn generate_blocks<T: Data>(
                 .append(last, id_seq(&id), position.as_deref(), bytes),
             None => Ok(()),
         };
-        let (logged, stored) = match block {
+        // The user's type serializes itself here: a panic in it loses this block (said so
+        // below), not the block generator, which every later block of the receiver needs.
+        let made = crate::context::guarded("serializing a received block", || match block {
             Block::Values(values) => {
                 let logged = match &wal {
                     Some(_) => {
@@ -1157,7 +1180,18 @@ fn generate_blocks<T: Data>(
                     }
                 }
             }
-        };
+        });
+        let (logged, stored) = made.unwrap_or_else(|reason| {
+            let logged = match &wal {
+                Some(_) => Err(crate::Error::State(reason.clone())),
+                None => Ok(()),
+            };
+            let block = id.clone();
+            (
+                logged,
+                Err(spate_storage::Error::Serialize { block, reason }),
+            )
+        });
         if let Err(e) = logged {
             tracing::error!(block = %id, records = n, error = %e, "could not append a received block to the write-ahead log: it is used, but a driver restart would lose it");
             shared.stats.errors.fetch_add(1, Ordering::Relaxed);

@@ -23,9 +23,10 @@ impl Time {
         self.0
     }
 
-    /// `self + d`.
+    /// `self + d` (the last representable time if that is later).
     pub fn plus(self, d: Duration) -> Time {
-        Time(self.0 + d.as_millis() as u64)
+        let ms = u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        Time(self.0.saturating_add(ms))
     }
 
     /// `self - d`, or the origin if that would be before it.
@@ -45,10 +46,20 @@ impl fmt::Display for Time {
     }
 }
 
+/// The longest batch interval, window, slide or checkpoint interval accepted: ten years. Longer
+/// ones are mistakes (a unit typed wrong), and bounding them keeps batch times far from
+/// overflowing.
+pub(crate) const MAX_DURATION: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
+
 /// A duration in whole milliseconds, or an error naming `what`.
 pub(crate) fn millis(d: Duration, what: &str) -> Result<u64> {
     if d.is_zero() {
         return Err(Error::InvalidDuration(format!("{what} must be positive")));
+    }
+    if d > MAX_DURATION {
+        return Err(Error::InvalidDuration(format!(
+            "{what} {d:?} is longer than ten years: check its unit"
+        )));
     }
     if !d.subsec_nanos().is_multiple_of(1_000_000) {
         return Err(Error::InvalidDuration(format!(
@@ -117,5 +128,27 @@ mod tests {
         assert!(millis(Duration::from_micros(1500), "batch").is_err());
         assert_eq!(Time::from_ms(1000).to_string(), "1000 ms");
         assert_eq!(Time::from_ms(500).minus(s(1)), Time::from_ms(0));
+    }
+
+    #[test]
+    fn durations_past_ten_years_are_refused_and_times_do_not_wrap() {
+        let e = millis(Duration::from_secs(11 * 365 * 24 * 3600), "window")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("window") && e.contains("ten years"), "{e}");
+        assert!(millis(MAX_DURATION, "window").is_ok());
+        assert!(millis(Duration::MAX, "batch").is_err());
+        assert_eq!(
+            Time::from_ms(5).plus(Duration::MAX),
+            Time::from_ms(u64::MAX)
+        );
+        assert_eq!(
+            Time::from_ms(u64::MAX - 1).plus(Duration::from_millis(7)),
+            Time::from_ms(u64::MAX)
+        );
+        assert_eq!(
+            Time::from_ms(1000).plus(Duration::from_millis(7)),
+            Time::from_ms(1007)
+        );
     }
 }

@@ -340,3 +340,152 @@ fn invalid_settings_are_clear_errors() {
     ssc.stop(false);
     ssc.stop(false);
 }
+
+#[test]
+fn settings_a_job_cannot_use_stop_start_with_each_one_named() {
+    let (ssc, _clock, _dir) = manual(1000, 0);
+    ssc.set_conf("rounds", "three");
+    ssc.set_conf("batches", " 7 ");
+    ssc.set_conf("ratio", "0.5");
+    let input = test_input_stream(&ssc, vec![vec![1]], 1);
+    input.print();
+    // Read as the job would: one unparsable value, one parsed (spaces trimmed), one absent,
+    // and a choice rejected by the job itself.
+    assert_eq!(ssc.conf_parsed::<u32>("rounds", 1), 1);
+    assert_eq!(ssc.conf_parsed::<u32>("batches", 6), 7);
+    assert_eq!(ssc.conf_parsed::<u32>("absent", 6), 6);
+    assert_eq!(ssc.conf_parsed_opt::<u64>("absent"), None);
+    assert_eq!(ssc.conf_parsed_opt::<f64>("ratio"), Some(0.5));
+    ssc.invalid_setting("from", "earlist", "use earliest or latest");
+    let e = ssc.start().unwrap_err();
+    assert!(
+        matches!(&e, spate_streaming::Error::InvalidSetting(v) if v.len() == 2),
+        "{e:?}"
+    );
+    let e = e.to_string();
+    assert!(e.contains("--conf rounds=three: invalid digit"), "{e}");
+    assert!(
+        e.contains("--conf from=earlist: use earliest or latest"),
+        "{e}"
+    );
+    assert_eq!(ssc.status(), spate_streaming::Status::Initialized);
+}
+
+/// A listener that panics at every event.
+struct Panicky;
+
+impl StreamingListener for Panicky {
+    fn on_batch_submitted(&self, _: &BatchInfo) {
+        panic!("listener boom (submitted)")
+    }
+    fn on_batch_started(&self, _: &BatchInfo) {
+        panic!("listener boom (started)")
+    }
+    fn on_batch_completed(&self, _: &BatchInfo) {
+        panic!("listener boom (completed)")
+    }
+}
+
+#[test]
+fn a_listener_that_panics_misses_its_events_and_nothing_else_does() {
+    let (ssc, clock, _dir) = manual(1000, 0);
+    // Registered before and after the one that panics: both still hear every event.
+    let before = Arc::new(Recorder::default());
+    let after = Arc::new(Recorder::default());
+    ssc.add_streaming_listener(before.clone());
+    ssc.add_streaming_listener(Arc::new(Panicky));
+    ssc.add_streaming_listener(after.clone());
+    let input = test_input_stream(&ssc, vec![vec![1], vec![2], vec![3]], 1);
+    let out = collect_times(&input);
+    ssc.start().unwrap();
+    for _ in 0..3 {
+        clock.advance(Duration::from_millis(1000));
+    }
+    assert!(ssc.wait_for_batch(Time::from_ms(3000), Duration::from_secs(30)));
+    ssc.stop(false);
+    assert_eq!(
+        *out.lock().unwrap(),
+        vec![(1000, vec![1]), (2000, vec![2]), (3000, vec![3])]
+    );
+    for heard in [&before, &after] {
+        let events = heard.events.lock().unwrap();
+        let completed: Vec<u64> = events
+            .iter()
+            .filter(|(e, _)| *e == "completed")
+            .map(|(_, i)| i.batch_time.ms())
+            .collect();
+        assert_eq!(completed, [1000, 2000, 3000]);
+        assert_eq!(events.len(), 9);
+    }
+    assert!(
+        ssc.completed_batches().iter().all(|b| b.failure.is_none()),
+        "{:?}",
+        ssc.completed_batches()
+    );
+}
+
+#[test]
+fn a_custom_input_that_panics_fails_its_batch_and_the_stream_goes_on() {
+    let (ssc, clock, _dir) = manual(1000, 0);
+    let input = ssc.custom_input_stream("panicky_input", |ctx, t| {
+        if t.ms() == 2000 {
+            panic!("input boom")
+        }
+        Ok(Some(ctx.parallelize(vec![t.ms()], 1)))
+    });
+    let out = collect_times(&input);
+    ssc.start().unwrap();
+    for _ in 0..3 {
+        clock.advance(Duration::from_millis(1000));
+    }
+    assert!(ssc.wait_for_batch(Time::from_ms(3000), Duration::from_secs(30)));
+    ssc.stop(false);
+    let failures: Vec<(u64, String)> = ssc
+        .completed_batches()
+        .into_iter()
+        .filter_map(|b| b.failure.map(|f| (b.batch_time.ms(), f)))
+        .collect();
+    assert_eq!(failures.len(), 1, "{failures:?}");
+    assert_eq!(failures[0].0, 2000);
+    assert!(
+        failures[0].1.contains("panicked") && failures[0].1.contains("input boom"),
+        "{failures:?}"
+    );
+    assert_eq!(
+        *out.lock().unwrap(),
+        vec![(1000, vec![1000]), (3000, vec![3000])]
+    );
+}
+
+#[test]
+fn an_input_whose_checkpoint_function_panics_skips_that_checkpoint_only() {
+    let (ssc, clock, dir) = manual(1000, 0);
+    let input = ssc.custom_input_stream_with_state(
+        "panicky_state",
+        |ctx, t| Ok(Some(ctx.parallelize(vec![t.ms()], 1))),
+        |completed, _| {
+            if completed.ms() == 2000 {
+                panic!("save boom")
+            }
+            format!("at {}", completed.ms())
+        },
+        |_| Ok(()),
+    );
+    let out = collect_times(&input);
+    ssc.start().unwrap();
+    // One batch at a time, so that each batch's checkpoint is due when it is taken.
+    let mut kept = Vec::new();
+    for t in [1000, 2000, 3000] {
+        clock.set_time(Time::from_ms(t));
+        assert!(ssc.wait_for_batch(Time::from_ms(t), Duration::from_secs(30)));
+        kept.push(checkpoint_times(dir.path()));
+    }
+    ssc.stop(false);
+    assert_eq!(out.lock().unwrap().len(), 3);
+    assert!(ssc.completed_batches().iter().all(|b| b.failure.is_none()));
+    // After batch 2000 the newest checkpoint is still batch 1000's; batch 3000's is written.
+    assert_eq!(kept[0].last(), Some(&1000), "{kept:?}");
+    assert_eq!(kept[1].last(), Some(&1000), "{kept:?}");
+    assert_eq!(kept[2].last(), Some(&3000), "{kept:?}");
+    assert!(!kept[2].contains(&2000), "{kept:?}");
+}

@@ -275,6 +275,72 @@ fn a_block_that_cannot_be_stored_is_reported_and_not_given_to_a_batch() {
     assert_eq!(records(&out), vec![Stubborn(7)]);
 }
 
+/// A record whose serialization panics when it is 13 (a user's `Serialize` with a bug).
+#[derive(Clone, Debug, PartialEq, serde::Deserialize)]
+struct Unlucky(u64);
+
+impl serde::Serialize for Unlucky {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        assert_ne!(self.0, 13, "unlucky record");
+        s.serialize_u64(self.0)
+    }
+}
+
+/// A listener that panics whenever a receiver starts.
+struct PanicsAtStart;
+
+impl StreamingListener for PanicsAtStart {
+    fn on_receiver_started(&self, _: &ReceiverInfo) {
+        panic!("listener boom")
+    }
+}
+
+/// A panic in the user's code on a receiver's threads (a listener's, or the records' own
+/// serialization in the block generator) loses what it must and nothing more: the receiver and
+/// its block generator go on.
+#[test]
+fn panics_in_user_code_around_a_receiver_lose_only_the_block_they_hit() {
+    let (ssc, clock, _dir) = manual();
+    let events = Arc::new(Events::default());
+    ssc.add_streaming_listener(Arc::new(PanicsAtStart));
+    ssc.add_streaming_listener(events.clone());
+    struct Thrice;
+    impl Receiver<Unlucky> for Thrice {
+        fn receive(&mut self, ctx: &ReceiverContext<Unlucky>) -> Result<(), ReceiverError> {
+            ctx.store_reliably(vec![Unlucky(1), Unlucky(2)])?;
+            let lost = ctx.store_reliably(vec![Unlucky(12), Unlucky(13), Unlucky(14)]);
+            assert!(lost.is_err(), "{lost:?}");
+            ctx.store_reliably(vec![Unlucky(3)])
+        }
+    }
+    let stream = ssc.receiver_stream_with_level(Thrice, spate_core::StorageLevel::MEMORY_ONLY_SER);
+    let out = collect(&stream);
+    ssc.start().unwrap();
+    eventually("the receiver to finish", || {
+        let info = &ssc.receiver_info()[0];
+        info.records == 6 && !info.active
+    });
+    clock.advance(Duration::from_secs(1));
+    assert!(ssc.wait_for_batch(Time::from_ms(1000), Duration::from_secs(30)));
+    ssc.stop(true);
+    assert_eq!(records(&out), vec![Unlucky(1), Unlucky(2), Unlucky(3)]);
+    let error = ssc.receiver_info()[0].last_error.clone().unwrap();
+    assert!(
+        error.contains("3 received records could not be stored and are lost")
+            && error.contains("panicked")
+            && error.contains("unlucky record"),
+        "{error}"
+    );
+    let heard: Vec<String> = events
+        .0
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(e, _)| e.clone())
+        .collect();
+    assert_eq!(heard, ["started", "stopped"]);
+}
+
 #[test]
 fn values_that_cannot_be_encoded_are_reported_and_the_encoded_records_after_them_kept() {
     let (ssc, clock, _dir) = manual();

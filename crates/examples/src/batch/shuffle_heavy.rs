@@ -20,8 +20,21 @@ pub fn line(i: u64) -> String {
         .join(" ")
 }
 
+/// The positional argument `at` as a number, `default` when absent.
+fn number(args: &[String], at: usize, what: &str, default: u64) -> Result<u64> {
+    args.get(at).map_or(Ok(default), |n| {
+        n.parse().map_err(|_| {
+            spate_core::Error::InvalidArgument(format!(
+                "{what} {n:?} is not a whole number (arguments: OUT [ROUNDS] [LINES])"
+            ))
+        })
+    })
+}
+
+/// LINES; `run` has refused the job before any executor builds it with a LINES that does not
+/// parse.
 fn lines(args: &[String]) -> u64 {
-    args.get(2).and_then(|n| n.parse().ok()).unwrap_or(100_000)
+    number(args, 2, "LINES", 100_000).unwrap_or(100_000)
 }
 
 /// The job: one `word count first group` line per word.
@@ -58,7 +71,8 @@ pub fn run(session: &Session) -> Result<()> {
         .first()
         .cloned()
         .unwrap_or_else(|| "target/shuffle-heavy".into());
-    let rounds: usize = args.get(1).and_then(|n| n.parse().ok()).unwrap_or(1);
+    let rounds = number(args, 1, "ROUNDS", 1)?;
+    number(args, 2, "LINES", 100_000)?;
     for round in 0..rounds {
         let report = session.rdd::<String>("report")?;
         report.save_as_text_file(format!("{out}/round-{round}"))?;

@@ -15,7 +15,11 @@ pub fn bench_word_count(ssc: &StreamingContext) {
     let (host, port) = crate::host_port(&ssc.args());
     let level = ssc.conf_or("level", "MEMORY_ONLY_SER_2");
     let level = StorageLevel::from_name(&level).unwrap_or_else(|| {
-        eprintln!("unknown storage level {level:?}: using MEMORY_ONLY_SER_2");
+        ssc.invalid_setting(
+            "level",
+            &level,
+            "not a storage level: use a name such as MEMORY_ONLY_SER or MEMORY_ONLY_SER_2",
+        );
         StorageLevel::MEMORY_ONLY_SER_2
     });
     let lines = ssc.socket_text_stream_with(

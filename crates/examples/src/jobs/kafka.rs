@@ -27,13 +27,16 @@ pub fn kafka_word_count(ssc: &StreamingContext) {
         },
     );
     let topic_names: Vec<&str> = topics.iter().map(String::as_str).collect();
-    let start = if ssc.conf("from").as_deref() == Some("earliest") {
-        StartOffsets::Earliest
-    } else {
-        StartOffsets::Latest
+    let start = match ssc.conf_or("from", "latest").as_str() {
+        "earliest" => StartOffsets::Earliest,
+        "latest" => StartOffsets::Latest,
+        other => {
+            ssc.invalid_setting("from", other, "use earliest or latest");
+            StartOffsets::Latest
+        }
     };
-    let max = ssc.conf("max-per-partition").and_then(|m| m.parse().ok());
-    if let Some(rate) = ssc.conf("produce").and_then(|r| r.parse::<u64>().ok()) {
+    let max = ssc.conf_parsed_opt("max-per-partition");
+    if let Some(rate) = ssc.conf_parsed_opt::<u64>("produce") {
         start_producer(&brokers, &topics, rate);
     }
     let direct = ssc.direct_kafka_stream(&brokers, &topic_names, start, max);

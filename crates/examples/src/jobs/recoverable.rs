@@ -33,10 +33,7 @@ pub fn recoverable_kafka(ssc: &StreamingContext) {
         .cloned()
         .unwrap_or_else(|| "127.0.0.1:9092".into());
     let topic = args.get(1).cloned().unwrap_or_else(|| "lines".into());
-    let max = ssc
-        .conf("max-per-partition")
-        .and_then(|m| m.parse().ok())
-        .unwrap_or(20);
+    let max = ssc.conf_parsed("max-per-partition", 20);
     let out = out_dir(ssc);
     let records = ssc.direct_kafka_stream(
         &brokers,
@@ -91,7 +88,14 @@ pub fn recoverable_socket(ssc: &StreamingContext) {
     // `--conf wal=off` turns the write-ahead log off (on a cluster the receiver then runs on an
     // executor, resuming its source after the last block taken when it moves).
     ssc.set_receiver_config(ReceiverConfig {
-        write_ahead_log: ssc.conf("wal").as_deref() != Some("off"),
+        write_ahead_log: match ssc.conf_or("wal", "on").as_str() {
+            "on" => true,
+            "off" => false,
+            other => {
+                ssc.invalid_setting("wal", other, "use on or off");
+                true
+            }
+        },
         ..ReceiverConfig::default()
     });
     let lines = ssc.socket_text_stream_with(

@@ -12,10 +12,7 @@ use std::time::Duration;
     name = "windowed-word-count"
 )]
 pub fn windowed_word_count(ssc: &StreamingContext) {
-    let batches = ssc
-        .conf("batches")
-        .and_then(|b| b.parse().ok())
-        .unwrap_or(6);
+    let batches = ssc.conf_parsed("batches", 6);
     let lines = ssc.queue_stream(crate::demo_queue(ssc.context(), batches), true);
     let words = lines.flat_map(|l: String| spate_streaming::text::split_owned(l, ' '));
     let pairs = words.map(|w: String| (w, 1i64));
