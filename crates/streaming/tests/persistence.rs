@@ -248,7 +248,7 @@ fn save_as_object_files_writes_a_directory_per_batch_that_reads_back() {
     let out = tempfile::tempdir().unwrap();
     let prefix = out.path().join("objects").to_string_lossy().into_owned();
     let (ssc, clock, _dir) = manual();
-    let pairs = input(&ssc).map(|x: u64| (x % 2 == 0, x));
+    let pairs = input(&ssc).map(|x: u64| (x.is_multiple_of(2), x));
     pairs.save_as_object_files(prefix.clone(), "bin");
     run(&ssc, &clock, 3);
     let ctx = spate_streaming::Context::new("local[2]").unwrap();
