@@ -1619,6 +1619,38 @@ fn save_as_text_files_writes_a_directory_per_batch() {
 }
 
 #[test]
+fn save_as_hadoop_files_writes_keys_and_values_separated_by_a_tab() {
+    let out = tempfile::tempdir().expect("temporary directory");
+    let prefix = out.path().join("kv").to_string_lossy().into_owned();
+    Harness::default().run_with(2, |ssc| {
+        let st = test_input_stream(
+            ssc,
+            vec![vec![("a b".to_string(), 1), ("c".to_string(), 2)], vec![]],
+            2,
+        );
+        st.map(|(k, v): (String, i32)| (k, (v, v * 10)))
+            .save_as_hadoop_files(prefix.clone(), "tsv");
+        st
+    });
+    assert_eq!(read_dir_names(out.path()), ["kv-1000.tsv", "kv-2000.tsv"]);
+    for batch in ["kv-1000.tsv", "kv-2000.tsv"] {
+        assert_eq!(
+            read_dir_names(&out.path().join(batch)),
+            ["_SUCCESS", "part-00000", "part-00001"],
+            "{batch}"
+        );
+    }
+    let part = |batch: &str, n: &str| {
+        std::fs::read_to_string(out.path().join(batch).join(n)).expect("part file")
+    };
+    // Hadoop's TextOutputFormat: the key's text, a tab, the value's text (a tuple as Spark's
+    // toString writes it).
+    assert_eq!(part("kv-1000.tsv", "part-00000"), "a b\t(1,10)\n");
+    assert_eq!(part("kv-1000.tsv", "part-00001"), "c\t(2,20)\n");
+    assert_eq!(part("kv-2000.tsv", "part-00000"), "");
+}
+
+#[test]
 fn foreach_rdd_sees_batch_times_relative_to_the_zero_time() {
     // The clock reads 2.5 s at start: zero time 2 s, first batch 3 s; a 2 s slide produces at
     // 4 s and 6 s (multiples of the slide after the zero time), not at 3 s and 5 s.

@@ -189,13 +189,39 @@ impl<T: Data + ToText> Rdd<T> {
     /// Writes the elements as text, one per line ([`ToText`]), to `path/part-NNNNN` (one file per
     /// partition), then `path/_SUCCESS`. Fails if `path` exists.
     pub fn save_as_text_file(&self, path: impl AsRef<Path>) -> Result<()> {
-        let dir = Arc::new(prepare_output(path.as_ref())?);
+        self.save_lines(path.as_ref(), |x, text| x.write_text(text))
+    }
+}
+
+impl<K: Data + ToText, V: Data + ToText> Rdd<(K, V)> {
+    /// Writes the pairs as Hadoop's `TextOutputFormat` does, what Spark's `saveAsHadoopFile`
+    /// writes with it: one `key<TAB>value` line per pair ([`ToText`] of each), to
+    /// `path/part-NNNNN` (one file per partition), then `path/_SUCCESS`. Hadoop reads it back
+    /// with `KeyValueTextInputFormat`; `cut -f1` and `cut -f2` split it. Fails if `path` exists.
+    pub fn save_as_hadoop_file(&self, path: impl AsRef<Path>) -> Result<()> {
+        self.save_lines(path.as_ref(), |(k, v), text| {
+            k.write_text(text);
+            text.push('\t');
+            v.write_text(text);
+        })
+    }
+}
+
+impl<T: Data> Rdd<T> {
+    /// Writes each element as the line `line` makes of it, to `path/part-NNNNN` (one file per
+    /// partition), then `path/_SUCCESS`. Fails if `path` exists.
+    fn save_lines(
+        &self,
+        path: &Path,
+        line: impl Fn(&T, &mut String) + Send + Sync + 'static,
+    ) -> Result<()> {
+        let dir = Arc::new(prepare_output(path)?);
         let partitions: Vec<usize> = (0..self.num_partitions()).collect();
         let d = dir.clone();
         scheduler::run_job(self, &partitions, move |tc, it| {
             let mut text = String::new();
             for x in it {
-                x.write_text(&mut text);
+                line(&x, &mut text);
                 text.push('\n');
             }
             write_atomically(&part_file(&d, tc.partition), text.as_bytes())

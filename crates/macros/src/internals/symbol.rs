@@ -101,7 +101,8 @@ pub(crate) fn stream_op(name: &str) -> Option<OpInfo> {
         | "print_to"
         | "foreach_rdd"
         | "save_as_text_files"
-        | "save_as_object_files" => op(Output, false, false, None),
+        | "save_as_object_files"
+        | "save_as_hadoop_files" => op(Output, false, false, None),
         // The same stream (or the stream inside a Result, from `ssc.union`/`ssc.transform`).
         "persist" | "cache" | "checkpoint" | "clone" | "unwrap" | "expect" => {
             op(Same, false, false, None)

@@ -141,6 +141,23 @@ impl<T: Data> DStream<T> {
     }
 }
 
+impl<K: Data + ToText, V: Data + ToText> DStream<(K, V)> {
+    /// Writes each batch's pairs into `prefix-<time ms>[.suffix]` as Hadoop's `TextOutputFormat`
+    /// does (one `key<TAB>value` line per pair, [`Rdd::save_as_hadoop_file`]), what Spark's
+    /// `saveAsHadoopFiles` writes with that format; replaces the output of an earlier run of
+    /// that batch. (Hadoop's binary formats, such as SequenceFiles, are not written: keep
+    /// `save_as_object_files` for Spate's own binary form.)
+    #[track_caller]
+    pub fn save_as_hadoop_files(&self, prefix: impl Into<String>, suffix: impl Into<String>) {
+        let (prefix, suffix) = (prefix.into(), suffix.into());
+        self.register_output("save_as_hadoop_files", move |rdd, t| {
+            save_replacing(&batch_path(&prefix, &suffix, t), |p| {
+                rdd.save_as_hadoop_file(p)
+            })
+        });
+    }
+}
+
 impl<T: Data + ToText> DStream<T> {
     /// Prints the first ten elements of every batch to standard output, in Spark's format (see
     /// [`format_batch`]).
