@@ -73,8 +73,8 @@ pub(crate) const TEXT_SEED: u64 = 42;
 /// Settings of a benchmark run.
 pub(crate) struct BenchArgs {
     quick: bool,
-    /// Storage level of received blocks (`MEMORY_ONLY_SER` by default).
-    level: StorageLevel,
+    /// How the measured jobs are set up.
+    job: JobTuning,
     workloads: Vec<Workload>,
     /// Rates at which to search the smallest stable batch interval.
     sweep: Vec<u64>,
@@ -83,11 +83,24 @@ pub(crate) struct BenchArgs {
     out: PathBuf,
 }
 
+/// Settings of the measured jobs themselves.
+#[derive(Clone, Copy)]
+pub(crate) struct JobTuning {
+    /// Storage level of received blocks (`MEMORY_ONLY_SER` by default).
+    pub(crate) level: StorageLevel,
+    /// The checkpoint interval of the `state` workload's stream (`None`: the engine's default,
+    /// 10 s at 1 s batches); see the README's tuning notes.
+    pub(crate) state_checkpoint: Option<Duration>,
+}
+
 impl BenchArgs {
     pub(crate) fn parse(args: &[String]) -> Result<BenchArgs> {
         let mut a = BenchArgs {
             quick: false,
-            level: StorageLevel::MEMORY_ONLY_SER,
+            job: JobTuning {
+                level: StorageLevel::MEMORY_ONLY_SER,
+                state_checkpoint: None,
+            },
             workloads: Vec::new(),
             sweep: Vec::new(),
             rates: None,
@@ -108,11 +121,20 @@ impl BenchArgs {
                 "--rates" => a.rates = Some(parse_rates(it.next(), "--rates")?),
                 "--level" => {
                     let name = it.next().context("--level needs a value")?;
-                    a.level = StorageLevel::from_name(name)
+                    a.job.level = StorageLevel::from_name(name)
                         .with_context(|| format!("unknown storage level {name}"))?;
                 }
+                "--state-checkpoint" => {
+                    let secs = it
+                        .next()
+                        .context("--state-checkpoint needs a number of seconds")?;
+                    let secs: u64 = secs.parse().ok().filter(|s| *s > 0).with_context(|| {
+                        format!("--state-checkpoint {secs}: a positive whole number of seconds")
+                    })?;
+                    a.job.state_checkpoint = Some(Duration::from_secs(secs));
+                }
                 other => anyhow::bail!(
-                    "unknown bench option {other}; options: --quick --workloads a,b --rates RATES --sweep RATES --level LEVEL --out DIR"
+                    "unknown bench option {other}; options: --quick --workloads a,b --rates RATES --sweep RATES --level LEVEL --state-checkpoint SECS --out DIR"
                 ),
             }
         }
@@ -231,7 +253,11 @@ impl StreamingListener for Collect {
     }
 }
 
-pub(crate) fn build(workload: Workload, lines: DStream<String>) {
+pub(crate) fn build(
+    workload: Workload,
+    lines: DStream<String>,
+    state_checkpoint: Option<Duration>,
+) {
     // Words as `text::Word`s: a word of up to 23 bytes lives inside the key, with no
     // allocation of its own, and is hashed and compared as three integers (`String` and
     // `CompactString` keys: see the README's tuning notes).
@@ -265,9 +291,15 @@ pub(crate) fn build(workload: Workload, lines: DStream<String>) {
             Duration::from_secs(30),
             Duration::from_secs(1),
         )),
-        Workload::State => count(pairs().update_state_by_key(|vs: &[u64], s: Option<u64>| {
-            Some(s.unwrap_or(0) + vs.iter().sum::<u64>())
-        })),
+        Workload::State => {
+            let state = pairs().update_state_by_key(|vs: &[u64], s: Option<u64>| {
+                Some(s.unwrap_or(0) + vs.iter().sum::<u64>())
+            });
+            if let Some(interval) = state_checkpoint {
+                state.checkpoint(interval);
+            }
+            count(state)
+        }
         Workload::Topk => pairs().reduce_by_key(|a, b| a + b).foreach_rdd(|rdd, _| {
             let mut all = rdd.collect()?;
             all.sort_by_key(|kv| std::cmp::Reverse(kv.1));
@@ -298,9 +330,10 @@ fn run_spate(
     batch_ms: u64,
     warmup: u64,
     measure: u64,
-    level: StorageLevel,
+    job: JobTuning,
     buf: &Arc<loadgen::Buffer>,
 ) -> Result<RunResult> {
+    let level = job.level;
     let (port, server) = loadgen::serve_one(rate, warmup + measure + 2, buf)?;
     let batch = Duration::from_millis(batch_ms);
     let mut config = spate_streaming::core::ContextConfig::new("local[2]");
@@ -323,7 +356,7 @@ fn run_spate(
     let collect = Arc::new(Collect::default());
     ssc.add_streaming_listener(collect.clone());
     let lines = ssc.socket_text_stream("127.0.0.1", port, level);
-    build(workload, lines);
+    build(workload, lines, job.state_checkpoint);
     ssc.start()?;
     let zero = ssc.zero_time().map(|z| z.ms()).unwrap_or(0);
     std::thread::sleep(Duration::from_secs(warmup));
@@ -765,7 +798,7 @@ pub(crate) fn run(args: &BenchArgs) -> Result<()> {
                 ms,
                 warmup,
                 measure.min(8),
-                args.level,
+                args.job,
                 &buf,
             )?;
             eprintln!(
@@ -793,7 +826,7 @@ pub(crate) fn run(args: &BenchArgs) -> Result<()> {
                 .iter()
                 .find(|(w, r)| *w == Workload::Wordcount && *r > 0)
                 .map_or(2_500_000, |(_, r)| *r);
-            overload = crate::overload::run(args.quick, 2 * wc, args.level)?;
+            overload = crate::overload::run(args.quick, 2 * wc, args.job.level)?;
             continue;
         }
         let mut max_ok = 0;
@@ -804,7 +837,7 @@ pub(crate) fn run(args: &BenchArgs) -> Result<()> {
                 fmt_rate(rate as f64)
             );
             let _ = std::io::stderr().flush();
-            let r = run_spate(w, rate, 1000, warmup, measure, args.level, &buf)?;
+            let r = run_spate(w, rate, 1000, warmup, measure, args.job, &buf)?;
             eprintln!("{}", describe(&r));
             let stable = r.stable;
             runs.push(r);
@@ -844,9 +877,15 @@ pub(crate) fn run(args: &BenchArgs) -> Result<()> {
     md.push_str(&format!(
         "{} mode, local[2], 1 s batches, received blocks at {}, socket receiver fed by `cargo xtask loadgen` text (~97-byte lines, 16 Zipf words). Machine: {} cores, load average after the runs: {load}.\n\n",
         if args.quick { "Quick" } else { "Full" },
-        args.level,
+        args.job.level,
         report.machine_cores
     ));
+    if let Some(interval) = args.job.state_checkpoint {
+        md.push_str(&format!(
+            "The state workload's stream checkpoints every {} s (`--state-checkpoint`).\n\n",
+            interval.as_secs()
+        ));
+    }
     md.push_str(&format!(
         "COST baseline (one thread, hand-written word count): **{} lines/s**. Memory new to the process: {fresh:.0} ms per GiB to touch (a few hundred is usual; machines whose host takes freed memory back can take seconds, and every block a run makes in fresh memory pays it).\n\n",
         fmt_rate(baseline)

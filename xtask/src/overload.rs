@@ -123,6 +123,7 @@ fn run_one(
     build(
         Workload::Wordcount,
         ssc.socket_text_stream("127.0.0.1", port, level),
+        None,
     );
     let start = Instant::now();
     ssc.start()?;
