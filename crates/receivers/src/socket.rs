@@ -2,9 +2,10 @@
 //! user converter's records, or length-prefixed serialized blocks.
 //!
 //! A refused or lost connection is logged, counted and retried by the receiver supervisor with
-//! exponential backoff (the stream goes on, with empty batches meanwhile). Reads use a short
-//! timeout so a stop is noticed promptly. While the block generator's queue is full, `store`
-//! blocks and the socket is not read, so the sender is slowed by TCP flow control.
+//! exponential backoff (the stream goes on, with empty batches meanwhile); the records read
+//! before a connection failed are stored first. Reads use a short timeout so a stop is noticed
+//! promptly. While the block generator's queue is full, `store` blocks and the socket is not
+//! read, so the sender is slowed by TCP flow control.
 //!
 //! A line source that can replay (keeps its lines and can start from any line number) can make
 //! the text stream lose nothing across receiver and driver restarts: with
@@ -306,6 +307,22 @@ impl<T: Data> SocketReceiver<T> {
                 store(std::mem::replace(chunk, next), *received, this);
             }
         };
+        // The connection failed: the lines read so far are stored before it is given up (a
+        // reset can follow thousands of complete lines). The start of a line it cut short is
+        // counted as skipped, unless the source sends it again (replay).
+        let give_up = |e: std::io::Error,
+                       chunk: &mut EncodedRecords<String>,
+                       cut_short: bool,
+                       received: u64,
+                       this: &mut Self| {
+            if cut_short && !replay {
+                ctx.skip(&format!(
+                    "the connection to {target} failed inside a line: the start of it is skipped"
+                ));
+            }
+            store(std::mem::take(chunk), received, this);
+            lost(&target, e)
+        };
         let mut reader = BufReader::with_capacity(1 << 16, reader);
         let mut chunk = EncodedRecords::with_capacity(1 << 12);
         // When the oldest record of `chunk` arrived.
@@ -338,11 +355,10 @@ impl<T: Data> SocketReceiver<T> {
                     take_line(one, &mut chunk, &mut since, &mut received, self);
                 }
                 reader.consume(end + 1);
-                if !chunk.is_empty() {
-                    reader
-                        .get_mut()
-                        .hold(Some(since))
-                        .map_err(|e| lost(&target, e))?;
+                if !chunk.is_empty()
+                    && let Err(e) = reader.get_mut().hold(Some(since))
+                {
+                    return Err(give_up(e, &mut chunk, false, received, self));
                 }
                 continue;
             }
@@ -353,10 +369,12 @@ impl<T: Data> SocketReceiver<T> {
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
                     let next = next_chunk(&chunk);
                     store(std::mem::replace(&mut chunk, next), received, self);
-                    reader.get_mut().hold(None).map_err(|e| lost(&target, e))?;
+                    if let Err(e) = reader.get_mut().hold(None) {
+                        return Err(give_up(e, &mut chunk, !line.is_empty(), received, self));
+                    }
                     continue;
                 }
-                Err(e) => return Err(lost(&target, e)),
+                Err(e) => return Err(give_up(e, &mut chunk, !line.is_empty(), received, self)),
             };
             if n == 0 && line.is_empty() {
                 store(std::mem::take(&mut chunk), received, self);
@@ -392,10 +410,9 @@ impl<T: Data> SocketReceiver<T> {
             if !chunk.is_empty() {
                 // The next read of the socket (also in the middle of a line) hands the chunk
                 // over once its oldest record has waited `MAX_HOLD`.
-                reader
-                    .get_mut()
-                    .hold(Some(since))
-                    .map_err(|e| lost(&target, e))?;
+                if let Err(e) = reader.get_mut().hold(Some(since)) {
+                    return Err(give_up(e, &mut chunk, false, received, self));
+                }
             }
         }
     }

@@ -414,6 +414,55 @@ fn lines_cut_anywhere_by_reads_arrive_whole() {
     assert_eq!(out.lock().unwrap().clone(), BTreeMap::from([(1000, lines)]));
 }
 
+/// Closes `s` with a reset instead of an orderly end, as the kernel of a crashed peer does:
+/// SO_LINGER with a zero timeout makes `close` send RST, and the receiver's next read after the
+/// data already delivered fails with `ConnectionReset`.
+fn reset(s: TcpStream) -> std::io::Result<()> {
+    socket2::SockRef::from(&s).set_linger(Some(Duration::ZERO))?;
+    drop(s);
+    Ok(())
+}
+
+#[test]
+fn lines_read_before_a_connection_reset_are_stored_and_a_line_it_cut_short_is_counted() {
+    let (ssc, clock) = context(fast_retries());
+    let (listener, port) = listen();
+    // 1,000 lines (one chunk, 24 KB: one read of the receiver's buffer) and the start of one
+    // more, then the reset right behind them: the receiver holds the lines when its next read
+    // fails.
+    let sent = lines(0..1_000);
+    let mut bytes = text(&sent);
+    bytes.extend_from_slice("a line the reset cuts sh".as_bytes());
+    let (done_tx, done_rx) = mpsc::channel();
+    let srv = server(move || {
+        let mut s = accept(&listener)?;
+        s.write_all(&bytes)?;
+        reset(s)?;
+        // The receiver connects again; this connection stays open.
+        let _s = accept(&listener)?;
+        go(&done_rx);
+        Ok(())
+    });
+    let stream = ssc.socket_text_stream("127.0.0.1", port, StorageLevel::MEMORY_ONLY);
+    let out = collect(&stream);
+    ssc.start().unwrap();
+
+    // The receiver stores what it read before it gives the connection up (and restarts).
+    eventually(&ssc, "a restart after the reset", |i| i.restarts >= 1);
+    let info = ssc.receiver_info()[0].clone();
+    assert_eq!((info.records, info.skipped), (1_000, 1), "{info:?}");
+    let error = info.last_error.unwrap();
+    assert!(
+        error.contains(&format!("connection to 127.0.0.1:{port} lost")),
+        "{error}"
+    );
+    assert_eq!(next_batch(&ssc, &clock), 1000);
+    ssc.stop(false);
+    drop(done_tx);
+    srv.join().unwrap();
+    assert_eq!(out.lock().unwrap().clone(), BTreeMap::from([(1000, sent)]));
+}
+
 /// Parses one `u64` per line; a line that is not a number (or not UTF-8) is `InvalidData`.
 fn numbers() -> Converter<u64> {
     Arc::new(|read| {
