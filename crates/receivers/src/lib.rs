@@ -25,7 +25,7 @@ pub use kafka::{
     DirectKafkaConfig, DirectKafkaStream, KafkaConnection, KafkaProducer, KafkaReceiver,
     KafkaReceiverConfig, KafkaRecord, KafkaSources, OffsetRange, StartOffsets, TopicPartition,
 };
-pub use socket::{SocketConfig, SocketReceiver};
+pub use socket::{DEFAULT_MAX_FRAME_BYTES, DEFAULT_MAX_LINE_BYTES, SocketConfig, SocketReceiver};
 
 use spate_streaming::{DStream, Data, StorageLevel};
 use std::io::Read;
@@ -42,8 +42,9 @@ pub type Converter<T> = std::sync::Arc<
 /// Input sources on a [`StreamingContext`].
 pub trait Sources {
     /// The UTF-8 lines (without terminators) read from a TCP connection to `host:port`, stored
-    /// at `level`. A refused or lost connection is logged, counted and retried with backoff; an
-    /// invalid UTF-8 line is counted and skipped with a warning.
+    /// at `level`. A refused or lost connection is logged, counted and retried with backoff
+    /// (the lines read before it are stored); an invalid UTF-8 line, or one longer than
+    /// [`SocketConfig::max_line_bytes`] (8 MiB), is counted and skipped with a warning.
     fn socket_text_stream(&self, host: &str, port: u16, level: StorageLevel) -> DStream<String>;
 
     /// [`socket_text_stream`](Self::socket_text_stream) with explicit connection settings.
@@ -60,8 +61,18 @@ pub trait Sources {
     ) -> DStream<T>;
 
     /// Records sent as length-prefixed serialized blocks: each frame is a `u32` big-endian length
-    /// followed by a block written by `spate_storage::serialize_block` holding `Vec<T>`.
+    /// followed by a block written by `spate_storage::serialize_block` holding `Vec<T>`. A frame
+    /// that is corrupt or longer than [`SocketConfig::max_frame_bytes`] (64 MiB) is counted as
+    /// skipped, and the connection is opened again.
     fn raw_socket_stream<T: Data>(&self, host: &str, port: u16, level: StorageLevel) -> DStream<T>;
+
+    /// [`raw_socket_stream`](Self::raw_socket_stream) with explicit connection settings (the
+    /// largest frame among them).
+    fn raw_socket_stream_with<T: Data>(
+        &self,
+        config: SocketConfig,
+        level: StorageLevel,
+    ) -> DStream<T>;
 
     /// The lines of new text files appearing in `dir` (Spark's `textFileStream`).
     fn text_file_stream(&self, dir: impl Into<PathBuf>) -> DStream<String>;

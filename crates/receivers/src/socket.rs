@@ -2,9 +2,14 @@
 //! user converter's records, or length-prefixed serialized blocks.
 //!
 //! A refused or lost connection is logged, counted and retried by the receiver supervisor with
-//! exponential backoff (the stream goes on, with empty batches meanwhile). Reads use a short
-//! timeout so a stop is noticed promptly. While the block generator's queue is full, `store`
-//! blocks and the socket is not read, so the sender is slowed by TCP flow control.
+//! exponential backoff (the stream goes on, with empty batches meanwhile); the records read
+//! before a connection failed are stored first. Reads use a short timeout so a stop is noticed
+//! promptly. While the block generator's queue is full, `store` blocks and the socket is not
+//! read, so the sender is slowed by TCP flow control.
+//!
+//! What a source sends cannot make the receiver hold unbounded memory: a line longer than
+//! [`SocketConfig::max_line_bytes`] is skipped to its newline, and a frame longer than
+//! [`SocketConfig::max_frame_bytes`] is refused; both are counted as skipped records and logged.
 //!
 //! A line source that can replay (keeps its lines and can start from any line number) can make
 //! the text stream lose nothing across receiver and driver restarts: with
@@ -40,7 +45,30 @@ pub struct SocketConfig {
     /// Speak the replay protocol: send `FROM <lines already received>\n` on connecting (text
     /// streams only; off by default).
     pub replay: bool,
+    /// The longest line a text stream receives, in bytes without its line end (8 MiB). A
+    /// longer line is skipped up to its newline, counted and logged as a malformed record
+    /// ([`ReceiverInfo::skipped`](spate_streaming::ReceiverInfo)); the lines around it arrive.
+    /// Without a bound, a source that never sends a newline (a binary stream sent to a text
+    /// port) would grow the receiver's line buffer until the process ran out of memory.
+    pub max_line_bytes: usize,
+    /// The largest frame a stream of serialized blocks
+    /// ([`raw_socket_stream`](crate::Sources::raw_socket_stream)) accepts, in bytes (64 MiB). A
+    /// frame is held whole before its values are decoded, so this bounds what one connection
+    /// can make the receiver hold. A larger frame is treated as a corrupt one: counted as
+    /// skipped, logged, and the connection opened again, since its length prefix is most
+    /// likely not a length at all.
+    pub max_frame_bytes: usize,
 }
+
+/// The default of [`SocketConfig::max_line_bytes`]: far above any line a text source normally
+/// sends (log lines and JSON events are kilobytes), and small enough that a source that never
+/// ends a line is noticed after 8 MiB rather than when memory runs out.
+pub const DEFAULT_MAX_LINE_BYTES: usize = 8 << 20;
+
+/// The default of [`SocketConfig::max_frame_bytes`]: eight times the largest block the engine's
+/// own receivers cut (8 MiB), while a garbage length prefix (text sent to a frame port reads as
+/// a length of hundreds of MB or more) is refused at once.
+pub const DEFAULT_MAX_FRAME_BYTES: usize = 64 << 20;
 
 impl SocketConfig {
     /// Default settings for `host:port`.
@@ -51,6 +79,8 @@ impl SocketConfig {
             connect_timeout: Duration::from_secs(5),
             poll_interval: Duration::from_millis(200),
             replay: false,
+            max_line_bytes: DEFAULT_MAX_LINE_BYTES,
+            max_frame_bytes: DEFAULT_MAX_FRAME_BYTES,
         }
     }
 
@@ -93,8 +123,14 @@ impl SocketConfig {
 /// `BufRead::read_until(b'\n')` with the newline found by the `memchr` crate's vectorized search
 /// (the standard library's word-at-a-time search was 2.9% of a word count's CPU at 2M lines/s).
 /// Like `read_until`, what was read before an error stays in `line`; returns the bytes read, 0
-/// at the end of the stream.
-fn read_line_bytes(r: &mut impl BufRead, line: &mut Vec<u8>) -> std::io::Result<usize> {
+/// at the end of the stream. It also returns, without a newline, once `line` holds more than
+/// `limit` bytes, so that a line without end cannot grow `line` without bound (it may pass
+/// `limit` by what one read of the buffer added).
+fn read_line_bytes(
+    r: &mut impl BufRead,
+    line: &mut Vec<u8>,
+    limit: usize,
+) -> std::io::Result<usize> {
     let mut read = 0;
     loop {
         let available = match r.fill_buf() {
@@ -109,8 +145,36 @@ fn read_line_bytes(r: &mut impl BufRead, line: &mut Vec<u8>) -> std::io::Result<
         line.extend_from_slice(&available[..used]);
         r.consume(used);
         read += used;
-        if done {
+        if done || line.len() > limit {
             return Ok(read);
+        }
+    }
+}
+
+/// Consumes the rest of a line without keeping it, adding the bytes before its newline to
+/// `dropped`: `true` once the newline is consumed, `false` at the end of the stream. What was
+/// consumed before an error is counted in `dropped`.
+fn skip_line_bytes(r: &mut impl BufRead, dropped: &mut u64) -> std::io::Result<bool> {
+    loop {
+        let available = match r.fill_buf() {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if available.is_empty() {
+            return Ok(false);
+        }
+        match memchr::memchr(b'\n', available) {
+            Some(i) => {
+                *dropped += i as u64;
+                r.consume(i + 1);
+                return Ok(true);
+            }
+            None => {
+                let n = available.len();
+                *dropped += n as u64;
+                r.consume(n);
+            }
         }
     }
 }
@@ -178,6 +242,15 @@ impl StoppableStream {
             }
         }
     }
+}
+
+/// Why a line is skipped (counted and logged) instead of stored.
+enum Skipped {
+    /// Its bytes are not UTF-8.
+    NotUtf8,
+    /// It is longer than [`SocketConfig::max_line_bytes`]: its length in bytes (a `\r` before
+    /// its newline may be counted).
+    TooLong(u64),
 }
 
 enum Format<T> {
@@ -267,6 +340,7 @@ impl<T: Data> SocketReceiver<T> {
         let target = self.target();
         // In replay mode every chunk notes the line count after it.
         let replay = self.config.replay;
+        let max = self.config.max_line_bytes;
         let mut received = self.received.unwrap_or(0);
         // Lines are encoded as they are read, into the bytes the block will hold: no `String`
         // per line, and the block generator copies bytes instead of serializing values (at 2M
@@ -286,9 +360,9 @@ impl<T: Data> SocketReceiver<T> {
         let next_chunk = |last: &EncodedRecords<String>| {
             ctx.encoded_records(last.encoded_len() + last.encoded_len() / 4)
         };
-        // One line read (its text, or `None` if it is not UTF-8): counted, added to `chunk` or
+        // One line read (its text, or why it is skipped): counted, added to `chunk` or
         // skipped, and the chunk handed over once full.
-        let take_line = |text: Option<&str>,
+        let take_line = |line: Result<&str, Skipped>,
                          chunk: &mut EncodedRecords<String>,
                          since: &mut Instant,
                          received: &mut u64,
@@ -297,13 +371,45 @@ impl<T: Data> SocketReceiver<T> {
             if chunk.is_empty() {
                 *since = Instant::now();
             }
-            match text {
-                Some(s) => chunk.push_str(s),
-                None => ctx.skip(&format!("a line from {target} is not valid UTF-8")),
+            match line {
+                Ok(s) => chunk.push_str(s),
+                Err(Skipped::NotUtf8) => {
+                    ctx.skip(&format!("a line from {target} is not valid UTF-8"))
+                }
+                Err(Skipped::TooLong(bytes)) => ctx.skip(&format!(
+                    "a line of {bytes} bytes from {target} is over the {max}-byte limit: raise SocketConfig::max_line_bytes to receive such lines"
+                )),
             }
             if chunk.len() >= CHUNK {
                 let next = next_chunk(chunk);
                 store(std::mem::replace(chunk, next), *received, this);
+            }
+        };
+        // The connection failed: the lines read so far are stored before it is given up (a
+        // reset can follow thousands of complete lines). The start of a line it cut short is
+        // counted as skipped, unless the source sends it again (replay).
+        let give_up = |e: std::io::Error,
+                       chunk: &mut EncodedRecords<String>,
+                       cut_short: bool,
+                       received: u64,
+                       this: &mut Self| {
+            if cut_short && !replay {
+                ctx.skip(&format!(
+                    "the connection to {target} failed inside a line: the start of it is skipped"
+                ));
+            }
+            store(std::mem::take(chunk), received, this);
+            lost(&target, e)
+        };
+        // The end of the stream, with every line read taken.
+        let ended = |chunk: &mut EncodedRecords<String>, received: u64, this: &mut Self| {
+            store(std::mem::take(chunk), received, this);
+            if ctx.is_stopped() {
+                Ok(())
+            } else {
+                Err(ReceiverError::Retry(format!(
+                    "{target} closed the connection"
+                )))
             }
         };
         let mut reader = BufReader::with_capacity(1 << 16, reader);
@@ -312,12 +418,15 @@ impl<T: Data> SocketReceiver<T> {
         let mut since = Instant::now();
         // The line being read; after a read that waited too long, the start of it.
         let mut line = Vec::with_capacity(256);
+        // While the rest of a line over `max` is being skipped: its bytes so far.
+        let mut overlong: Option<u64> = None;
         loop {
             // The complete lines the reader holds are encoded where they lie in its buffer,
             // validated as UTF-8 all at once (at 3M lines/s copying each line out and checking
             // it alone took a third of the receiver's time); only a line that continues past
             // the buffer goes through `line`.
             if line.is_empty()
+                && overlong.is_none()
                 && let Some(end) = memchr::memrchr(b'\n', reader.buffer())
             {
                 let complete = &reader.buffer()[..end];
@@ -331,71 +440,117 @@ impl<T: Data> SocketReceiver<T> {
                     }
                     // A newline is never inside a character, so the valid text's lines are
                     // slices of it; in invalid text, each line is checked alone.
-                    let one = match &text {
-                        Ok(t) => Some(&t[raw]),
-                        Err(_) => std::str::from_utf8(&complete[raw]).ok(),
+                    let one = if raw.len() > max {
+                        Err(Skipped::TooLong(raw.len() as u64))
+                    } else {
+                        match &text {
+                            Ok(t) => Ok(&t[raw]),
+                            Err(_) => {
+                                std::str::from_utf8(&complete[raw]).map_err(|_| Skipped::NotUtf8)
+                            }
+                        }
                     };
                     take_line(one, &mut chunk, &mut since, &mut received, self);
                 }
                 reader.consume(end + 1);
-                if !chunk.is_empty() {
-                    reader
-                        .get_mut()
-                        .hold(Some(since))
-                        .map_err(|e| lost(&target, e))?;
+                if !chunk.is_empty()
+                    && let Err(e) = reader.get_mut().hold(Some(since))
+                {
+                    return Err(give_up(e, &mut chunk, false, received, self));
                 }
                 continue;
             }
-            let n = match read_line_bytes(&mut reader, &mut line) {
+            let read = match &mut overlong {
+                // Up to the newline or the end of the stream; the line is `max` bytes long
+                // at most once a `\r` before its newline is dropped, so only more than
+                // `max + 1` bytes without a newline make it over-long.
+                None => read_line_bytes(&mut reader, &mut line, max.saturating_add(1)),
+                Some(dropped) => skip_line_bytes(&mut reader, dropped).map(usize::from),
+            };
+            let n = match read {
                 Ok(n) => n,
                 // The held records have waited long enough: hand them over, then wait for data as
                 // long as it takes.
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
                     let next = next_chunk(&chunk);
                     store(std::mem::replace(&mut chunk, next), received, self);
-                    reader.get_mut().hold(None).map_err(|e| lost(&target, e))?;
+                    if let Err(e) = reader.get_mut().hold(None) {
+                        let cut_short = !line.is_empty() || overlong.is_some();
+                        return Err(give_up(e, &mut chunk, cut_short, received, self));
+                    }
                     continue;
                 }
-                Err(e) => return Err(lost(&target, e)),
-            };
-            if n == 0 && line.is_empty() {
-                store(std::mem::take(&mut chunk), received, self);
-                return if ctx.is_stopped() {
-                    Ok(())
-                } else {
-                    Err(ReceiverError::Retry(format!(
-                        "{target} closed the connection"
-                    )))
-                };
-            }
-            if replay && line.last() != Some(&b'\n') {
-                // The connection ended inside a line: the source sends it again, whole, on
-                // the next connection.
-                store(std::mem::take(&mut chunk), received, self);
-                return if ctx.is_stopped() {
-                    Ok(())
-                } else {
-                    Err(ReceiverError::Retry(format!(
-                        "{target} closed the connection inside a line; it is asked for again"
-                    )))
-                };
-            }
-            if line.last() == Some(&b'\n') {
-                line.pop();
-                if line.last() == Some(&b'\r') {
-                    line.pop();
+                Err(e) => {
+                    let cut_short = !line.is_empty() || overlong.is_some();
+                    return Err(give_up(e, &mut chunk, cut_short, received, self));
                 }
+            };
+            if let Some(dropped) = overlong {
+                // `n` is 1 once the newline is consumed, 0 at the end of the stream.
+                if n == 0 && replay {
+                    // As for any line the connection ended inside: asked for again.
+                    store(std::mem::take(&mut chunk), received, self);
+                    return if ctx.is_stopped() {
+                        Ok(())
+                    } else {
+                        Err(ReceiverError::Retry(format!(
+                            "{target} closed the connection inside a line; it is asked for again"
+                        )))
+                    };
+                }
+                overlong = None;
+                take_line(
+                    Err(Skipped::TooLong(dropped)),
+                    &mut chunk,
+                    &mut since,
+                    &mut received,
+                    self,
+                );
+                if n == 0 {
+                    return ended(&mut chunk, received, self);
+                }
+            } else if line.last() != Some(&b'\n') && line.len() > max.saturating_add(1) {
+                // Over the limit before its end: the rest is skipped, not kept. The buffer goes
+                // back to a usual line's size.
+                overlong = Some(line.len() as u64);
+                line = Vec::with_capacity(256);
+                continue;
+            } else {
+                if n == 0 && line.is_empty() {
+                    return ended(&mut chunk, received, self);
+                }
+                if replay && line.last() != Some(&b'\n') {
+                    // The connection ended inside a line: the source sends it again, whole, on
+                    // the next connection.
+                    store(std::mem::take(&mut chunk), received, self);
+                    return if ctx.is_stopped() {
+                        Ok(())
+                    } else {
+                        Err(ReceiverError::Retry(format!(
+                            "{target} closed the connection inside a line; it is asked for again"
+                        )))
+                    };
+                }
+                if line.last() == Some(&b'\n') {
+                    line.pop();
+                    if line.last() == Some(&b'\r') {
+                        line.pop();
+                    }
+                }
+                let text = if line.len() > max {
+                    Err(Skipped::TooLong(line.len() as u64))
+                } else {
+                    std::str::from_utf8(&line).map_err(|_| Skipped::NotUtf8)
+                };
+                take_line(text, &mut chunk, &mut since, &mut received, self);
+                line.clear();
             }
-            let text = std::str::from_utf8(&line).ok();
-            take_line(text, &mut chunk, &mut since, &mut received, self);
-            line.clear();
             if !chunk.is_empty() {
                 // The next read of the socket (also in the middle of a line) hands the chunk
                 // over once its oldest record has waited `MAX_HOLD`.
-                reader
-                    .get_mut()
-                    .hold(Some(since))
-                    .map_err(|e| lost(&target, e))?;
+                if let Err(e) = reader.get_mut().hold(Some(since)) {
+                    return Err(give_up(e, &mut chunk, false, received, self));
+                }
             }
         }
     }
@@ -483,6 +638,17 @@ impl<T: Data> SocketReceiver<T> {
                 };
             }
             let len = u32::from_be_bytes(len) as usize;
+            let max = self.config.max_frame_bytes;
+            if len > max {
+                // Most likely not a length at all (the framing is lost): counted like a
+                // corrupt frame, and the connection opened again.
+                ctx.skip(&format!(
+                    "a frame from {target} declares {len} bytes, over the {max}-byte limit"
+                ));
+                return Err(ReceiverError::Retry(format!(
+                    "a frame of {len} bytes from {target} is over the {max}-byte limit; reconnecting (if the source does send frames this large, raise SocketConfig::max_frame_bytes)"
+                )));
+            }
             // Grow the buffer only as bytes arrive: a garbage length prefix must not allocate GiBs.
             let mut frame = Vec::with_capacity(len.min(1 << 20));
             (&mut reader)
@@ -600,10 +766,15 @@ impl Sources for StreamingContext {
     }
 
     fn raw_socket_stream<T: Data>(&self, host: &str, port: u16, level: StorageLevel) -> DStream<T> {
-        self.receiver_stream_with_level(
-            Generic(SocketReceiver::frames(SocketConfig::new(host, port))),
-            level,
-        )
+        self.raw_socket_stream_with(SocketConfig::new(host, port), level)
+    }
+
+    fn raw_socket_stream_with<T: Data>(
+        &self,
+        config: SocketConfig,
+        level: StorageLevel,
+    ) -> DStream<T> {
+        self.receiver_stream_with_level(Generic(SocketReceiver::frames(config)), level)
     }
 
     fn text_file_stream(&self, dir: impl Into<PathBuf>) -> DStream<String> {
@@ -629,7 +800,7 @@ impl Sources for StreamingContext {
 
 #[cfg(test)]
 mod tests {
-    use super::read_line_bytes;
+    use super::{read_line_bytes, skip_line_bytes};
     use std::io::{BufRead, BufReader};
 
     /// Every line and what each read returned, read with `read` through a buffer of `cap` bytes.
@@ -661,9 +832,41 @@ mod tests {
             ),
             cap in 1usize..40,
         ) {
-            let ours = lines_of(&text, cap, |r, line| read_line_bytes(r, line));
+            let ours = lines_of(&text, cap, |r, line| read_line_bytes(r, line, usize::MAX));
             let std = lines_of(&text, cap, |r, line| r.read_until(b'\n', line));
             proptest::prop_assert_eq!(ours, std);
+        }
+
+        /// With a limit, a read stops at the newline, at the end, or once the line holds more
+        /// than `limit` bytes (by at most what one read of the buffer added); skipping then
+        /// consumes exactly the rest of that line, and the next read starts the next line.
+        #[test]
+        fn a_long_line_stops_at_the_limit_and_skipping_takes_the_rest(
+            text in proptest::collection::vec(
+                proptest::sample::select(vec![b'a', b'b', b'\n', b'\r']),
+                0..300,
+            ),
+            cap in 1usize..40,
+            limit in 0usize..30,
+        ) {
+            let mut r = BufReader::with_capacity(cap, &text[..]);
+            for want in text.split_inclusive(|&b| b == b'\n') {
+                let mut line = Vec::new();
+                let n = read_line_bytes(&mut r, &mut line, limit).unwrap();
+                proptest::prop_assert_eq!(n, line.len());
+                if line.last() == Some(&b'\n') || line.len() <= limit {
+                    proptest::prop_assert_eq!(&line[..], want);
+                    continue;
+                }
+                proptest::prop_assert!(line.len() <= limit + cap && want.starts_with(&line));
+                let mut dropped = line.len() as u64;
+                let newline = skip_line_bytes(&mut r, &mut dropped).unwrap();
+                let ends = want.last() == Some(&b'\n');
+                proptest::prop_assert_eq!(newline, ends);
+                proptest::prop_assert_eq!(dropped as usize, want.len() - usize::from(ends));
+            }
+            let mut rest = Vec::new();
+            proptest::prop_assert_eq!(read_line_bytes(&mut r, &mut rest, limit).unwrap(), 0);
         }
     }
 }

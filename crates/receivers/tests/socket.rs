@@ -4,7 +4,7 @@
 //! Every test drives a manual clock and waits on observable state (receiver counters, completed
 //! batches) with bounded polling; nothing sleeps for correctness.
 
-use spate_receivers::{Converter, Sources};
+use spate_receivers::{Converter, SocketConfig, Sources};
 use spate_streaming::storage::{BlockId, Codec, serialize_block};
 use spate_streaming::{
     Clock, DStream, Data, ManualClock, ReceiverConfig, ReceiverInfo, StorageLevel, StreamingContext,
@@ -414,6 +414,123 @@ fn lines_cut_anywhere_by_reads_arrive_whole() {
     assert_eq!(out.lock().unwrap().clone(), BTreeMap::from([(1000, lines)]));
 }
 
+/// Closes `s` with a reset instead of an orderly end, as the kernel of a crashed peer does:
+/// SO_LINGER with a zero timeout makes `close` send RST, and the receiver's next read after the
+/// data already delivered fails with `ConnectionReset`.
+fn reset(s: TcpStream) -> std::io::Result<()> {
+    socket2::SockRef::from(&s).set_linger(Some(Duration::ZERO))?;
+    drop(s);
+    Ok(())
+}
+
+#[test]
+fn lines_read_before_a_connection_reset_are_stored_and_a_line_it_cut_short_is_counted() {
+    let (ssc, clock) = context(fast_retries());
+    let (listener, port) = listen();
+    // 1,000 lines (one chunk, 24 KB: one read of the receiver's buffer) and the start of one
+    // more, then the reset right behind them: the receiver holds the lines when its next read
+    // fails.
+    let sent = lines(0..1_000);
+    let mut bytes = text(&sent);
+    bytes.extend_from_slice("a line the reset cuts sh".as_bytes());
+    let (done_tx, done_rx) = mpsc::channel();
+    let srv = server(move || {
+        let mut s = accept(&listener)?;
+        s.write_all(&bytes)?;
+        reset(s)?;
+        // The receiver connects again; this connection stays open.
+        let _s = accept(&listener)?;
+        go(&done_rx);
+        Ok(())
+    });
+    let stream = ssc.socket_text_stream("127.0.0.1", port, StorageLevel::MEMORY_ONLY);
+    let out = collect(&stream);
+    ssc.start().unwrap();
+
+    // The receiver stores what it read before it gives the connection up (and restarts).
+    eventually(&ssc, "a restart after the reset", |i| i.restarts >= 1);
+    let info = ssc.receiver_info()[0].clone();
+    assert_eq!((info.records, info.skipped), (1_000, 1), "{info:?}");
+    let error = info.last_error.unwrap();
+    assert!(
+        error.contains(&format!("connection to 127.0.0.1:{port} lost")),
+        "{error}"
+    );
+    assert_eq!(next_batch(&ssc, &clock), 1000);
+    ssc.stop(false);
+    drop(done_tx);
+    srv.join().unwrap();
+    assert_eq!(out.lock().unwrap().clone(), BTreeMap::from([(1000, sent)]));
+}
+
+#[test]
+fn a_line_over_the_limit_is_skipped_and_counted_and_the_lines_around_it_arrive() {
+    const MAX: usize = 1_000;
+    let (ssc, clock) = context(fast_retries());
+    let (listener, port) = listen();
+    let (tx, rx) = mpsc::channel::<String>();
+    let srv = server(move || {
+        let mut s = accept(&listener)?;
+        while let Ok(bytes) = rx.recv_timeout(DEADLINE) {
+            s.write_all(bytes.as_bytes())?;
+        }
+        Ok(())
+    });
+    let stream = ssc.socket_text_stream_with(
+        SocketConfig {
+            max_line_bytes: MAX,
+            ..SocketConfig::new("127.0.0.1", port)
+        },
+        StorageLevel::MEMORY_ONLY,
+    );
+    let out = collect(&stream);
+    ssc.start().unwrap();
+    let x = |c: &str, n: usize| c.repeat(n);
+
+    // Whole lines in one read: one byte over the limit is skipped; exactly the limit, also
+    // before a `\r\n`, is kept. The last line is still coming.
+    tx.send(format!(
+        "a\n{}\nc\n{}\n{}\r\n{}",
+        x("b", MAX + 1),
+        x("d", MAX),
+        x("e", MAX),
+        x("f", 500)
+    ))
+    .unwrap();
+    eventually(&ssc, "the first lines", |i| {
+        i.records == 4 && i.skipped == 1
+    });
+    // The line in progress ends in a later read, exactly at the limit: kept.
+    tx.send(format!("{}\nx\n{}", x("f", 500), x("h", 600)))
+        .unwrap();
+    eventually(&ssc, "a line of the limit across reads", |i| i.records == 6);
+    // The next one passes the limit in a later read: skipped up to its newline.
+    tx.send(format!("{}\ni\n", x("h", 600))).unwrap();
+    eventually(&ssc, "a line over the limit across reads", |i| {
+        i.records == 7 && i.skipped == 2
+    });
+    // A line far over the limit, skipped across many reads, while the line before it is
+    // handed over (the receiver waits for the rest of the long line).
+    tx.send(format!("j\n{}", x("k", 200_000))).unwrap();
+    eventually(&ssc, "the line before a long one", |i| i.records == 8);
+    tx.send(format!("{}\nlast\n", x("k", 5))).unwrap();
+    eventually(&ssc, "the line after a long one", |i| {
+        i.records == 9 && i.skipped == 3
+    });
+    assert_eq!(next_batch(&ssc, &clock), 1000);
+    ssc.stop(false);
+    drop(tx);
+    srv.join().unwrap();
+
+    let (d, e, f) = (x("d", MAX), x("e", MAX), x("f", MAX));
+    assert_only_batch_1000(&out, &["a", "c", &d, &e, &f, "x", "i", "j", "last"]);
+    let info = &ssc.receiver_info()[0];
+    assert_eq!(
+        (info.skipped, info.restarts, info.last_error.clone()),
+        (3, 0, None)
+    );
+}
+
 /// Parses one `u64` per line; a line that is not a number (or not UTF-8) is `InvalidData`.
 fn numbers() -> Converter<u64> {
     Arc::new(|read| {
@@ -525,6 +642,62 @@ fn raw_frames_are_stored_whole_and_a_corrupt_frame_is_counted_and_reconnects() {
     let error = info.last_error.unwrap();
     assert!(
         error.contains(&format!("corrupt frame from 127.0.0.1:{port}")),
+        "{error}"
+    );
+}
+
+#[test]
+fn a_frame_over_the_limit_is_counted_and_reconnects() {
+    let (ssc, clock) = context(fast_retries());
+    let (listener, port) = listen();
+    let first = pairs(&[(1, "a"), (2, "b")]);
+    let second = pairs(&[(3, "c")]);
+    let (f1, f2) = (frame(&first), frame(&second));
+    // The first frame is exactly at the limit.
+    let max = f1.len() - 4;
+    let (done_tx, done_rx) = mpsc::channel();
+    let srv = server(move || {
+        let mut s = accept(&listener)?;
+        s.write_all(&f1)?;
+        // One byte over the limit, and more bytes than that behind it.
+        s.write_all(&(max as u32 + 1).to_be_bytes())?;
+        s.write_all(&vec![0; max + 1])?;
+        // The receiver drops the connection and opens another, where the header is 4 GiB.
+        let mut s2 = accept(&listener)?;
+        drop(s);
+        s2.write_all(&u32::MAX.to_be_bytes())?;
+        let mut s3 = accept(&listener)?;
+        drop(s2);
+        s3.write_all(&f2)?;
+        go(&done_rx);
+        Ok(())
+    });
+    let stream: DStream<Pair> = ssc.raw_socket_stream_with(
+        SocketConfig {
+            max_frame_bytes: max,
+            ..SocketConfig::new("127.0.0.1", port)
+        },
+        StorageLevel::MEMORY_ONLY,
+    );
+    let out = collect(&stream);
+    ssc.start().unwrap();
+
+    eventually(&ssc, "both valid frames", |i| i.records == 3);
+    assert_eq!(next_batch(&ssc, &clock), 1000);
+    ssc.stop(false);
+    drop(done_tx);
+    srv.join().unwrap();
+
+    assert_eq!(
+        out.lock().unwrap().clone(),
+        BTreeMap::from([(1000, [first, second].concat())])
+    );
+    let info = ssc.receiver_info()[0].clone();
+    assert_eq!(info.skipped, 2);
+    assert!(info.restarts >= 2);
+    let error = info.last_error.unwrap();
+    assert!(
+        error.contains("4294967295 bytes") && error.contains("SocketConfig::max_frame_bytes"),
         "{error}"
     );
 }

@@ -34,7 +34,9 @@ pub use block_id::BlockId;
 pub use error::{Error, Result};
 pub use level::StorageLevel;
 pub use manager::{BlockManager, BlockManagerConfig, PutOutcome, StorageStats, make_room};
-pub use serializer::{Codec, EncodedBlock, deserialize_block, encode_record, serialize_block};
+pub use serializer::{
+    Codec, EncodedBlock, decode_bounded, deserialize_block, encode_record, serialize_block,
+};
 pub use transport::{PeerId, Transport};
 
 /// What can be stored in a block: cloneable, thread-safe, serializable values.

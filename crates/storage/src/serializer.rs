@@ -35,6 +35,62 @@ fn config() -> bincode::config::Configuration {
     bincode::config::standard()
 }
 
+/// The most bytes bincode's decoder may claim per byte of input when the input is a valid
+/// encoding. bincode's limit counts what each value claims, not what it reads: an integer
+/// claims its in-memory size (8 bytes for a `u64` or a length, 16 for a `u128`) however few
+/// bytes its variable-length encoding took, a byte run or string claims its declared length
+/// before it is read. Every claim of a valid encoding is thus at most 16 times the bytes it
+/// was read from, and a limit of 16 times the input never refuses one.
+const CLAIMS_PER_BYTE: usize = 16;
+
+/// `1 << bits`, or `usize::MAX` where that does not fit.
+const fn tier(bits: u32) -> usize {
+    if bits >= usize::BITS {
+        usize::MAX
+    } else {
+        1 << bits
+    }
+}
+
+/// Decodes one value from the start of `bytes` with bincode's standard configuration (what
+/// the serializer and the cluster protocol write), and returns it with the bytes it took.
+///
+/// bincode reserves a byte run or a string at the length the input declares before reading
+/// it, so without a limit a few bytes declaring 2^40 of them abort the process (the
+/// allocation fails) or panic (past `isize::MAX`). Here the decoder's limit is derived from
+/// the input's length: at least [`CLAIMS_PER_BYTE`] times it, so a valid encoding of any
+/// size decodes, while a damaged or hostile one fails with a limit error after reserving at
+/// most 64 times its own size (1 MiB for inputs up to 64 KiB). bincode takes the limit as a
+/// type parameter, so it comes in tiers, powers of four from 1 MiB to 1 TiB (an input past
+/// 64 GiB is decoded without a limit): each tier is one more copy of the decoder for `T`,
+/// which is why they are not finer.
+pub fn decode_bounded<T: DeserializeOwned>(
+    bytes: &[u8],
+) -> std::result::Result<(T, usize), String> {
+    let need = bytes.len().saturating_mul(CLAIMS_PER_BYTE);
+    let explain = |e: bincode::error::DecodeError| match e {
+        bincode::error::DecodeError::LimitExceeded => format!(
+            "the {} bytes declare more data than they hold (a damaged or foreign encoding)",
+            bytes.len()
+        ),
+        other => other.to_string(),
+    };
+    macro_rules! tiers {
+        ($($bits:literal)*) => {$(
+            if need <= tier($bits) {
+                return bincode::serde::decode_from_slice(
+                    bytes,
+                    config().with_limit::<{ tier($bits) }>(),
+                )
+                .map_err(explain);
+            }
+        )*};
+    }
+    tiers!(20 22 24 26 28 30 32 34 36 38 40);
+    bincode::serde::decode_from_slice(bytes, config().with_limit::<{ usize::MAX }>())
+        .map_err(explain)
+}
+
 /// Appends to a `Vec` (bincode's own vector writer is private).
 struct Append<'a>(&'a mut Vec<u8>);
 
@@ -385,8 +441,8 @@ pub fn deserialize_block<T: DeserializeOwned + 'static>(
         let strings: Box<dyn Any> = Box::new(strings);
         return Ok(*strings.downcast::<Vec<T>>().expect("T is String"));
     }
-    let (values, used): (Vec<T>, usize) = bincode::serde::decode_from_slice(plain, config())
-        .map_err(|e| corrupt(format!("decode: {e}")))?;
+    let (values, used): (Vec<T>, usize) =
+        decode_bounded(plain).map_err(|e| corrupt(format!("decode: {e}")))?;
     if used != plain.len() {
         return Err(corrupt(format!(
             "{} trailing bytes after the values",
@@ -660,6 +716,104 @@ mod tests {
         let before = out.clone();
         assert!(encode_record(&(7u8, Unsized), &mut out).is_err());
         assert_eq!(out, before);
+    }
+
+    /// A block of `payload` as [`serialize_block`] frames one, its checksum right: what a
+    /// hostile or buggy sender can make as easily as the serializer.
+    fn framed(payload: &[u8]) -> Vec<u8> {
+        let mut bytes = MAGIC.to_vec();
+        bytes.push(Codec::None.tag());
+        bytes.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+        bytes.extend_from_slice(&crc32fast::hash(payload).to_le_bytes());
+        bytes.extend_from_slice(payload);
+        bytes
+    }
+
+    /// bincode's encoding of a `u64` length: the tag 0xfd, then eight bytes.
+    fn long_len(n: u64) -> Vec<u8> {
+        let mut b = vec![0xfd];
+        b.extend_from_slice(&n.to_le_bytes());
+        b
+    }
+
+    #[test]
+    fn a_declared_length_past_the_input_is_corrupt_not_an_allocation() {
+        // Past `isize::MAX` (the old decoder panicked), past any machine's memory (it aborted),
+        // and merely more than the input holds.
+        for declared in [u64::MAX, 1 << 62, 1 << 40, 1 << 30, 100] {
+            // One `(u32, String)` whose string declares `declared` bytes and has none.
+            let mut payload = vec![1, 7];
+            payload.extend(long_len(declared));
+            let r = deserialize_block::<(u32, String)>(&id(), &framed(&payload));
+            let err = r.expect_err("a string past the end");
+            assert!(matches!(err, Error::Corrupt { .. }), "{err}");
+            // One optional string, and a string as the only value.
+            let mut payload = vec![1, 1];
+            payload.extend(long_len(declared));
+            let r = deserialize_block::<Option<String>>(&id(), &framed(&payload));
+            assert!(matches!(r, Err(Error::Corrupt { .. })), "{r:?}");
+            let r = decode_bounded::<String>(&long_len(declared));
+            assert!(r.is_err(), "{r:?}");
+            if declared > 1 << 20 {
+                let err = r.unwrap_err();
+                assert!(err.contains("declare more data than they hold"), "{err}");
+            }
+        }
+    }
+
+    #[test]
+    fn values_that_claim_more_than_their_encoding_still_decode() {
+        // A `u128` of 0 is one byte and claims 16, the most per byte of any value: blocks of
+        // them around each limit tier's edge (16 bytes a byte of input: 65,536 bytes of input
+        // is the first tier, 1 MiB) are not refused.
+        for n in [0usize, 1, 65_526, 65_527, 65_528, 65_536, 300_000] {
+            let values = vec![0u128; n];
+            let bytes = serialize_block(&id(), &values, Codec::None).unwrap();
+            assert_eq!(deserialize_block::<u128>(&id(), &bytes).unwrap(), values);
+        }
+        let values: Vec<(u64, String, Option<u128>)> =
+            (0..5_000).map(|i| (i, String::new(), Some(1))).collect();
+        let bytes = serialize_block(&id(), &values, Codec::Lz4).unwrap();
+        assert_eq!(
+            deserialize_block::<(u64, String, Option<u128>)>(&id(), &bytes).unwrap(),
+            values
+        );
+    }
+
+    /// Short byte strings heavy in the bytes that make bincode read long lengths (0xfb to
+    /// 0xfe: a `u16` to `u128` follows) and in 0xff.
+    fn hostile_bytes() -> impl Strategy<Value = Vec<u8>> {
+        proptest::collection::vec(
+            prop_oneof![
+                any::<u8>(),
+                Just(0xfb),
+                Just(0xfc),
+                Just(0xfd),
+                Just(0xfe),
+                Just(0xff),
+                Just(1),
+            ],
+            0..48,
+        )
+    }
+
+    proptest! {
+        /// Whatever a block's payload holds (its header and checksum right), decoding it is a
+        /// value or `Error::Corrupt`, never a panic or an abort.
+        #[test]
+        fn hostile_payloads_are_corrupt_never_a_panic(payload in hostile_bytes()) {
+            let bytes = framed(&payload);
+            let corrupt_or_ok = |r: std::result::Result<(), Error>| match r {
+                Ok(()) | Err(Error::Corrupt { .. }) => Ok(()),
+                Err(e) => Err(TestCaseError::fail(format!("{e}"))),
+            };
+            corrupt_or_ok(deserialize_block::<(u32, String)>(&id(), &bytes).map(drop))?;
+            corrupt_or_ok(deserialize_block::<Option<String>>(&id(), &bytes).map(drop))?;
+            corrupt_or_ok(deserialize_block::<Vec<String>>(&id(), &bytes).map(drop))?;
+            corrupt_or_ok(deserialize_block::<(String, u128)>(&id(), &bytes).map(drop))?;
+            corrupt_or_ok(deserialize_block::<String>(&id(), &bytes).map(drop))?;
+            let _ = decode_bounded::<(String, Vec<String>)>(&payload);
+        }
     }
 
     #[test]

@@ -3,8 +3,10 @@
 //!
 //! A frame is `b"SPTE"`, the protocol version (`u16`, little-endian), the payload length (`u32`)
 //! and the payload: one [`Message`] encoded with bincode 2 (serde, standard config). A frame with
-//! another magic or version, a length over [`MAX_FRAME`], or a payload that does not decode is a
-//! [`ProtocolError`]: the receiving side logs it and drops the connection; it never panics.
+//! another magic or version, a length over [`MAX_FRAME`], or a payload that does not decode
+//! (including one that declares more bytes than it holds) is a [`ProtocolError`]: the receiving
+//! side logs it and drops the connection; it never panics, and a frame's memory is reserved as
+//! its bytes arrive, not as its header declares.
 
 use serde::{Deserialize, Serialize};
 use spate_storage::{BlockId, StorageLevel};
@@ -273,10 +275,12 @@ fn check_header(h: &[u8; 10]) -> Result<u32, ProtocolError> {
     Ok(len)
 }
 
-/// Decodes a payload.
+/// Decodes a payload. The decoder's limit follows the payload's length (see
+/// [`spate_storage::decode_bounded`]), so a frame that declares a byte run or string far longer
+/// than itself is refused before that is reserved: a peer that has not even registered cannot
+/// make the driver reserve more than 1 MiB or 64 times what it sent, whichever is more.
 fn decode(payload: &[u8]) -> Result<Message, ProtocolError> {
-    let (message, used) = bincode::serde::decode_from_slice(payload, config())
-        .map_err(|e| ProtocolError::Decode(e.to_string()))?;
+    let (message, used) = spate_storage::decode_bounded(payload).map_err(ProtocolError::Decode)?;
     if used != payload.len() {
         return Err(ProtocolError::Decode(format!(
             "{} bytes left after the message",
@@ -303,11 +307,32 @@ pub async fn read<R: AsyncRead + Unpin>(r: &mut R) -> Result<Option<Message>, Pr
         }
         Err(e) => return Err(e.into()),
     }
-    let len = check_header(&h)?;
-    let mut payload = vec![0u8; len as usize];
-    r.read_exact(&mut payload).await?;
+    let len = check_header(&h)? as usize;
+    // The buffer grows as the payload arrives, doubling up to the declared length: a header
+    // alone (ten bytes, from anyone who can connect) must not reserve `MAX_FRAME`. The
+    // doubling copies the payload at most once over, on top of reading it.
+    let mut payload = Vec::with_capacity(len.min(FIRST_READ));
+    while payload.len() < len {
+        if payload.len() == payload.capacity() {
+            payload.reserve_exact(payload.len().min(len - payload.len()));
+        }
+        let room = payload.capacity().min(len) - payload.len();
+        if (&mut *r).take(room as u64).read_buf(&mut payload).await? == 0 {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                format!(
+                    "the connection closed {} bytes into a {len}-byte frame",
+                    payload.len()
+                ),
+            )
+            .into());
+        }
+    }
     decode(&payload).map(Some)
 }
+
+/// What [`read`] reserves for a payload before any of it has arrived.
+const FIRST_READ: usize = 64 << 10;
 
 /// Writes one frame.
 pub async fn write<W: AsyncWrite + Unpin>(
@@ -500,5 +525,236 @@ mod tests {
         assert!(rt.block_on(read(&mut frame.as_slice())).is_err());
         // A clean end of stream is not an error.
         assert!(rt.block_on(read(&mut &[][..])).unwrap().is_none());
+    }
+
+    /// `message`'s payload with its last field, an empty byte run or string (encoded as the one
+    /// byte 0), made to declare `declared` bytes that do not follow.
+    fn declaring(message: &Message, declared: u64) -> Vec<u8> {
+        let mut payload = encode(message).unwrap()[10..].to_vec();
+        assert_eq!(payload.pop(), Some(0), "{message:?} ends in an empty run");
+        payload.push(0xfd); // bincode: a u64 follows
+        payload.extend_from_slice(&declared.to_le_bytes());
+        payload
+    }
+
+    /// A frame around `payload`, its header right.
+    fn frame_of(payload: &[u8]) -> Vec<u8> {
+        let mut frame = MAGIC.to_vec();
+        frame.extend_from_slice(&VERSION.to_le_bytes());
+        frame.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+        frame.extend_from_slice(payload);
+        frame
+    }
+
+    /// Messages whose last field is a byte run or a string: every kind of field the decoder
+    /// reserves at a length the input declares.
+    fn ending_in_a_run() -> Vec<Message> {
+        vec![
+            Message::Response {
+                id: 1,
+                body: Response::Computed(Vec::new()),
+            },
+            Message::Response {
+                id: 2,
+                body: Response::Block(Some(Vec::new())),
+            },
+            Message::Response {
+                id: 3,
+                body: Response::Failed(String::new()),
+            },
+            Message::Request {
+                id: 4,
+                body: Request::PutBlock {
+                    block: BlockId::Named("b".into()),
+                    level: StorageLevel::MEMORY_ONLY_SER,
+                    bytes: Vec::new(),
+                },
+            },
+            Message::Request {
+                id: 5,
+                body: Request::StartReceiver {
+                    stream: 1,
+                    first_seq: 0,
+                    position: Some(String::new()),
+                },
+            },
+        ]
+    }
+
+    #[test]
+    fn a_frame_declaring_more_bytes_than_it_holds_is_a_decode_error() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        // Past `isize::MAX` (the decoder panicked), past any machine's memory (the process
+        // aborted), past the frame limit, and just past the payload.
+        for declared in [u64::MAX, 1 << 62, 1 << 36, u64::from(MAX_FRAME) + 1, 1] {
+            for m in ending_in_a_run() {
+                let frame = frame_of(&declaring(&m, declared));
+                let e = rt.block_on(read(&mut frame.as_slice())).unwrap_err();
+                assert!(matches!(e, ProtocolError::Decode(_)), "{m:?}: {e}");
+                if declared > 1 << 20 {
+                    assert!(
+                        e.to_string().contains("declare more data than they hold"),
+                        "{e}"
+                    );
+                }
+            }
+        }
+    }
+
+    /// Hands out at most `piece` bytes per read, and notes the most room a read was offered.
+    struct Trickle<'a> {
+        bytes: &'a [u8],
+        piece: usize,
+        most_offered: usize,
+    }
+
+    impl tokio::io::AsyncRead for Trickle<'_> {
+        fn poll_read(
+            mut self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+            buf: &mut tokio::io::ReadBuf<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            self.most_offered = self.most_offered.max(buf.remaining());
+            let n = self.piece.min(buf.remaining()).min(self.bytes.len());
+            buf.put_slice(&self.bytes[..n]);
+            self.bytes = &self.bytes[n..];
+            std::task::Poll::Ready(Ok(()))
+        }
+    }
+
+    #[test]
+    fn a_payload_is_buffered_as_it_arrives_not_as_its_header_declares() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        // A header declaring the largest frame, then 100 bytes and the end of the connection.
+        let mut frame = frame_of(&[]);
+        frame[6..10].copy_from_slice(&MAX_FRAME.to_le_bytes());
+        frame.extend_from_slice(&[7; 100]);
+        let mut r = Trickle {
+            bytes: &frame,
+            piece: usize::MAX,
+            most_offered: 0,
+        };
+        let e = rt.block_on(read(&mut r)).unwrap_err();
+        assert!(e.to_string().contains("closed 100 bytes into"), "{e}");
+        assert!(r.most_offered <= FIRST_READ, "offered {}", r.most_offered);
+        // Payloads around the sizes where the buffer grows, arriving in pieces of every size,
+        // each followed by another frame: read whole and no further.
+        for len in [
+            0,
+            1,
+            FIRST_READ - 1,
+            FIRST_READ,
+            FIRST_READ + 1,
+            3 * FIRST_READ + 5,
+        ] {
+            let m = Message::Response {
+                id: len as u64,
+                body: Response::Computed((0..len).map(|i| (i * 31 % 251) as u8).collect()),
+            };
+            let mut frames = encode(&m).unwrap();
+            frames.extend(encode(&Message::Shutdown).unwrap());
+            for piece in [1, 7, 4096, 1 << 20] {
+                let mut r = Trickle {
+                    bytes: &frames,
+                    piece,
+                    most_offered: 0,
+                };
+                assert_eq!(rt.block_on(read(&mut r)).unwrap().as_ref(), Some(&m));
+                assert_eq!(rt.block_on(read(&mut r)).unwrap(), Some(Message::Shutdown));
+                assert_eq!(rt.block_on(read(&mut r)).unwrap(), None);
+            }
+        }
+    }
+
+    /// Short byte strings heavy in the bytes that make bincode read long lengths (0xfb to
+    /// 0xfe: a `u16` to `u128` follows), in 0xff, and in small variant indices.
+    fn hostile_bytes() -> impl proptest::strategy::Strategy<Value = Vec<u8>> {
+        use proptest::prelude::*;
+        proptest::collection::vec(
+            prop_oneof![
+                any::<u8>(),
+                Just(0xfd),
+                Just(0xfc),
+                Just(0xfb),
+                Just(0xfe),
+                Just(0xff),
+                0u8..6,
+            ],
+            0..48,
+        )
+    }
+
+    proptest::proptest! {
+        /// Whatever a frame's payload holds, reading it is a message or an error, never a
+        /// panic or an abort: random bytes, alone or after the start of a real message (so
+        /// that they land where the decoder reads a length).
+        #[test]
+        fn hostile_payloads_are_errors_never_a_panic(
+            which in proptest::sample::select((0..5).collect::<Vec<usize>>()),
+            cut in proptest::prelude::any::<proptest::sample::Index>(),
+            tail in hostile_bytes(),
+        ) {
+            let _ = decode(&tail);
+            let real = encode(&ending_in_a_run()[which]).unwrap();
+            let mut payload = real[10..10 + cut.index(real.len() - 10)].to_vec();
+            payload.extend_from_slice(&tail);
+            let _ = decode(&payload);
+            let frame = frame_of(&payload);
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .build()
+                .unwrap();
+            let _ = rt.block_on(read(&mut frame.as_slice()));
+        }
+    }
+
+    /// The driver's listener, sent a frame that declares 64 GiB in a few bytes before any
+    /// registration, drops that connection and goes on serving: an executor that connects next
+    /// registers.
+    #[test]
+    fn the_driver_drops_a_hostile_frame_and_registers_the_next_executor() {
+        use std::time::Duration;
+        let cluster = crate::cluster::Cluster::listen("127.0.0.1:0").unwrap();
+        let addr = cluster.addr();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let bounded = Duration::from_secs(30);
+        rt.block_on(async {
+            for m in ending_in_a_run() {
+                let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+                s.write_all(&frame_of(&declaring(&m, 1 << 36)))
+                    .await
+                    .unwrap();
+                // The driver closes the connection without an answer.
+                let answer = tokio::time::timeout(bounded, read(&mut s)).await;
+                assert!(
+                    matches!(answer, Ok(Ok(None)) | Ok(Err(ProtocolError::Io(_)))),
+                    "{answer:?}"
+                );
+            }
+            let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+            let register = Message::Register {
+                cores: 1,
+                pid: 4242,
+                build: 0,
+                graph: None,
+            };
+            write(&mut s, &register).await.unwrap();
+            let answer = tokio::time::timeout(bounded, read(&mut s)).await;
+            assert!(
+                matches!(answer, Ok(Ok(Some(Message::Registered { .. })))),
+                "{answer:?}"
+            );
+            // Listed once the driver has noted it (just after answering), while its
+            // connection is open.
+            assert!(cluster.wait_for_executors(1, bounded));
+            let pids: Vec<u32> = cluster.executors().iter().map(|e| e.pid).collect();
+            assert_eq!(pids, vec![4242]);
+        });
     }
 }

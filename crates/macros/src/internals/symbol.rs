@@ -48,6 +48,7 @@ pub(crate) const SOURCES: &[&str] = &[
     "socket_text_stream_with",
     "socket_stream",
     "raw_socket_stream",
+    "raw_socket_stream_with",
     "text_file_stream",
     "file_stream",
     "queue_stream",
