@@ -22,8 +22,9 @@ pub mod testing;
 pub use error::{Error, Result};
 pub use file::{FileStream, FileStreamConfig, FileStreamStats, MissingDirectory};
 pub use kafka::{
-    DirectKafkaConfig, DirectKafkaStream, KafkaConnection, KafkaProducer, KafkaReceiver,
-    KafkaReceiverConfig, KafkaRecord, KafkaSources, OffsetRange, StartOffsets, TopicPartition,
+    DirectKafkaConfig, DirectKafkaStats, DirectKafkaStream, KafkaConnection, KafkaProducer,
+    KafkaReceiver, KafkaReceiverConfig, KafkaRecord, KafkaSources, OffsetRange, StartOffsets,
+    TopicPartition,
 };
 pub use socket::{SocketConfig, SocketReceiver};
 
