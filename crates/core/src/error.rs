@@ -68,6 +68,21 @@ pub enum Error {
         /// What is wrong.
         reason: String,
     },
+    /// A directory of partition files (a saved object file, an RDD checkpoint) lacks one, so
+    /// reading it would quietly give fewer partitions, without that partition's data.
+    #[error(
+        "{dir} is incomplete: {missing} is missing (the RDD had {partitions} partitions, part-00000 to part-{last:05}); put the file back, or, for a checkpoint, start from an empty checkpoint directory (the state it held is then lost)",
+        last = .partitions.saturating_sub(1)
+    )]
+    MissingPartition {
+        /// The directory.
+        dir: PathBuf,
+        /// The first missing partition file.
+        missing: PathBuf,
+        /// How many partitions the directory should hold (when not recorded: one past the
+        /// highest partition file found).
+        partitions: usize,
+    },
     /// The output directory of a save already exists.
     #[error("output directory {0} already exists: remove it or choose another path")]
     OutputExists(PathBuf),

@@ -745,6 +745,51 @@ fn object_file_round_trip_preserves_partitions_and_order() {
     assert_eq!(back.collect_partitions().unwrap(), parts);
 }
 
+#[test]
+fn a_directory_of_partition_files_with_one_missing_is_an_error_naming_it() {
+    let ctx = ctx();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("objects");
+    let parts: Vec<Vec<u64>> = vec![vec![1, 2], vec![3], vec![4, 5, 6]];
+    ctx.parallelize_partitions(parts.clone())
+        .save_as_object_file(&out)
+        .unwrap();
+    let back: Rdd<u64> = ctx.read_checkpoint(&out, 3).unwrap();
+    assert_eq!(back.collect_partitions().unwrap(), parts);
+
+    // A gap: the directory alone shows it.
+    let middle = out.join("part-00001");
+    std::fs::rename(&middle, out.join("aside")).unwrap();
+    for err in [
+        ctx.object_file::<u64>(&out).map(|_| ()).unwrap_err(),
+        ctx.read_checkpoint::<u64>(&out, 3).map(|_| ()).unwrap_err(),
+    ] {
+        match &err {
+            Error::MissingPartition {
+                missing,
+                partitions: 3,
+                ..
+            } => assert_eq!(missing, &middle),
+            other => panic!("expected MissingPartition, got {other:?}"),
+        }
+        let text = err.to_string();
+        assert!(
+            text.contains("part-00001 is missing") && text.contains("put the file back"),
+            "{text}"
+        );
+    }
+    std::fs::rename(out.join("aside"), &middle).unwrap();
+
+    // The last one: only the recorded count shows it.
+    let last = out.join("part-00002");
+    std::fs::remove_file(&last).unwrap();
+    assert_eq!(ctx.object_file::<u64>(&out).unwrap().num_partitions(), 2);
+    match ctx.read_checkpoint::<u64>(&out, 3).map(|_| ()) {
+        Err(Error::MissingPartition { missing, .. }) => assert_eq!(missing, last),
+        other => panic!("expected MissingPartition, got {other:?}"),
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Debug strings
 // ---------------------------------------------------------------------------------------------

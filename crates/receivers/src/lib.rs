@@ -20,10 +20,11 @@ mod socket;
 pub mod testing;
 
 pub use error::{Error, Result};
-pub use file::{FileStreamConfig, MissingDirectory};
+pub use file::{FileStream, FileStreamConfig, FileStreamStats, MissingDirectory};
 pub use kafka::{
-    DirectKafkaConfig, DirectKafkaStream, KafkaConnection, KafkaProducer, KafkaReceiver,
-    KafkaReceiverConfig, KafkaRecord, KafkaSources, OffsetRange, StartOffsets, TopicPartition,
+    DirectKafkaConfig, DirectKafkaStats, DirectKafkaStream, KafkaConnection, KafkaProducer,
+    KafkaReceiver, KafkaReceiverConfig, KafkaRecord, KafkaSources, OffsetRange, StartOffsets,
+    TopicPartition,
 };
 pub use socket::{DEFAULT_MAX_FRAME_BYTES, DEFAULT_MAX_LINE_BYTES, SocketConfig, SocketReceiver};
 
@@ -74,8 +75,10 @@ pub trait Sources {
         level: StorageLevel,
     ) -> DStream<T>;
 
-    /// The lines of new text files appearing in `dir` (Spark's `textFileStream`).
-    fn text_file_stream(&self, dir: impl Into<PathBuf>) -> DStream<String>;
+    /// The lines of new text files appearing in `dir` (Spark's `textFileStream`). Lines that
+    /// are not valid UTF-8 are skipped and counted; see [`FileStream`] for its counters and the
+    /// `file` module docs for which files are new.
+    fn text_file_stream(&self, dir: impl Into<PathBuf>) -> FileStream;
 
     /// The lines of new files in `dir` accepted by `filter` (by file name); with
     /// `new_files_only = false` files already present at start are read by the first batch.
@@ -85,5 +88,5 @@ pub trait Sources {
         filter: impl Fn(&std::path::Path) -> bool + Send + Sync + 'static,
         new_files_only: bool,
         config: FileStreamConfig,
-    ) -> DStream<String>;
+    ) -> FileStream;
 }

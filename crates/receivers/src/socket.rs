@@ -777,7 +777,7 @@ impl Sources for StreamingContext {
         self.receiver_stream_with_level(Generic(SocketReceiver::frames(config)), level)
     }
 
-    fn text_file_stream(&self, dir: impl Into<PathBuf>) -> DStream<String> {
+    fn text_file_stream(&self, dir: impl Into<PathBuf>) -> crate::FileStream {
         crate::file::file_stream(
             self,
             dir.into(),
@@ -793,7 +793,7 @@ impl Sources for StreamingContext {
         filter: impl Fn(&std::path::Path) -> bool + Send + Sync + 'static,
         new_files_only: bool,
         config: crate::FileStreamConfig,
-    ) -> DStream<String> {
+    ) -> crate::FileStream {
         crate::file::file_stream(self, dir.into(), Box::new(filter), new_files_only, config)
     }
 }

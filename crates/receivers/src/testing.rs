@@ -136,10 +136,22 @@ impl Broker {
 
     /// Creates `topic` with `partitions` partitions.
     pub fn create_topic(&self, topic: &str, partitions: u32) {
-        let mut child = Command::new("tansu")
+        self.create_topic_with(topic, partitions, &[]);
+    }
+
+    /// Creates `topic` with `partitions` partitions and topic settings (`("cleanup.policy",
+    /// "delete")`: tansu deletes records older than `retention.ms`, a week by default, only
+    /// from topics that say so).
+    pub fn create_topic_with(&self, topic: &str, partitions: u32, config: &[(&str, &str)]) {
+        let mut command = Command::new("tansu");
+        command
             .current_dir(self.dir.path())
             .args(["topic", "create", topic, "--partitions"])
-            .arg(partitions.to_string())
+            .arg(partitions.to_string());
+        for (key, value) in config {
+            command.arg("--config").arg(format!("{key}={value}"));
+        }
+        let mut child = command
             .args(["--broker", &self.url()])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -165,6 +177,17 @@ impl Broker {
 
     /// Produces `values` to `topic`'s `partition` (keys `k<value>`), in requests of 1000.
     pub fn produce(&self, topic: &str, partition: i32, values: &[String]) {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+        self.produce_at(topic, partition, values, now);
+    }
+
+    /// [`produce`](Self::produce) with the records timestamped `timestamp_ms` (ms since the
+    /// epoch). Records dated beyond the topic's retention are deleted when the broker next
+    /// runs its maintenance, which tansu does as it starts: [`restart`](Self::restart) the
+    /// broker to delete them.
+    pub fn produce_at(&self, topic: &str, partition: i32, values: &[String], timestamp_ms: i64) {
         let producer = KafkaProducer::new(&self.addr()).expect("a producer");
         for chunk in values.chunks(1000) {
             let records = chunk
@@ -172,10 +195,17 @@ impl Broker {
                 .map(|v| (Some(format!("k{v}").into_bytes()), v.clone().into_bytes()))
                 .collect();
             let offsets = producer
-                .send(topic, partition, records)
+                .send_at(topic, partition, records, timestamp_ms)
                 .expect("producing succeeded");
             assert_eq!(offsets.len(), chunk.len());
         }
+    }
+
+    /// The earliest offset the broker has of `topic`'s `partition`.
+    pub fn earliest_offset(&self, topic: &str, partition: i32) -> i64 {
+        KafkaProducer::new(&self.addr())
+            .and_then(|p| p.earliest_offset(topic, partition))
+            .expect("the broker answers")
     }
 }
 

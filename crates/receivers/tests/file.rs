@@ -1,13 +1,14 @@
 //! File streams on real temporary directories: which batch takes which file (modification time,
-//! hidden names, renames, files present at start, the remember window, files from the future)
-//! and what a missing directory does.
+//! hidden names, renames, files present at start, the remember window, files from the future,
+//! old files moved in, names that are not UTF-8), what a missing directory does, and that lines
+//! that are not UTF-8 and files left unread are counted instead of failing or vanishing.
 //!
 //! The manual clock starts near the wall-clock time (a second or two behind, on a batch) so that
 //! real modification times compare with batch times and are after the zero time even with a
 //! coarse file-system clock; tests that need a precise time set it on the file.
 //! Every wait is bounded; nothing sleeps for correctness.
 
-use spate_receivers::{FileStreamConfig, MissingDirectory, Sources};
+use spate_receivers::{FileStream, FileStreamConfig, FileStreamStats, MissingDirectory, Sources};
 use spate_streaming::{Clock, DStream, Error, ManualClock, StreamingContext, Time};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -46,7 +47,12 @@ fn context() -> (StreamingContext, ManualClock, u64) {
 
 impl Run {
     /// Collects `stream` and starts the context.
-    fn start(ssc: StreamingContext, clock: ManualClock, zero: u64, stream: DStream<String>) -> Run {
+    fn start(
+        ssc: StreamingContext,
+        clock: ManualClock,
+        zero: u64,
+        stream: &DStream<String>,
+    ) -> Run {
         let out: Arc<Mutex<BTreeMap<u64, Vec<String>>>> = Arc::default();
         let o = out.clone();
         stream.foreach_rdd(move |rdd, t| {
@@ -156,7 +162,7 @@ fn a_new_file_is_read_exactly_once_by_the_first_batch_at_or_after_its_modificati
     let dir = tmp.path().to_path_buf();
     let (ssc, clock, zero) = context();
     let stream = ssc.text_file_stream(&dir);
-    let run = Run::start(ssc, clock, zero, stream);
+    let run = Run::start(ssc, clock, zero, &stream);
     run.empty_batches(1);
 
     // A file written now (the manual clock lags the wall clock) is taken once the batch time
@@ -196,7 +202,7 @@ fn a_file_from_the_future_waits_for_a_later_batch() {
     let dir = tmp.path().to_path_buf();
     let (ssc, clock, zero) = context();
     let stream = ssc.text_file_stream(&dir);
-    let run = Run::start(ssc, clock, zero, stream);
+    let run = Run::start(ssc, clock, zero, &stream);
     run.empty_batches(1);
 
     let t = run.next_time();
@@ -214,7 +220,7 @@ fn hidden_files_are_ignored_and_a_file_renamed_in_from_a_hidden_name_is_read() {
     let dir = tmp.path().to_path_buf();
     let (ssc, clock, zero) = context();
     let stream = ssc.text_file_stream(&dir);
-    let run = Run::start(ssc, clock, zero, stream);
+    let run = Run::start(ssc, clock, zero, &stream);
     run.empty_batches(1);
 
     // Written under hidden names (and a directory, which is not a file): never read as such.
@@ -250,7 +256,7 @@ fn with_new_files_only_files_present_at_start_are_ignored() {
     let after = lines_of("after-zero", 5);
     write_at(&dir.join("after-zero.txt"), &after, zero + 1);
     let stream = ssc.file_stream(&dir, |_| true, true, FileStreamConfig::default());
-    let run = Run::start(ssc, clock, zero, stream);
+    let run = Run::start(ssc, clock, zero, &stream);
     assert_eq!(run.batch(), (zero + 1000, after.clone()));
 
     let new = lines_of("new", 20);
@@ -259,6 +265,8 @@ fn with_new_files_only_files_present_at_start_are_ignored() {
     run.empty_batches(2);
     let all: Vec<String> = run.stop().into_values().flatten().collect();
     assert_eq!(all, concat(&[&after, &new]));
+    // The two files there at start are counted (and logged) as not read.
+    assert_eq!(stream.stats().old_files_ignored, 2);
 }
 
 #[test]
@@ -270,7 +278,7 @@ fn without_new_files_only_files_present_at_start_are_read_by_the_first_batch() {
     write_at(&dir.join("old.txt"), &old, zero - 5000);
     write_at(&dir.join("ancient.txt"), &ancient, zero - 3_600_000);
     let stream = ssc.file_stream(&dir, |_| true, false, FileStreamConfig::default());
-    let run = Run::start(ssc, clock, zero, stream);
+    let run = Run::start(ssc, clock, zero, &stream);
     assert_eq!(run.batch(), (zero + 1000, concat(&[&ancient, &old])));
     run.empty_batches(2);
 
@@ -283,7 +291,7 @@ fn without_new_files_only_files_present_at_start_are_read_by_the_first_batch() {
 }
 
 #[test]
-fn a_file_older_than_the_remember_window_is_ignored_and_the_filter_applies() {
+fn a_file_older_than_the_remember_window_is_read_when_it_appears_and_the_filter_applies() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().to_path_buf();
     let (ssc, clock, zero) = context();
@@ -297,19 +305,161 @@ fn a_file_older_than_the_remember_window_is_ignored_and_the_filter_applies() {
         true,
         config,
     );
-    let run = Run::start(ssc, clock, zero, stream);
+    let run = Run::start(ssc, clock, zero, &stream);
     run.empty_batches(15);
 
-    // At the next batch t, the window is (t - 10 s, t].
+    // At the next batch t, the window is (t - 10 s, t]. A file modified before it is new all
+    // the same: it was not there at the last listing. Both are read, in modification-time order.
     let t = run.next_time();
-    let fresh = lines_of("fresh", 5);
-    write_at(&dir.join("stale.log"), &lines_of("stale", 5), t - 10_000);
+    let (stale, fresh) = (lines_of("stale", 5), lines_of("fresh", 5));
+    write_at(&dir.join("stale.log"), &stale, t - 10_000);
     write_at(&dir.join("fresh.log"), &fresh, t - 9_999);
     write_at(&dir.join("filtered.txt"), &lines_of("filtered", 5), t - 1);
-    assert_eq!(run.batch(), (t, fresh.clone()));
+    assert_eq!(run.batch(), (t, concat(&[&stale, &fresh])));
+    // Past the window neither is read again, although the stream forgot `fresh` by then.
     run.empty_batches(12);
     let all: Vec<String> = run.stop().into_values().flatten().collect();
-    assert_eq!(all, fresh);
+    assert_eq!(all, concat(&[&stale, &fresh]));
+    assert_eq!(
+        stream.stats(),
+        FileStreamStats {
+            files: 2,
+            ..FileStreamStats::default()
+        }
+    );
+}
+
+#[test]
+fn a_file_staged_long_ago_and_renamed_in_is_read_and_files_there_at_start_are_not() {
+    let tmp = tempfile::tempdir().unwrap();
+    let staging = tempfile::tempdir().unwrap();
+    let dir = tmp.path().to_path_buf();
+    let (ssc, clock, zero) = context();
+    // There before start, an hour old: not new (new files only).
+    let before = lines_of("before", 4);
+    write_at(&dir.join("before.txt"), &before, zero - 3_600_000);
+    let stream = ssc.text_file_stream(&dir);
+    let run = Run::start(ssc, clock, zero, &stream);
+    run.empty_batches(2);
+
+    // Written elsewhere an hour ago and renamed in now (the rename keeps the time), and one
+    // copied in keeping its time (`cp -p`): both new to the directory, both read, once.
+    let (staged, copied) = (lines_of("staged", 30), lines_of("copied", 3));
+    write_at(
+        &staging.path().join("staged.txt"),
+        &staged,
+        zero - 3_600_000,
+    );
+    std::fs::rename(staging.path().join("staged.txt"), dir.join("staged.txt")).unwrap();
+    write_at(&dir.join("copied.txt"), &copied, zero - 7_200_000);
+    assert_eq!(run.batch().1, concat(&[&copied, &staged]));
+    run.empty_batches(3);
+    assert_eq!(
+        stream.stats(),
+        FileStreamStats {
+            files: 2,
+            old_files_ignored: 1,
+            lines_skipped: 0
+        }
+    );
+
+    // Touching the file that was there at start makes it new.
+    let t = run.next_time();
+    set_mtime(&dir.join("before.txt"), t - 10);
+    assert_eq!(run.batch(), (t, before.clone()));
+    run.empty_batches(2);
+    let all: Vec<String> = run.stop().into_values().flatten().collect();
+    assert_eq!(all, concat(&[&copied, &staged, &before]));
+    assert_eq!(stream.stats().files, 3);
+    assert_eq!(stream.stats().old_files_ignored, 1, "counted once");
+}
+
+#[test]
+fn a_line_that_is_not_utf8_is_skipped_and_the_rest_of_the_file_is_read() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().to_path_buf();
+    let (ssc, clock, zero) = context();
+    let stream = ssc.text_file_stream(&dir);
+    // A second output reads the batch's files again (the stream is not persisted).
+    let counted = Arc::new(Mutex::new(Vec::new()));
+    let c = counted.clone();
+    stream.foreach_rdd(move |rdd, _| {
+        c.lock().unwrap().push(rdd.count()?);
+        Ok(())
+    });
+    let run = Run::start(ssc, clock, zero, &stream);
+    run.empty_batches(1);
+
+    let t = run.next_time();
+    let path = dir.join("mixed.txt");
+    std::fs::write(&path, b"good 1\nbad \xff line\r\ngood 2\n\xc3\nlast").unwrap();
+    set_mtime(&path, t - 100);
+    let good = lines_of("good", 2);
+    write_at(&dir.join("good.txt"), &good, t - 50);
+    assert_eq!(
+        run.batch(),
+        (
+            t,
+            vec!["good 1".to_string(), "good 2".into(), "last".into()]
+                .into_iter()
+                .chain(good.clone())
+                .collect()
+        )
+    );
+    run.empty_batches(1);
+    run.stop();
+    assert_eq!(counted.lock().unwrap().iter().sum::<u64>(), 5);
+    // Counted once, although both outputs read the file.
+    assert_eq!(
+        stream.stats(),
+        FileStreamStats {
+            files: 2,
+            old_files_ignored: 0,
+            lines_skipped: 2
+        }
+    );
+}
+
+/// A name that is not UTF-8: `stem` followed by the byte 0xE9 (Latin-1 "é") and `.txt`.
+#[cfg(unix)]
+fn latin1_name(dir: &Path, stem: &str) -> PathBuf {
+    use std::os::unix::ffi::OsStrExt;
+    let mut name = stem.as_bytes().to_vec();
+    name.extend_from_slice(b"\xe9.txt");
+    dir.join(std::ffi::OsStr::from_bytes(&name))
+}
+
+#[cfg(unix)]
+#[test]
+fn a_file_name_that_is_not_utf8_is_read_once_across_a_driver_restart() {
+    let data = tempfile::tempdir().unwrap();
+    let checkpoint = tempfile::tempdir().unwrap();
+    let zero = (wall_ms() / 1000 - 1) * 1000;
+    let run = recoverable(checkpoint.path(), data.path(), ManualClock::new(zero), zero);
+    let (a, hidden, b) = (lines_of("a", 3), lines_of("hidden", 2), lines_of("b", 2));
+    write_at(&latin1_name(data.path(), "caf"), &a, zero + 500);
+    // Hidden, although the rest of its name is not UTF-8.
+    write_at(&latin1_name(data.path(), ".tmp"), &hidden, zero + 600);
+    assert_eq!(run.batch(), (zero + 1000, a.clone()));
+    write_at(&latin1_name(data.path(), "b"), &b, zero + 1500);
+    assert_eq!(run.batch(), (zero + 2000, b.clone()));
+    run.stop(); // the driver dies after the batch of zero + 2 s
+
+    // The checkpoint names both files: neither is read again; the hidden one renamed in is new.
+    std::fs::rename(
+        latin1_name(data.path(), ".tmp"),
+        latin1_name(data.path(), "renamed"),
+    )
+    .unwrap();
+    let run = recoverable(
+        checkpoint.path(),
+        data.path(),
+        ManualClock::new(zero + 2000),
+        zero,
+    );
+    assert_eq!(run.batch(), (zero + 3000, hidden));
+    run.empty_batches(1);
+    run.stop();
 }
 
 #[test]
@@ -342,7 +492,7 @@ fn with_missing_directory_retry_batches_are_empty_until_the_directory_appears() 
         ..FileStreamConfig::default()
     };
     let stream = ssc.file_stream(&dir, |_| true, true, config);
-    let run = Run::start(ssc, clock, zero, stream);
+    let run = Run::start(ssc, clock, zero, &stream);
     run.empty_batches(3);
 
     // A file written elsewhere after the zero time (before the last, failed, listing) and moved
@@ -364,7 +514,18 @@ fn with_missing_directory_retry_batches_are_empty_until_the_directory_appears() 
 
 /// A started file stream on a checkpointing context made by `get_or_create` on `checkpoint`.
 fn recoverable(checkpoint: &Path, data: &Path, clock: ManualClock, zero: u64) -> Run {
+    recoverable_stream(checkpoint, data, clock, zero).0
+}
+
+/// [`recoverable`], and the stream.
+fn recoverable_stream(
+    checkpoint: &Path,
+    data: &Path,
+    clock: ManualClock,
+    zero: u64,
+) -> (Run, FileStream) {
     let out: Arc<Mutex<BTreeMap<u64, Vec<String>>>> = Arc::default();
+    let stream: Arc<Mutex<Option<FileStream>>> = Arc::default();
     let ssc = StreamingContext::get_or_create(checkpoint, || {
         let ssc = StreamingContext::new("local[2]", BATCH)?;
         ssc.set_clock(Clock::Manual(clock.clone()))?;
@@ -377,12 +538,14 @@ fn recoverable(checkpoint: &Path, data: &Path, clock: ManualClock, zero: u64) ->
             o.lock().unwrap().insert(t.ms(), lines);
             Ok(())
         });
+        *stream.lock().unwrap() = Some(files);
         Ok(ssc)
     })
     .unwrap();
     ssc.start().unwrap();
     assert_eq!(ssc.zero_time(), Some(Time::from_ms(zero)));
-    Run { ssc, clock, out }
+    let stream = stream.lock().unwrap().take().expect("the stream was built");
+    (Run { ssc, clock, out }, stream)
 }
 
 #[test]
@@ -406,4 +569,43 @@ fn after_a_driver_restart_the_file_stream_reads_only_the_files_it_had_not_taken(
     assert_eq!(run.batch(), (zero + 3000, c));
     run.empty_batches(1);
     run.stop();
+}
+
+#[test]
+fn after_a_driver_restart_an_old_file_moved_in_meanwhile_is_counted_until_touched() {
+    let data = tempfile::tempdir().unwrap();
+    let checkpoint = tempfile::tempdir().unwrap();
+    let zero = (wall_ms() / 1000 - 1) * 1000;
+    let run = recoverable(checkpoint.path(), data.path(), ManualClock::new(zero), zero);
+    let a = lines_of("a", 3);
+    write_at(&data.path().join("a.txt"), &a, zero + 500);
+    assert_eq!(run.batch(), (zero + 1000, a));
+    run.stop();
+
+    // Moved in while the driver was down, an hour old: the restarted stream cannot tell it
+    // from a file read before the restart and forgotten, so it does not read it; it says so
+    // and counts it. Touched, it is read.
+    let late = lines_of("late", 4);
+    write_at(&data.path().join("late.txt"), &late, zero - 3_600_000);
+    let (run, stream) = recoverable_stream(
+        checkpoint.path(),
+        data.path(),
+        ManualClock::new(zero + 1000),
+        zero,
+    );
+    run.empty_batches(2);
+    assert_eq!(
+        stream.stats(),
+        FileStreamStats {
+            files: 0,
+            old_files_ignored: 1,
+            lines_skipped: 0
+        }
+    );
+    let t = run.next_time();
+    set_mtime(&data.path().join("late.txt"), t - 1);
+    assert_eq!(run.batch(), (t, late));
+    run.empty_batches(1);
+    run.stop();
+    assert_eq!(stream.stats().files, 1);
 }

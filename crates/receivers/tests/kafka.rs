@@ -1,8 +1,9 @@
 //! Kafka sources against a real broker (tansu, on loopback, one per test): the direct stream
 //! reads every record exactly once in contiguous offset ranges, across a failed read, a failed
 //! plan and a broker restart; the receiver stream gets every record across a broker restart and
-//! resumes its group's saved positions; an absent broker or topic gives clear errors, never a
-//! panic; and a rough throughput figure for both.
+//! resumes its group's saved positions; records deleted by retention before the direct stream
+//! read them are counted and the rest of their range read; an absent broker or topic gives
+//! clear errors, never a panic; and a rough throughput figure for both.
 //!
 //! Needs `tansu` on PATH (`cargo install tansu --locked --features dynostore,libsql`); with
 //! `SPATE_SKIP_KAFKA=1` the tests are skipped instead.
@@ -451,6 +452,70 @@ fn an_absent_broker_or_topic_gives_clear_errors_then_the_streams_recover() {
         .collect();
     assert_eq!(direct_vals, vals);
     assert_eq!(values(&got.lock().unwrap()), vals);
+}
+
+#[test]
+fn direct_stream_reads_what_retention_left_of_a_range_and_counts_what_it_deleted() {
+    let Some(mut broker) = Broker::start() else {
+        return;
+    };
+    broker.create_topic_with("aging", 1, &[("cleanup.policy", "delete")]);
+    // Offsets 0..10 dated 2001, far past the week of retention; 10..20 dated now.
+    let (old, new) = (batch_of("old", 0..10), batch_of("new", 0..10));
+    broker.produce_at("aging", 0, &old, 978_307_200_000);
+    broker.produce("aging", 0, &new);
+
+    let (ssc, clock) = manual_context();
+    let direct = ssc.direct_kafka_stream_with(DirectKafkaConfig {
+        start: StartOffsets::Earliest,
+        max_records_per_partition: Some(8),
+        connection: quick_connection(),
+        ..DirectKafkaConfig::new(&broker.addr(), &["aging"])
+    });
+    let delivered = record_batches(&direct, |_| {});
+    ssc.start().unwrap();
+    let t1 = step(&ssc, &clock);
+    assert_eq!(failure_of(&ssc, t1), None);
+
+    // The broker deletes the old records as it restarts (its maintenance runs then), before
+    // the stream reads offsets 8 and 9.
+    broker.kill();
+    broker.restart();
+    eventually(
+        "retention to delete the old records",
+        Duration::from_secs(30),
+        || broker.earliest_offset("aging", 0) == 10,
+    );
+    let t2 = step(&ssc, &clock);
+    let t3 = step(&ssc, &clock);
+    for t in [t2, t3] {
+        assert_eq!(failure_of(&ssc, t), None, "batch {t}");
+    }
+    ssc.stop(false);
+
+    let delivered = delivered.lock().unwrap();
+    let spans: Vec<(i64, i64)> = delivered
+        .iter()
+        .flat_map(|b| b.2.iter().map(|r| (r.from, r.until)))
+        .collect();
+    assert_eq!(spans, vec![(0, 8), (8, 16), (16, 20)]);
+    let offsets: Vec<Vec<i64>> = delivered
+        .iter()
+        .map(|b| b.1.iter().map(|r| r.offset).collect())
+        .collect();
+    // The batch of [8, 16) holds what the broker still had of it, 10 to 15.
+    assert_eq!(
+        offsets,
+        vec![
+            (0..8).collect::<Vec<i64>>(),
+            (10..16).collect(),
+            (16..20).collect()
+        ]
+    );
+    let got: Vec<String> = delivered.iter().flat_map(|b| values(&b.1)).collect();
+    assert_eq!(got, [&old[..8], &new[..]].concat());
+    // The two deleted before they were read are counted (and logged), once.
+    assert_eq!(direct.stats().records_lost, 2);
 }
 
 #[test]

@@ -25,6 +25,13 @@ pub(crate) struct OperatorState {
     pub(crate) name: String,
     /// Its RDD checkpoints still needed: (batch time in ms, directory).
     pub(crate) rdds: Vec<(u64, PathBuf)>,
+    /// How many partitions each of those RDDs had, by batch time in ms, so that a restore can
+    /// tell a missing partition file (a directory cannot show a missing last file). Absent from
+    /// checkpoints written before it was recorded: those restore with the files there, checked
+    /// only for gaps. A field with a default rather than a new format version, so that such
+    /// checkpoints still resume.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) rdd_partitions: Vec<(u64, usize)>,
     /// An input's position (what it has read), in its own format.
     pub(crate) input: Option<String>,
 }
@@ -230,6 +237,32 @@ mod tests {
                 && e.contains("checkpoint-4000"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn a_checkpoint_without_partition_counts_still_reads() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut meta = Metadata::new(1000, Time::from_ms(0), Time::from_ms(2000));
+        meta.operators = vec![OperatorState {
+            name: "update_state_by_key".into(),
+            rdds: vec![(2000, PathBuf::from("/c/rdds/rdd-5"))],
+            rdd_partitions: vec![(2000, 4)],
+            input: None,
+        }];
+        write(dir.path(), &meta).unwrap();
+        assert_eq!(read_latest(dir.path()).unwrap(), Some(meta.clone()));
+
+        // As written before the counts were recorded: the same, without them.
+        let mut json = serde_json::to_value(&meta).unwrap();
+        json["operators"][0]
+            .as_object_mut()
+            .unwrap()
+            .remove("rdd_partitions");
+        let path = dir.path().join("metadata/checkpoint-3000");
+        std::fs::write(&path, serde_json::to_vec(&json).unwrap()).unwrap();
+        let old = read_latest(dir.path()).unwrap().unwrap();
+        assert_eq!(old.operators[0].rdds, meta.operators[0].rdds);
+        assert!(old.operators[0].rdd_partitions.is_empty());
     }
 
     #[test]

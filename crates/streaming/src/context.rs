@@ -945,14 +945,18 @@ fn operator_states(
         .nodes
         .lock()
         .iter()
-        .map(|n| crate::checkpoint::OperatorState {
-            name: n.name().to_string(),
-            rdds: if with_state.is_some() {
+        .map(|n| {
+            let checkpoints = if with_state.is_some() {
                 n.rdd_checkpoints()
             } else {
                 Vec::new()
-            },
-            input: with_state.and_then(|t| n.input_state(t)),
+            };
+            crate::checkpoint::OperatorState {
+                name: n.name().to_string(),
+                rdd_partitions: checkpoints.iter().map(|(t, _, n)| (*t, *n)).collect(),
+                rdds: checkpoints.into_iter().map(|(t, d, _)| (t, d)).collect(),
+                input: with_state.and_then(|t| n.input_state(t)),
+            }
         })
         .collect();
     ops.extend(

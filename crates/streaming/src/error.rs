@@ -18,6 +18,19 @@ pub enum Error {
     /// `start()` was called twice, or an operation needs a context that has not started.
     #[error("{0}")]
     State(String),
+    /// A metadata checkpoint names an RDD checkpoint that cannot be read back (a partition
+    /// file missing or damaged): resuming would quietly lose that RDD's data, a stream's state.
+    #[error(
+        "cannot resume: {operator} cannot read back its checkpointed RDD of {time_ms} ms: {source}"
+    )]
+    CheckpointRdd {
+        /// The operator and where the job built it.
+        operator: String,
+        /// The batch time of the RDD.
+        time_ms: u64,
+        /// Why it cannot be read (for a missing file, [`spate_core::Error::MissingPartition`]).
+        source: spate_core::Error,
+    },
     /// The RDD core failed.
     #[error(transparent)]
     Core(#[from] spate_core::Error),

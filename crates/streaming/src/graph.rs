@@ -64,8 +64,8 @@ pub(crate) trait DStreamBase: Send + Sync {
     fn clear_metadata(&self, time: Time) -> Vec<std::path::PathBuf>;
     /// Times of the RDDs currently remembered.
     fn generated_times(&self) -> Vec<Time>;
-    /// The RDD checkpoint directories a recovery would need, by batch time.
-    fn rdd_checkpoints(&self) -> Vec<(u64, std::path::PathBuf)>;
+    /// The RDD checkpoints a recovery would need: batch time, directory, partition count.
+    fn rdd_checkpoints(&self) -> Vec<(u64, std::path::PathBuf, usize)>;
     /// An input's position, saved in metadata checkpoints.
     fn input_state(&self, completed: Time) -> Option<String>;
     /// The metadata checkpoint of `completed` is written: an input may drop what only older

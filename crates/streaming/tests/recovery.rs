@@ -1,10 +1,11 @@
 //! Driver recovery from metadata checkpoints, with a manual clock: the guide's table (a job that
 //! counts with 10 s batches, stopped after the 30 s batch and restarted at 70 s, outputs 40, 50,
-//! 60 and 70 at the recovered batches), state restored from RDD checkpoints, and refusals.
+//! 60 and 70 at the recovered batches), state restored from RDD checkpoints, and refusals (a
+//! different graph or batch, an RDD checkpoint missing a partition file).
 
 use spate_streaming::testing::{Feeder, fed_receiver};
-use spate_streaming::{Clock, ManualClock, Result, StreamingContext, Time};
-use std::path::Path;
+use spate_streaming::{Clock, Error, ManualClock, Result, StreamingContext, Time};
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -158,6 +159,82 @@ fn an_empty_directory_creates_a_fresh_context() {
     ssc.stop(true);
     assert_eq!(*counts.lock().unwrap(), vec![(10, 10)]);
     assert!(dir.path().join("metadata/checkpoint-10000").exists());
+}
+
+/// The last partition file of each RDD checkpoint under `dir`, moved aside (same directory, a
+/// name that is not a partition's); returns (where it was, where it is).
+fn move_last_partition_files_aside(dir: &Path) -> Vec<(PathBuf, PathBuf)> {
+    let mut moved = Vec::new();
+    for rdd in std::fs::read_dir(dir.join("rdds")).unwrap() {
+        let rdd = rdd.unwrap().path();
+        let mut parts: Vec<PathBuf> = std::fs::read_dir(&rdd)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| {
+                p.file_name()
+                    .unwrap()
+                    .to_string_lossy()
+                    .starts_with("part-")
+            })
+            .collect();
+        parts.sort();
+        let last = parts
+            .pop()
+            .expect("an RDD checkpoint holds partition files");
+        let aside = rdd.join("moved-aside");
+        std::fs::rename(&last, &aside).unwrap();
+        moved.push((last, aside));
+    }
+    moved
+}
+
+#[test]
+fn a_state_checkpoint_missing_a_partition_file_is_refused_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (counts, totals): (Out, Out) = Default::default();
+    let clock = ManualClock::new(0);
+    let ssc = StreamingContext::get_or_create(dir.path(), || {
+        create(dir.path(), &clock, &counts, Some(&totals))
+    })
+    .unwrap();
+    ssc.start().unwrap();
+    run_until(&ssc, &clock, 30);
+    ssc.stop(false);
+    assert_eq!(totals.lock().unwrap().last(), Some(&(30, 60)));
+
+    // Without its last partition file the state would come back a partition short (with the
+    // keys of that partition gone): refused, naming the file and what to do.
+    let moved = move_last_partition_files_aside(dir.path());
+    assert!(!moved.is_empty(), "the state was checkpointed");
+    let (counts2, totals2): (Out, Out) = Default::default();
+    let clock2 = ManualClock::new(40_000);
+    let rebuild = || {
+        StreamingContext::get_or_create(dir.path(), || {
+            create(dir.path(), &clock2, &counts2, Some(&totals2))
+        })
+    };
+    match rebuild() {
+        Err(Error::CheckpointRdd {
+            operator,
+            source: spate_core::Error::MissingPartition { missing, .. },
+            ..
+        }) => {
+            assert!(operator.contains("update_state_by_key"), "{operator}");
+            assert!(moved.iter().any(|(was, _)| *was == missing), "{missing:?}");
+        }
+        Err(other) => panic!("expected a missing partition, got {other}"),
+        Ok(_) => panic!("resumed from a checkpoint missing a partition file"),
+    }
+
+    // Put back, the same checkpoint resumes, with the state whole.
+    for (was, aside) in &moved {
+        std::fs::rename(aside, was).unwrap();
+    }
+    let ssc2 = rebuild().unwrap();
+    ssc2.start().unwrap();
+    run_until(&ssc2, &clock2, 40);
+    ssc2.stop(true);
+    assert_eq!(*totals2.lock().unwrap(), vec![(40, 100)]);
 }
 
 struct FedJob {

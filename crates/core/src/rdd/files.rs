@@ -149,18 +149,34 @@ impl Context {
     }
 
     /// An RDD read back from a directory written by [`Rdd::save_as_object_file`] (or from an RDD
-    /// checkpoint): one partition per `part-NNNNN` file.
+    /// checkpoint): one partition per `part-NNNNN` file. The files must follow each other from
+    /// `part-00000`: a gap is an [`Error::MissingPartition`] naming the missing file (the
+    /// directory cannot tell a missing last file; [`read_checkpoint`](Self::read_checkpoint) can,
+    /// given the count).
     #[track_caller]
     pub fn object_file<T: Data>(&self, path: impl AsRef<Path>) -> Result<Rdd<T>> {
-        let files: Vec<PathBuf> = input_files(path.as_ref())?
-            .into_iter()
-            .filter(|f| {
-                f.file_name()
-                    .is_some_and(|n| n.to_string_lossy().starts_with("part-"))
-            })
-            .collect();
+        let files = part_files(path.as_ref(), None)?;
+        Ok(self.partition_files(files))
+    }
+
+    /// An RDD read back from an RDD checkpoint in `dir` that was written with `partitions`
+    /// partitions: `part-00000` to the last must all be there, or it is an
+    /// [`Error::MissingPartition`] naming the first missing file (an RDD with a partition fewer
+    /// would hold, without a word, all but that partition's data).
+    #[track_caller]
+    pub fn read_checkpoint<T: Data>(
+        &self,
+        dir: impl AsRef<Path>,
+        partitions: usize,
+    ) -> Result<Rdd<T>> {
+        let files = part_files(dir.as_ref(), Some(partitions))?;
+        Ok(self.partition_files(files))
+    }
+
+    #[track_caller]
+    fn partition_files<T: Data>(&self, files: Vec<PathBuf>) -> Rdd<T> {
         let id = self.new_id();
-        Ok(Rdd::from_op(
+        Rdd::from_op(
             self,
             "object_file",
             std::panic::Location::caller(),
@@ -169,8 +185,49 @@ impl Context {
                 partitioner: None,
                 id,
             },
-        ))
+        )
     }
+}
+
+/// The partition number of a `part-NNNNN` file name.
+fn part_number(name: &std::ffi::OsStr) -> Option<usize> {
+    let digits = name.to_str()?.strip_prefix("part-")?;
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+/// The partition files of `dir` in partition order, checked to be `part-00000` on with none
+/// missing: `expected` of them when the count is known, else up to the highest one found.
+/// Other files (`_SUCCESS`, a stray `part-3.tmp`) are not partitions. A path that is a file is
+/// read as one partition.
+fn part_files(dir: &Path, expected: Option<usize>) -> Result<Vec<PathBuf>> {
+    if expected.is_none() && dir.is_file() {
+        // One partition file named on its own.
+        return Ok(vec![dir.to_path_buf()]);
+    }
+    let mut found = std::collections::BTreeMap::new();
+    for f in input_files(dir)? {
+        if let Some(n) = f.file_name().and_then(part_number) {
+            found.insert(n, f);
+        }
+    }
+    let partitions = expected.unwrap_or_else(|| found.keys().next_back().map_or(0, |n| n + 1));
+    let mut files = Vec::with_capacity(partitions);
+    for n in 0..partitions {
+        match found.remove(&n) {
+            Some(f) => files.push(f),
+            None => {
+                return Err(Error::MissingPartition {
+                    dir: dir.to_path_buf(),
+                    missing: part_file(dir, n),
+                    partitions,
+                });
+            }
+        }
+    }
+    Ok(files)
 }
 
 fn prepare_output(dir: &Path) -> Result<PathBuf> {

@@ -21,6 +21,11 @@ pub(crate) enum KafkaError {
     Unreachable(String),
     /// Asked-for offsets are not on the broker (deleted by retention, or beyond its end).
     OutOfRange(String),
+    /// The broker does not know the topic or partition. Often passing (a topic just created,
+    /// a partition whose leader moves: rskafka's docs warn of such answers), so it is retried
+    /// like [`Unreachable`](Self::Unreachable), a bounded number of times; then it fails with
+    /// an error that says to create the topic or fix its name.
+    UnknownTopic(String),
     /// Bad configuration or data (a missing topic, a malformed response): retrying the same
     /// request cannot help.
     Invalid(String),
@@ -29,12 +34,18 @@ pub(crate) enum KafkaError {
 impl KafkaError {
     pub(crate) fn message(&self) -> &str {
         match self {
-            KafkaError::Unreachable(m) | KafkaError::OutOfRange(m) | KafkaError::Invalid(m) => m,
+            KafkaError::Unreachable(m)
+            | KafkaError::OutOfRange(m)
+            | KafkaError::UnknownTopic(m)
+            | KafkaError::Invalid(m) => m,
         }
     }
 
     pub(crate) fn is_retryable(&self) -> bool {
-        matches!(self, KafkaError::Unreachable(_))
+        matches!(
+            self,
+            KafkaError::Unreachable(_) | KafkaError::UnknownTopic(_)
+        )
     }
 }
 
@@ -58,9 +69,9 @@ pub(crate) fn classify(brokers: &[String], what: &str, e: &RsError) -> KafkaErro
         RsError::ServerError {
             protocol_error: ProtocolError::UnknownTopicOrPartition,
             ..
-        } => KafkaError::Invalid(format!(
+        } => KafkaError::UnknownTopic(format!(
             "{what}: the broker does not know this topic or partition: create the topic or fix \
-             its name"
+             its name (if it was just created or is moving, this passes)"
         )),
         RsError::InvalidResponse(m) => KafkaError::Invalid(format!(
             "{what}: the broker sent a response that cannot be read ({m})"
@@ -178,9 +189,11 @@ impl Conn {
                 Err(e) => {
                     if e.is_retryable() && tried > 1 {
                         self.reset();
-                        return Err(KafkaError::Unreachable(format!(
-                            "{e} (gave up after {tried} attempts)"
-                        )));
+                        let given_up = format!("{e} (gave up after {tried} attempts)");
+                        return Err(match e {
+                            KafkaError::UnknownTopic(_) => KafkaError::UnknownTopic(given_up),
+                            _ => KafkaError::Unreachable(given_up),
+                        });
                     }
                     if e.is_retryable() {
                         self.reset();
@@ -354,27 +367,122 @@ pub(crate) async fn start_offset(
     }
 }
 
-/// Reads the records of `tp` in `[from, until)` with bounded retries; records the broker no
-/// longer has and gaps (compacted or transaction-marker offsets) are skipped.
+/// What a read of `[from, until)` of a partition got: its records, and the offsets the broker
+/// had deleted (retention) before they could be read, as `[from, until)` spans.
+#[derive(Debug, Default)]
+pub(crate) struct RangeRead {
+    pub(crate) records: Vec<KafkaRecord>,
+    pub(crate) deleted: Vec<(i64, i64)>,
+}
+
+/// What became of the offsets from `next` on that a read of a range ending at `until` did not
+/// find where it asked, judged by the partition's earliest and latest offsets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Gap {
+    /// The partition now ends at `end`, before the range does: its records were removed (the
+    /// topic was deleted and created again); the offsets planned past `end` never come.
+    Truncated { end: i64 },
+    /// Retention deleted the offsets `[next, next + count)`; the broker still has the rest of
+    /// the range from `resume` on (`None`: nothing of it is left).
+    Deleted { count: i64, resume: Option<i64> },
+    /// The broker's own offsets say the records are there.
+    Unexplained,
+}
+
+/// Explains a gap at `next` in a read of a range ending at `until`, from the partition's
+/// `earliest` and `latest` offsets. Pure, so the decision is tested without a broker that can
+/// be made to delete records.
+pub(crate) fn explain_gap(next: i64, until: i64, earliest: i64, latest: i64) -> Gap {
+    if latest < until {
+        Gap::Truncated { end: latest }
+    } else if earliest > next {
+        let to = earliest.min(until);
+        Gap::Deleted {
+            count: to - next,
+            resume: (earliest < until).then_some(earliest),
+        }
+    } else {
+        Gap::Unexplained
+    }
+}
+
+/// The earliest and latest offsets of `tp`, with bounded retries.
+fn bounds(conn: &Conn, tp: &TopicPartition) -> Result<(i64, i64), KafkaError> {
+    let what = format!("asking the offsets of {tp}");
+    conn.with_retry(&what, || {
+        conn.block_on(conn.attempt_limit(), &what, async {
+            let earliest = conn.offset(tp, OffsetAt::Earliest).await?;
+            let latest = conn.offset(tp, OffsetAt::Latest).await?;
+            Ok((earliest, latest))
+        })
+    })
+}
+
+fn truncated(what: &str, tp: &TopicPartition, end: i64) -> KafkaError {
+    KafkaError::OutOfRange(format!(
+        "{what}: the broker now ends {tp} at offset {end}: the records were removed (was the \
+         topic deleted and created again?)"
+    ))
+}
+
+/// Reads the records of `tp` in `[from, until)` with bounded retries. Offsets the broker has
+/// deleted (retention) are reported in [`RangeRead::deleted`] and the read goes on with what it
+/// still has; gaps inside the log (compacted or transaction-marker offsets) are skipped.
 pub(crate) fn read_range(
     conn: &Conn,
     tp: &TopicPartition,
     from: i64,
     until: i64,
-) -> Result<Vec<KafkaRecord>, KafkaError> {
+) -> Result<RangeRead, KafkaError> {
     let mut out: Vec<KafkaRecord> =
         Vec::with_capacity(usize::try_from(until - from).unwrap_or(0).min(1 << 20));
+    let mut deleted = Vec::new();
     let mut next = from;
     let mut empty = 0;
+    let what = format!("reading {tp} [{from}, {until})");
     while next < until {
-        let what = format!("reading {tp} [{from}, {until})");
-        let (records, high) = conn.with_retry(&what, || {
+        let fetched = conn.with_retry(&what, || {
             conn.block_on(
                 conn.attempt_limit(),
                 &what,
                 conn.fetch(tp, next, Duration::from_millis(100)),
             )
-        })?;
+        });
+        let (records, high) = match fetched {
+            Ok(answer) => answer,
+            // Kafka's answer to an offset before the partition's start (deleted by retention)
+            // or past its end.
+            Err(KafkaError::OutOfRange(m)) => {
+                let (earliest, latest) = bounds(conn, tp)?;
+                match explain_gap(next, until, earliest, latest) {
+                    Gap::Deleted { count, resume } => {
+                        deleted.push((next, next + count));
+                        match resume {
+                            Some(at) => {
+                                next = at;
+                                empty = 0;
+                                continue;
+                            }
+                            None => break,
+                        }
+                    }
+                    Gap::Truncated { end } => return Err(truncated(&what, tp, end)),
+                    Gap::Unexplained => return Err(KafkaError::OutOfRange(m)),
+                }
+            }
+            Err(e) => return Err(e),
+        };
+        // Some brokers (tansu) answer a deleted offset with the records after it instead: the
+        // deletion shows as a gap before the first record. Compaction and transaction markers
+        // make such gaps too; the partition's earliest offset tells them apart.
+        if records.first().is_some_and(|r| r.offset > next) {
+            let (earliest, _) = bounds(conn, tp)?;
+            if let Gap::Deleted { count, .. } = explain_gap(next, until, earliest, high.max(until))
+            {
+                deleted.push((next, next + count));
+                next += count;
+            }
+        }
         let before = out.len();
         for r in records {
             if r.offset >= until {
@@ -390,10 +498,7 @@ pub(crate) fn read_range(
             continue;
         }
         if high < until {
-            return Err(KafkaError::OutOfRange(format!(
-                "{what}: the broker now ends {tp} at offset {high}: the records were removed \
-                 (was the topic deleted and created again?)"
-            )));
+            return Err(truncated(&what, tp, high));
         }
         // Nothing readable at `next` although the partition goes further: offsets taken by
         // transaction markers or removed by compaction. A few empty answers in a row end the
@@ -404,5 +509,107 @@ pub(crate) fn read_range(
             break;
         }
     }
-    Ok(out)
+    Ok(RangeRead {
+        records: out,
+        deleted,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rskafka::client::error::RequestContext;
+
+    #[test]
+    fn a_gap_is_explained_by_the_partitions_offsets() {
+        // Retention deleted the start of the range: the rest is read from the earliest offset.
+        assert_eq!(
+            explain_gap(8, 16, 10, 20),
+            Gap::Deleted {
+                count: 2,
+                resume: Some(10)
+            }
+        );
+        // ... or all of it, the partition going on after it.
+        assert_eq!(
+            explain_gap(8, 16, 16, 20),
+            Gap::Deleted {
+                count: 8,
+                resume: None
+            }
+        );
+        assert_eq!(
+            explain_gap(8, 16, 30, 30),
+            Gap::Deleted {
+                count: 8,
+                resume: None
+            }
+        );
+        // The partition ends before the range: removed, not aged out.
+        assert_eq!(explain_gap(8, 16, 0, 12), Gap::Truncated { end: 12 });
+        assert_eq!(explain_gap(8, 16, 10, 12), Gap::Truncated { end: 12 });
+        // The broker says it has them.
+        assert_eq!(explain_gap(8, 16, 8, 16), Gap::Unexplained);
+        assert_eq!(explain_gap(8, 16, 0, 100), Gap::Unexplained);
+    }
+
+    fn server_error(protocol_error: ProtocolError) -> RsError {
+        RsError::ServerError {
+            protocol_error,
+            error_message: None,
+            request: RequestContext::Partition("orders".into(), 3),
+            response: None,
+            is_virtual: false,
+        }
+    }
+
+    #[test]
+    fn an_unknown_topic_is_retried_a_bounded_number_of_times_then_says_what_to_do() {
+        let brokers = vec!["127.0.0.1:9".to_string()];
+        let e = classify(
+            &brokers,
+            "asking the latest offset of orders-3",
+            &server_error(ProtocolError::UnknownTopicOrPartition),
+        );
+        assert!(e.is_retryable(), "{e:?}");
+        assert!(
+            !classify(
+                &brokers,
+                "x",
+                &server_error(ProtocolError::OffsetOutOfRange)
+            )
+            .is_retryable()
+        );
+
+        let conn = Conn::new(
+            brokers,
+            KafkaConnection {
+                attempts: 3,
+                retry_backoff: Duration::from_millis(1),
+                ..KafkaConnection::default()
+            },
+        )
+        .unwrap();
+        let mut tries = 0;
+        let r: Result<(), KafkaError> = conn.with_retry("asking", || {
+            tries += 1;
+            Err(e.clone())
+        });
+        assert_eq!(tries, 3);
+        match r {
+            Err(KafkaError::UnknownTopic(m)) => assert!(
+                m.contains("create the topic or fix its name")
+                    && m.contains("gave up after 3 attempts"),
+                "{m}"
+            ),
+            other => panic!("expected UnknownTopic, got {other:?}"),
+        }
+        // Passing: the next attempt succeeds.
+        let mut tries = 0;
+        let r = conn.with_retry("asking", || {
+            tries += 1;
+            if tries == 1 { Err(e.clone()) } else { Ok(7) }
+        });
+        assert_eq!(r, Ok(7));
+    }
 }

@@ -16,8 +16,15 @@
 //!   other job of the batch read is handed back to the planner, and the next planned batch reads
 //!   it again (when no later batch was planned meanwhile, by moving `next` back, so the order is
 //!   kept);
-//! - records the broker no longer has (retention): the read fails with an error saying so, and
-//!   the stream goes on after them;
+//! - records the broker no longer has (retention deleted the start of a range, or all of it):
+//!   the read takes what the broker still has of the range, from its earliest offset on, and
+//!   the deleted offsets, lost, are logged and counted ([`DirectKafkaStats::records_lost`]);
+//!   Kafka then answers "offset out of range", tansu answers with the records after them, and
+//!   both are read the same way;
+//! - a broker that does not know the topic or partition (often passing, while a topic is
+//!   created or a partition moves): retried like an unreachable broker, a bounded number of
+//!   times, then the batch fails with an error that says to create the topic, and the range is
+//!   read again by a later batch;
 //! - the driver dies: under a checkpointing context every metadata checkpoint holds the planner's
 //!   position (where each partition goes on, the ranges to read again, and the ranges of the
 //!   batches planned after the checkpointed one), so a recovered driver re-runs those batches on
@@ -30,7 +37,7 @@ use rskafka::client::partition::OffsetAt;
 use serde::{Deserialize, Serialize};
 use spate_streaming::{BatchInfo, DStream, StreamingContext, StreamingListener, Time};
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 
 /// How many batches' offset ranges a direct stream remembers for
@@ -253,6 +260,18 @@ struct Shared {
     conn: Result<Conn, KafkaError>,
     config: DirectKafkaConfig,
     planner: Mutex<Planner>,
+    /// Planned offsets the broker had deleted before they were read.
+    records_lost: AtomicU64,
+}
+
+/// What a direct Kafka stream lost so far, in this process (see [`DirectKafkaStream::stats`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DirectKafkaStats {
+    /// Offsets of planned ranges that the broker had deleted (retention) before a task read
+    /// them, each span logged with its partition. Counted once per range, by the process that
+    /// reads it (on an executor, in that executor's stream). Keep records longer on the broker
+    /// (`retention.ms`), or make batches read faster, if it grows.
+    pub records_lost: u64,
 }
 
 impl Shared {
@@ -370,9 +389,24 @@ impl Shared {
             .conn()
             .and_then(|conn| read_range(conn, &tp, range.from, range.until));
         match result {
-            Ok(records) => {
-                status.store(READ, Ordering::Release);
-                Ok(records)
+            Ok(read) => {
+                // Counted by the first read of the range only (another output, or a window,
+                // may read it again).
+                if status.swap(READ, Ordering::AcqRel) != READ {
+                    for (from, until) in &read.deleted {
+                        let n = u64::try_from(until - from).unwrap_or(0);
+                        let total = self.records_lost.fetch_add(n, Ordering::Relaxed) + n;
+                        tracing::warn!(
+                            %tp,
+                            from,
+                            until,
+                            lost = n,
+                            total,
+                            "offsets [{from}, {until}) of {tp} were deleted by the broker (retention) before the stream read them: {n} records lost, the rest of the range is read. Keep records longer (retention.ms) or read faster"
+                        );
+                    }
+                }
+                Ok(read.records)
             }
             Err(e) if e.is_retryable() => {
                 let _ =
@@ -423,6 +457,7 @@ impl DirectKafkaStream {
             conn,
             config,
             planner: Mutex::new(Planner::default()),
+            records_lost: AtomicU64::new(0),
         });
         if eager {
             // "Latest" means the records produced from now on: resolve it now if the brokers
@@ -483,6 +518,13 @@ impl DirectKafkaStream {
     /// Call it from `foreach_rdd` with the batch's time.
     pub fn offset_ranges(&self, time: Time) -> Vec<OffsetRange> {
         self.shared.planner.lock().ranges(time)
+    }
+
+    /// What the stream lost so far: offsets the broker deleted before they were read.
+    pub fn stats(&self) -> DirectKafkaStats {
+        DirectKafkaStats {
+            records_lost: self.shared.records_lost.load(Ordering::Relaxed),
+        }
     }
 
     /// Where the next batch starts in each partition (empty until the start offsets are

@@ -36,7 +36,7 @@ mod direct;
 mod producer;
 mod receiver;
 
-pub use direct::{DirectKafkaConfig, DirectKafkaStream, OffsetRange};
+pub use direct::{DirectKafkaConfig, DirectKafkaStats, DirectKafkaStream, OffsetRange};
 pub use producer::KafkaProducer;
 pub use receiver::{KafkaReceiver, KafkaReceiverConfig};
 

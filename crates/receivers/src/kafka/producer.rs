@@ -89,7 +89,19 @@ impl KafkaProducer {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
-        let timestamp = chrono::DateTime::from_timestamp_millis(now).unwrap_or_default();
+        self.send_at(topic, partition, records, now)
+    }
+
+    /// [`send`](Self::send) with the records timestamped `timestamp_ms` (ms since the epoch):
+    /// tests date records in the past to have retention delete them.
+    pub(crate) fn send_at(
+        &self,
+        topic: &str,
+        partition: i32,
+        records: Vec<(Option<Vec<u8>>, Vec<u8>)>,
+        timestamp_ms: i64,
+    ) -> Result<Vec<i64>> {
+        let timestamp = chrono::DateTime::from_timestamp_millis(timestamp_ms).unwrap_or_default();
         let records: Vec<Record> = records
             .into_iter()
             .map(|(key, value)| Record {
@@ -109,6 +121,23 @@ impl KafkaProducer {
                     .await
                     .map_err(|e| classify(conn.brokers(), &what, &e))
             })
+        })
+        .map_err(to_error)
+    }
+}
+
+impl KafkaProducer {
+    /// The earliest offset the broker has of `topic`'s `partition`.
+    pub(crate) fn earliest_offset(&self, topic: &str, partition: i32) -> Result<i64> {
+        let tp = super::TopicPartition::new(topic, partition);
+        let conn = &self.conn;
+        let what = format!("asking the earliest offset of {tp}");
+        conn.with_retry(&what, || {
+            conn.block_on(
+                conn.attempt_limit(),
+                &what,
+                conn.offset(&tp, rskafka::client::partition::OffsetAt::Earliest),
+            )
         })
         .map_err(to_error)
     }

@@ -119,8 +119,9 @@ pub(crate) struct DStreamNode<T: Data> {
     /// Whether its RDD of a batch depends only on that batch (so an executor can rebuild it).
     batch_local: bool,
     generated: Mutex<BTreeMap<Time, Rdd<T>>>,
-    /// Checkpoint directories of RDDs this operator checkpointed, by time.
-    checkpoints: Mutex<BTreeMap<Time, PathBuf>>,
+    /// Checkpoint directories of RDDs this operator checkpointed, with their partition counts,
+    /// by time.
+    checkpoints: Mutex<BTreeMap<Time, (PathBuf, usize)>>,
     level: Mutex<StorageLevel>,
     checkpoint_interval: Mutex<Option<Duration>>,
     remember: Mutex<Duration>,
@@ -395,13 +396,13 @@ impl<T: Data> DStreamBase for DStreamNode<T> {
         let mut checkpoints = self.checkpoints.lock();
         for (t, rdd) in &old {
             if let Some(dir) = rdd.checkpoint_file() {
-                checkpoints.insert(*t, dir);
+                checkpoints.insert(*t, (dir, rdd.num_partitions()));
             }
             rdd.unpersist();
         }
         for (t, rdd) in self.generated.lock().iter() {
             if let Some(dir) = rdd.checkpoint_file() {
-                checkpoints.insert(*t, dir);
+                checkpoints.insert(*t, (dir, rdd.num_partitions()));
             }
         }
         // An RDD's lineage reaches back at most to this stream's latest checkpoint at or before
@@ -411,7 +412,11 @@ impl<T: Data> DStreamBase for DStreamNode<T> {
         let mut unneeded = Vec::new();
         if let Some(keep_from) = checkpoints.range(..=oldest).next_back().map(|(t, _)| *t) {
             let older: Vec<Time> = checkpoints.range(..keep_from).map(|(t, _)| *t).collect();
-            unneeded.extend(older.into_iter().filter_map(|t| checkpoints.remove(&t)));
+            unneeded.extend(
+                older
+                    .into_iter()
+                    .filter_map(|t| checkpoints.remove(&t).map(|(dir, _)| dir)),
+            );
         }
         drop(old);
         unneeded
@@ -419,16 +424,16 @@ impl<T: Data> DStreamBase for DStreamNode<T> {
     fn generated_times(&self) -> Vec<Time> {
         self.generated.lock().keys().copied().collect()
     }
-    fn rdd_checkpoints(&self) -> Vec<(u64, PathBuf)> {
+    fn rdd_checkpoints(&self) -> Vec<(u64, PathBuf, usize)> {
         let mut checkpoints = self.checkpoints.lock();
         for (t, rdd) in self.generated.lock().iter() {
             if let Some(dir) = rdd.checkpoint_file() {
-                checkpoints.insert(*t, dir);
+                checkpoints.insert(*t, (dir, rdd.num_partitions()));
             }
         }
         checkpoints
             .iter()
-            .map(|(t, d)| (t.ms(), d.clone()))
+            .map(|(t, (d, n))| (t.ms(), d.clone(), *n))
             .collect()
     }
     fn task_input_state(&self, time: Time) -> Option<String> {
@@ -498,25 +503,32 @@ impl<T: Data> DStreamBase for DStreamNode<T> {
                 op: self.id as u64,
                 time_ms: *t,
             });
+            // The partition count the checkpoint recorded, so that a missing last file is
+            // found too; a checkpoint from before it was recorded is checked for gaps only.
+            let partitions = state
+                .rdd_partitions
+                .iter()
+                .find(|(pt, _)| pt == t)
+                .map(|(_, n)| *n);
             let rdd = ctx
-                .with_ship_scope(ship, || ctx.object_file::<T>(dir))
-                .map_err(|e| {
-                    Error::State(format!(
-                        "{} at {}: cannot read its checkpointed RDD of {} ms from {}: {e}",
-                        self.name,
-                        self.call_site,
-                        t,
-                        dir.display()
-                    ))
+                .with_ship_scope(ship, || match partitions {
+                    Some(n) => ctx.read_checkpoint::<T>(dir, n),
+                    None => ctx.object_file::<T>(dir),
+                })
+                .map_err(|source| Error::CheckpointRdd {
+                    operator: format!("{} at {}", self.name, self.call_site),
+                    time_ms: *t,
+                    source,
                 })?;
             let level = *self.level.lock();
             if level.is_valid() {
                 rdd.persist(level);
             }
+            let n = rdd.num_partitions();
             self.generated.lock().insert(Time::from_ms(*t), rdd);
             self.checkpoints
                 .lock()
-                .insert(Time::from_ms(*t), dir.clone());
+                .insert(Time::from_ms(*t), (dir.clone(), n));
         }
         if let (Some(saved), Some(s)) = (&state.input, &self.state) {
             (s.restore)(saved).map_err(|e| {
