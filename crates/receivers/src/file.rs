@@ -15,13 +15,13 @@
 
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
-use spate_streaming::{DStream, StreamingContext, Time};
+use spate_streaming::{DStream, InputCounter, InputCounters, StreamingContext, Time};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ffi::OsStr;
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, UNIX_EPOCH};
 
 /// What a file stream does when its directory does not exist.
@@ -85,15 +85,38 @@ struct State {
     restored: bool,
 }
 
-/// The counters behind [`FileStreamStats`].
-#[derive(Default)]
+/// The counters behind [`FileStreamStats`], reported to the context under the names the
+/// monitoring page and `/metrics` show (`spate_input_files_read_total`, …), so that what the
+/// stream skipped is seen from outside the process, not only through [`FileStream::stats`].
 struct Counters {
-    files: AtomicU64,
-    old_files_ignored: AtomicU64,
-    lines_skipped: AtomicU64,
+    files: InputCounter,
+    old_files_ignored: InputCounter,
+    lines_skipped: InputCounter,
+}
+
+impl Counters {
+    fn new(set: &InputCounters) -> Counters {
+        Counters {
+            files: set.counter("files_read", "Files an input stream took for its batches."),
+            old_files_ignored: set.counter(
+                "files_ignored",
+                "Files an input stream left unread because of their modification time (logged; touch a file to have it read).",
+            ),
+            lines_skipped: set.counter(
+                "records_skipped",
+                "Records an input stream skipped as malformed (logged; a file stream's lines that are not UTF-8).",
+            ),
+        }
+    }
 }
 
 /// What a file stream did so far, in this process (see [`FileStream::stats`]).
+///
+/// The monitoring server shows the same counts (on its page, in `/api/inputs`, and in
+/// `/metrics` as `spate_input_files_read_total`, `spate_input_files_ignored_total` and
+/// `spate_input_records_skipped_total`, labelled with the stream's id): the stream reports them
+/// through [`InputCounters`](spate_streaming::InputCounters). Counts made on an executor stay
+/// in that executor's process.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct FileStreamStats {
     /// Files taken by batches.
@@ -151,9 +174,9 @@ impl FileStream {
     /// The stream's counters so far.
     pub fn stats(&self) -> FileStreamStats {
         FileStreamStats {
-            files: self.counters.files.load(Ordering::Relaxed),
-            old_files_ignored: self.counters.old_files_ignored.load(Ordering::Relaxed),
-            lines_skipped: self.counters.lines_skipped.load(Ordering::Relaxed),
+            files: self.counters.files.get(),
+            old_files_ignored: self.counters.old_files_ignored.get(),
+            lines_skipped: self.counters.lines_skipped.get(),
         }
     }
 }
@@ -395,17 +418,13 @@ fn select(
         state.seen.insert(p.clone(), *m);
     }
     state.seen.retain(|_, m| *m > window_start);
-    counters
-        .files
-        .fetch_add(found.len() as u64, Ordering::Relaxed);
+    counters.files.add(found.len() as u64);
     for p in &moved_in_old {
         tracing::info!(file = %p.display(), batch = %t, "reading a file that appeared since the last listing although its modification time is older than the remember window");
     }
     for list in [&mut at_start, &mut unplaced] {
         list.sort();
-        counters
-            .old_files_ignored
-            .fetch_add(list.len() as u64, Ordering::Relaxed);
+        counters.old_files_ignored.add(list.len() as u64);
         for p in list.iter() {
             tracing::debug!(file = %p.display(), "not read: older than the stream");
         }
@@ -472,7 +491,7 @@ fn read_lines(path: &Path, report: bool, counters: &Counters) -> spate_core::Res
         offset += n as u64;
     }
     if report && skipped > 0 {
-        counters.lines_skipped.fetch_add(skipped, Ordering::Relaxed);
+        counters.lines_skipped.add(skipped);
         if skipped > LOGGED_LINES_PER_FILE {
             tracing::warn!(file = %path.display(), skipped, "skipped {skipped} lines that are not valid UTF-8 in all (the first {LOGGED_LINES_PER_FILE} are logged above)");
         }
@@ -491,7 +510,8 @@ pub(crate) fn file_stream(
         first: true,
         ..State::default()
     }));
-    let counters = Arc::new(Counters::default());
+    let reported = InputCounters::new();
+    let counters = Arc::new(Counters::new(&reported));
     let (saved, restored) = (state.clone(), state.clone());
     let batch = ssc.batch_duration();
     let d = dir.clone();
@@ -569,6 +589,7 @@ pub(crate) fn file_stream(
             Ok(())
         },
     );
+    ssc.report_input_counters(&stream, &reported);
     if config.missing_directory == MissingDirectory::Error {
         let d = dir.clone();
         ssc.add_start_check(&stream, move || {

@@ -1,7 +1,8 @@
 //! File streams on real temporary directories: which batch takes which file (modification time,
 //! hidden names, renames, files present at start, the remember window, files from the future,
 //! old files moved in, names that are not UTF-8), what a missing directory does, and that lines
-//! that are not UTF-8 and files left unread are counted instead of failing or vanishing.
+//! that are not UTF-8 and files left unread are counted instead of failing or vanishing, and
+//! that those counts reach the monitoring server (`/metrics`, `/api/inputs`, the page).
 //!
 //! The manual clock starts near the wall-clock time (a second or two behind, on a batch) so that
 //! real modification times compare with batch times and are after the zero time even with a
@@ -9,6 +10,7 @@
 //! Every wait is bounded; nothing sleeps for correctness.
 
 use spate_receivers::{FileStream, FileStreamConfig, FileStreamStats, MissingDirectory, Sources};
+use spate_streaming::testing::http_get;
 use spate_streaming::{Clock, DStream, Error, ManualClock, StreamingContext, Time};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -418,6 +420,87 @@ fn a_line_that_is_not_utf8_is_skipped_and_the_rest_of_the_file_is_read() {
             lines_skipped: 2
         }
     );
+}
+
+/// The value of the sample `name` (with its labels) in a `/metrics` text.
+fn sample(metrics: &str, name: &str) -> Option<f64> {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix(' ')))
+        .map(|v| v.parse().unwrap())
+}
+
+#[test]
+fn the_monitoring_server_shows_each_file_streams_skipped_lines() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (dir, clean_dir) = (tmp.path().join("mixed"), tmp.path().join("clean"));
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::create_dir(&clean_dir).unwrap();
+    let (ssc, clock, zero) = context();
+    let stream = ssc.text_file_stream(&dir);
+    // A second output reads the batch's files again: the line is still counted once.
+    stream.foreach_rdd(|rdd, _| {
+        rdd.count()?;
+        Ok(())
+    });
+    // Another file stream, whose file is clean: its counts are its own.
+    let clean = ssc.text_file_stream(&clean_dir);
+    clean.foreach_rdd(|rdd, _| {
+        rdd.count()?;
+        Ok(())
+    });
+    let ui = ssc.start_ui("127.0.0.1:0").unwrap();
+    let run = Run::start(ssc, clock, zero, &stream);
+    run.empty_batches(1);
+
+    let t = run.next_time();
+    let path = dir.join("mixed.txt");
+    std::fs::write(&path, b"good 1\nbad \xff line\ngood 2\n").unwrap();
+    set_mtime(&path, t - 100);
+    write_at(&clean_dir.join("clean.txt"), &lines_of("clean", 2), t - 100);
+    assert_eq!(
+        run.batch(),
+        (t, vec!["good 1".to_string(), "good 2".into()])
+    );
+
+    let (id, clean_id) = (stream.id(), clean.id());
+    let (status, metrics) = http_get(ui.addr(), "/metrics");
+    assert_eq!(status, 200);
+    let value = |counter: &str, stream: usize| {
+        sample(
+            &metrics,
+            &format!("spate_input_{counter}_total{{stream=\"{stream}\",input=\"file_stream\"}}"),
+        )
+    };
+    assert_eq!(value("records_skipped", id), Some(1.0), "{metrics}");
+    assert_eq!(value("records_skipped", clean_id), Some(0.0), "{metrics}");
+    assert_eq!(value("files_read", id), Some(1.0));
+    assert_eq!(value("files_read", clean_id), Some(1.0));
+    assert_eq!(value("files_ignored", id), Some(0.0));
+    assert!(metrics.contains("# TYPE spate_input_records_skipped_total counter\n"));
+    assert!(metrics.contains("# HELP spate_input_records_skipped_total "));
+
+    let (status, body) = http_get(ui.addr(), "/api/inputs");
+    assert_eq!(status, 200);
+    let inputs: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let of = |stream: usize| {
+        inputs
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["stream"] == stream)
+            .unwrap_or_else(|| panic!("no stream {stream} in {inputs}"))
+            .clone()
+    };
+    assert_eq!(of(id)["name"], "file_stream");
+    assert_eq!(of(id)["counters"]["records_skipped"], 1);
+    assert_eq!(of(id)["counters"]["files_read"], 1);
+    assert_eq!(of(clean_id)["counters"]["records_skipped"], 0);
+
+    let (_, page) = http_get(ui.addr(), "/");
+    assert!(page.contains("<h2>Input streams</h2>") && page.contains("<th>records skipped</th>"));
+    run.stop();
+    assert_eq!(stream.stats().lines_skipped, 1);
 }
 
 /// A name that is not UTF-8: `stem` followed by the byte 0xE9 (Latin-1 "é") and `.txt`.

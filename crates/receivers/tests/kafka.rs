@@ -473,6 +473,7 @@ fn direct_stream_reads_what_retention_left_of_a_range_and_counts_what_it_deleted
         ..DirectKafkaConfig::new(&broker.addr(), &["aging"])
     });
     let delivered = record_batches(&direct, |_| {});
+    let ui = ssc.start_ui("127.0.0.1:0").unwrap();
     ssc.start().unwrap();
     let t1 = step(&ssc, &clock);
     assert_eq!(failure_of(&ssc, t1), None);
@@ -514,8 +515,15 @@ fn direct_stream_reads_what_retention_left_of_a_range_and_counts_what_it_deleted
     );
     let got: Vec<String> = delivered.iter().flat_map(|b| values(&b.1)).collect();
     assert_eq!(got, [&old[..8], &new[..]].concat());
-    // The two deleted before they were read are counted (and logged), once.
+    // The two deleted before they were read are counted (and logged), once, and shown by the
+    // monitoring server.
     assert_eq!(direct.stats().records_lost, 2);
+    let (_, metrics) = spate_streaming::testing::http_get(ui.addr(), "/metrics");
+    let line = format!(
+        "spate_input_records_lost_total{{stream=\"{}\",input=\"direct_kafka_stream\"}} 2",
+        direct.id()
+    );
+    assert!(metrics.lines().any(|l| l == line), "{metrics}");
 }
 
 #[test]

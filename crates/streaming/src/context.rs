@@ -396,6 +396,11 @@ impl StreamingContext {
     }
 
     /// Every operator and output built so far, in order, with its `#[streaming_job]` static id.
+    /// The graph of this context's operators.
+    pub(crate) fn graph(&self) -> &Graph {
+        &self.inner.graph
+    }
+
     pub(crate) fn creation_log(&self) -> Vec<(Option<usize>, String)> {
         self.inner.graph.creation_log.lock().clone()
     }

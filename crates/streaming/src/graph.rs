@@ -120,6 +120,9 @@ pub(crate) struct Graph {
     pub(crate) fingerprint: Mutex<Option<u64>>,
     /// The `#[streaming_job]` graph, when the job was built by one.
     pub(crate) job_graph: Mutex<Option<crate::job::JobGraph>>,
+    /// Counters input streams report (`StreamingContext::report_input_counters`). Not cleared
+    /// with the operators: it holds no closure, and the final counts stay on the page.
+    pub(crate) input_counters: Mutex<Vec<crate::counters::Reported>>,
 }
 
 /// A check `start()` runs; an `Err` is reported as a graph error.
@@ -138,6 +141,13 @@ impl Graph {
         for (what, check) in self.start_checks.lock().iter() {
             if let Err(e) = check() {
                 errors.push(format!("{what}: {e}"));
+            }
+        }
+        for r in self.input_counters.lock().iter() {
+            for (name, _, _) in r.counters.values() {
+                if let Err(e) = crate::counters::check_name(name) {
+                    errors.push(format!("{} at {}: {e}", r.name, r.call_site));
+                }
             }
         }
         let nodes = self.nodes.lock().clone();

@@ -41,6 +41,7 @@ mod checkpoint;
 mod clock;
 mod cluster;
 mod context;
+mod counters;
 pub mod dstream;
 mod error;
 mod graph;
@@ -54,6 +55,7 @@ mod wal;
 
 pub use clock::{Clock, ManualClock};
 pub use context::{DEFAULT_MAX_PENDING_BATCHES, Status, StreamingContext};
+pub use counters::{InputCounter, InputCounters};
 pub use dstream::DStream;
 pub use error::{BoxError, Error, Result};
 pub use listener::{BatchInfo, StreamingListener};

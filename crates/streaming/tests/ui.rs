@@ -1,12 +1,15 @@
 //! The monitoring server against a running job on a manual clock: the JSON APIs match the
 //! `BatchInfo`s a listener of the test received, `/metrics` counts the same batches and
-//! records, the graph is the static one of a `#[streaming_job]`, and the page's charts have one
+//! records, counters a custom input reports reach `/metrics`, `/api/inputs` and the page, the
+//! graph is the static one of a `#[streaming_job]`, and the page's charts have one
 //! point per batch. Then the page in a real headless browser (Debian's chromium): the screenshot
 //! has the charts' colors once batches ran, and none before (skipped, with a message, where no
 //! browser is installed; `.ci/run` installs one).
 
 use spate_streaming::testing::{Feeder, fed_receiver, http_get as get};
-use spate_streaming::{BatchInfo, Clock, ManualClock, StreamingContext, StreamingListener};
+use spate_streaming::{
+    BatchInfo, Clock, InputCounters, ManualClock, StreamingContext, StreamingListener,
+};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -197,6 +200,110 @@ fn the_json_apis_and_metrics_match_what_listeners_saw() {
         "stopped",
         "the receiver's stop reached the page"
     );
+}
+
+/// The value of the sample `name` (with its labels) in a `/metrics` text.
+fn sample(metrics: &str, name: &str) -> Option<f64> {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix(' ')))
+        .map(|v| v.parse().unwrap())
+}
+
+#[test]
+fn counters_a_custom_input_reports_are_on_the_metrics_the_json_and_the_page() {
+    let ssc = StreamingContext::new("local[2]", Duration::from_secs(1)).unwrap();
+    let clock = ManualClock::new(0);
+    ssc.set_clock(Clock::Manual(clock.clone())).unwrap();
+    // An input that plans three good records and two malformed ones per batch, and counts
+    // the malformed ones when it plans (once per batch however many outputs read it).
+    let counters = InputCounters::new();
+    let skipped = counters.counter(
+        "records_skipped",
+        "Records skipped as malformed\\ (logged)\non their own line.",
+    );
+    let numbers = ssc.custom_input_stream("parsed_numbers", move |ctx, _t| {
+        let raw = ["1", "x", "2", "", "3"];
+        let good: Vec<u32> = raw.iter().filter_map(|r| r.parse().ok()).collect();
+        skipped.add((raw.len() - good.len()) as u64);
+        Ok(Some(ctx.parallelize(good, 2)))
+    });
+    ssc.report_input_counters(&numbers, &counters);
+    ssc.report_input_counters(&numbers, &counters); // again: still counted once
+    let sums = Arc::new(Mutex::new(Vec::new()));
+    for _ in 0..2 {
+        let s = sums.clone();
+        numbers.foreach_rdd(move |rdd, _| {
+            s.lock().unwrap().push(rdd.collect()?.iter().sum::<u32>());
+            Ok(())
+        });
+    }
+    let ui = ssc.start_ui("127.0.0.1:0").unwrap();
+    ssc.start().unwrap();
+    for _ in 0..3 {
+        clock.advance(Duration::from_secs(1));
+        assert!(ssc.wait_for_batch(clock.time(), Duration::from_secs(30)));
+    }
+    assert_eq!(*sums.lock().unwrap(), vec![6; 6]);
+    let id = numbers.id();
+
+    let (status, metrics) = get(ui.addr(), "/metrics");
+    assert_eq!(status, 200);
+    let name =
+        format!("spate_input_records_skipped_total{{stream=\"{id}\",input=\"parsed_numbers\"}}");
+    assert_eq!(sample(&metrics, &name), Some(6.0), "{metrics}");
+    assert!(metrics.contains("# TYPE spate_input_records_skipped_total counter\n"));
+    // The help text is the input's, kept on one line.
+    assert!(metrics.contains(
+        "# HELP spate_input_records_skipped_total Records skipped as malformed\\\\ (logged)\\non their own line.\n"
+    ));
+
+    let inputs = json(ui.addr(), "/api/inputs");
+    assert_eq!(inputs.as_array().unwrap().len(), 1, "{inputs}");
+    assert_eq!(inputs[0]["stream"], id);
+    assert_eq!(inputs[0]["name"], "parsed_numbers");
+    assert_eq!(inputs[0]["counters"]["records_skipped"], 6);
+
+    let (_, page) = get(ui.addr(), "/");
+    assert!(page.contains("<h2>Input streams</h2>"));
+    assert!(page.contains("<th>records skipped</th>"));
+    assert!(page.contains(">parsed_numbers</td><td>6</td>"), "{page}");
+
+    // Stopped, the context keeps the final counts for the page.
+    ssc.stop(true);
+    assert_eq!(
+        json(ui.addr(), "/api/inputs")[0]["counters"]["records_skipped"],
+        6
+    );
+}
+
+#[test]
+fn a_counter_name_that_cannot_be_a_metric_name_fails_start() {
+    let ssc = StreamingContext::new("local[1]", Duration::from_secs(1)).unwrap();
+    let counters = InputCounters::new();
+    counters.counter("Skipped-Lines", "bad name");
+    let s = ssc.custom_input_stream("odd", |ctx, _| Ok(Some(ctx.parallelize(vec![1u8], 1))));
+    ssc.report_input_counters(&s, &counters);
+    s.print();
+    let err = ssc.start().unwrap_err().to_string();
+    assert!(
+        err.contains("odd at ") && err.contains("\"Skipped-Lines\"") && err.contains("lowercase"),
+        "{err}"
+    );
+}
+
+#[test]
+fn without_reporting_inputs_the_page_has_no_inputs_table_and_metrics_no_input_counters() {
+    let run = Running::start();
+    run.batch(2);
+    assert!(!get(run.addr(), "/").1.contains("Input streams"));
+    assert!(
+        !get(run.addr(), "/metrics")
+            .1
+            .contains("spate_input_records_skipped_total")
+    );
+    assert_eq!(json(run.addr(), "/api/inputs"), serde_json::json!([]));
+    run.ssc.stop(true);
 }
 
 #[spate_streaming::streaming_job(batch = "1s", name = "monitored")]

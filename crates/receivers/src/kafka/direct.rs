@@ -35,9 +35,11 @@ use super::{KafkaConnection, KafkaRecord, StartOffsets, TopicPartition, parse_br
 use parking_lot::Mutex;
 use rskafka::client::partition::OffsetAt;
 use serde::{Deserialize, Serialize};
-use spate_streaming::{BatchInfo, DStream, StreamingContext, StreamingListener, Time};
+use spate_streaming::{
+    BatchInfo, DStream, InputCounter, InputCounters, StreamingContext, StreamingListener, Time,
+};
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Weak};
 
 /// How many batches' offset ranges a direct stream remembers for
@@ -260,11 +262,16 @@ struct Shared {
     conn: Result<Conn, KafkaError>,
     config: DirectKafkaConfig,
     planner: Mutex<Planner>,
-    /// Planned offsets the broker had deleted before they were read.
-    records_lost: AtomicU64,
+    /// Planned offsets the broker had deleted before they were read; reported to the context
+    /// (`spate_input_records_lost_total` on `/metrics`), and read by [`DirectKafkaStream::stats`].
+    records_lost: InputCounter,
 }
 
 /// What a direct Kafka stream lost so far, in this process (see [`DirectKafkaStream::stats`]).
+///
+/// The monitoring server shows the same count (on its page, in `/api/inputs`, and in `/metrics`
+/// as `spate_input_records_lost_total`, labelled with the stream's id): the stream reports it
+/// through [`InputCounters`](spate_streaming::InputCounters).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct DirectKafkaStats {
     /// Offsets of planned ranges that the broker had deleted (retention) before a task read
@@ -395,7 +402,7 @@ impl Shared {
                 if status.swap(READ, Ordering::AcqRel) != READ {
                     for (from, until) in &read.deleted {
                         let n = u64::try_from(until - from).unwrap_or(0);
-                        let total = self.records_lost.fetch_add(n, Ordering::Relaxed) + n;
+                        let total = self.records_lost.add(n);
                         tracing::warn!(
                             %tp,
                             from,
@@ -453,11 +460,15 @@ impl DirectKafkaStream {
     pub(crate) fn new(ssc: &StreamingContext, config: DirectKafkaConfig) -> DirectKafkaStream {
         let conn = Conn::new(config.brokers.clone(), config.connection.clone());
         let eager = matches!(config.start, StartOffsets::Latest) && conn.is_ok();
+        let counters = InputCounters::new();
         let shared = Arc::new(Shared {
             conn,
             config,
             planner: Mutex::new(Planner::default()),
-            records_lost: AtomicU64::new(0),
+            records_lost: counters.counter(
+                "records_lost",
+                "Records an input stream lost before it read them (logged; a direct Kafka stream's offsets that retention deleted first).",
+            ),
         });
         if eager {
             // "Latest" means the records produced from now on: resolve it now if the brokers
@@ -505,6 +516,7 @@ impl DirectKafkaStream {
                 Ok(())
             },
         );
+        ssc.report_input_counters(&stream, &counters);
         DirectKafkaStream { stream, shared }
     }
 
@@ -523,7 +535,7 @@ impl DirectKafkaStream {
     /// What the stream lost so far: offsets the broker deleted before they were read.
     pub fn stats(&self) -> DirectKafkaStats {
         DirectKafkaStats {
-            records_lost: self.shared.records_lost.load(Ordering::Relaxed),
+            records_lost: self.shared.records_lost.get(),
         }
     }
 
@@ -659,6 +671,33 @@ mod tests {
         p.batch_completed(Time::from_ms(1000));
         let r = p.plan(Time::from_ms(2000), &latest(&[(0, 10)]), None);
         assert_eq!(spans(&r), vec![(0, 10, 10)]);
+    }
+
+    #[test]
+    fn records_lost_are_reported_to_the_monitoring_server_as_the_streams_counter() {
+        // No broker: nothing here needs one (the stream is made, never started).
+        let ssc = StreamingContext::new("local[1]", std::time::Duration::from_secs(1)).unwrap();
+        let direct = DirectKafkaStream::new(
+            &ssc,
+            DirectKafkaConfig {
+                brokers: Vec::new(),
+                ..DirectKafkaConfig::new("", &["t"])
+            },
+        );
+        let ui = ssc.start_ui("127.0.0.1:0").unwrap();
+        // What a read counts when retention deleted offsets before it.
+        direct.shared.records_lost.add(3);
+        assert_eq!(direct.stats().records_lost, 3);
+        let id = direct.id();
+        let (_, metrics) = spate_streaming::testing::http_get(ui.addr(), "/metrics");
+        let line = format!(
+            "spate_input_records_lost_total{{stream=\"{id}\",input=\"direct_kafka_stream\"}} 3"
+        );
+        assert!(metrics.lines().any(|l| l == line), "{metrics}");
+        let (_, inputs) = spate_streaming::testing::http_get(ui.addr(), "/api/inputs");
+        let inputs: serde_json::Value = serde_json::from_str(&inputs).unwrap();
+        assert_eq!(inputs[0]["stream"], id);
+        assert_eq!(inputs[0]["counters"]["records_lost"], 3);
     }
 
     #[test]

@@ -8,6 +8,8 @@ pub(super) struct Live {
     pub(super) storage: spate_storage::StorageStats,
     pub(super) receivers: Vec<crate::ReceiverInfo>,
     pub(super) pending_batches: usize,
+    /// The counters input streams report.
+    pub(super) inputs: Vec<crate::counters::InputSnapshot>,
 }
 
 fn escape(label: &str) -> String {
@@ -18,6 +20,9 @@ fn escape(label: &str) -> String {
 }
 
 fn header(out: &mut String, name: &str, kind: &str, help: &str) {
+    // A HELP line escapes only backslashes and line breaks (a stream's help text is the
+    // author's, and a line break would end the line).
+    let help = help.replace('\\', "\\\\").replace('\n', "\\n");
     let _ = writeln!(out, "# HELP {name} {help}");
     let _ = writeln!(out, "# TYPE {name} {kind}");
 }
@@ -51,6 +56,39 @@ fn per_receiver<'a>(
             "{name}{{stream=\"{stream}\",receiver=\"{}\"}} {value}",
             escape(receiver)
         );
+    }
+}
+
+/// The counters input streams report, one family per counter name (`spate_input_<name>_total`),
+/// each with one sample per stream that has it. A family's samples must be together, and its
+/// HELP line once: the first stream to name a counter describes it.
+fn input_counters(out: &mut String, inputs: &[crate::counters::InputSnapshot]) {
+    let mut families: Vec<(&str, &str, Vec<(usize, &str, u64)>)> = Vec::new();
+    for input in inputs {
+        for (name, help, value) in &input.counters {
+            // `start()` refused such names; one made after it is not rendered, since it would
+            // make the whole scrape unreadable.
+            if crate::counters::check_name(name).is_err() {
+                continue;
+            }
+            let sample = (input.stream, input.name.as_str(), *value);
+            match families.iter_mut().find(|f| f.0 == *name) {
+                Some(f) => f.2.push(sample),
+                None => families.push((name, help, vec![sample])),
+            }
+        }
+    }
+    families.sort_by_key(|f| f.0);
+    for (name, help, samples) in families {
+        let metric = format!("spate_input_{name}_total");
+        header(out, &metric, "counter", help);
+        for (stream, input, value) in samples {
+            let _ = writeln!(
+                out,
+                "{metric}{{stream=\"{stream}\",input=\"{}\"}} {value}",
+                escape(input)
+            );
+        }
     }
 }
 
@@ -93,6 +131,7 @@ pub(super) fn render(
     for (stream, n) in &st.records {
         let _ = writeln!(out, "spate_input_records_total{{stream=\"{stream}\"}} {n}");
     }
+    input_counters(&mut out, &live.inputs);
     per_receiver(
         &mut out,
         "spate_receiver_records_total",

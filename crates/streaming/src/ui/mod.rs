@@ -1,15 +1,17 @@
 //! Monitoring: a small HTTP server in the driver with a live page (operator graph, receivers,
-//! charts of the last batches), JSON APIs and Prometheus metrics.
+//! input streams' counters, charts of the last batches), JSON APIs and Prometheus metrics.
 //!
-//! Everything shown comes from one [`Monitor`], a [`StreamingListener`] registered on the
-//! context: there is no second bookkeeping path (the block manager's counters, read at scrape
-//! time, are the only other source). The server is axum on a single-threaded tokio runtime in a
-//! thread of its own, started by [`StreamingContext::start_ui`] and stopped when its
-//! [`UiHandle`] is dropped.
+//! Everything about batches and receivers comes from one [`Monitor`], a [`StreamingListener`]
+//! registered on the context: there is no second bookkeeping path for them. Counters that live
+//! elsewhere are read at each request instead: the block manager's, and those input streams
+//! report ([`InputCounters`](crate::InputCounters): a file stream's skipped lines, a direct
+//! Kafka stream's lost records), which change inside tasks, between batches, and reach no
+//! listener. The server is axum on a single-threaded tokio runtime in a thread of its own,
+//! started by [`StreamingContext::start_ui`] and stopped when its [`UiHandle`] is dropped.
 //!
 //! Routes: `/` (the page; it reloads itself every two seconds), `/api/batches`,
-//! `/api/receivers`, `/api/graph`, `/api/executors` (JSON), `/metrics` (Prometheus text format
-//! 0.0.4).
+//! `/api/receivers`, `/api/inputs`, `/api/graph`, `/api/executors` (JSON), `/metrics`
+//! (Prometheus text format 0.0.4).
 
 mod metrics;
 mod page;
@@ -114,6 +116,35 @@ pub struct ReceiverView {
     pub restarts: u64,
     /// The last error, if any.
     pub last_error: Option<String>,
+}
+
+/// One input stream's reported counters, as `/api/inputs` shows them (see
+/// [`InputCounters`](crate::InputCounters)).
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct InputView {
+    /// The input stream id (the `stream` label of its metrics).
+    pub stream: usize,
+    /// The operation that made it (`file_stream`, `direct_kafka_stream`, a custom name).
+    pub name: String,
+    /// Where it is in the source.
+    pub location: String,
+    /// Each counter's value so far, by name.
+    pub counters: BTreeMap<String, u64>,
+}
+
+impl From<&crate::counters::InputSnapshot> for InputView {
+    fn from(s: &crate::counters::InputSnapshot) -> InputView {
+        InputView {
+            stream: s.stream,
+            name: s.name.clone(),
+            location: s.call_site.clone(),
+            counters: s
+                .counters
+                .iter()
+                .map(|(name, _, value)| (name.to_string(), *value))
+                .collect(),
+        }
+    }
 }
 
 #[derive(Default)]
@@ -327,6 +358,14 @@ impl Shared {
         }
     }
 
+    fn inputs(&self) -> Vec<InputView> {
+        self.ssc
+            .input_snapshots()
+            .iter()
+            .map(InputView::from)
+            .collect()
+    }
+
     fn graph(&self) -> GraphView {
         let batch_ms = self.ssc.batch_duration().as_millis() as u64;
         if let Some(g) = self.ssc.job_graph() {
@@ -479,7 +518,8 @@ fn serve(
                 return;
             }
         };
-        let (s1, s2, s3, s4, s5, s6) = (
+        let (s1, s2, s3, s4, s5, s6, s7) = (
+            shared.clone(),
             shared.clone(),
             shared.clone(),
             shared.clone(),
@@ -491,7 +531,7 @@ fn serve(
             .route(
                 "/",
                 get(move || async move {
-                    let body = page::render(&s1.monitor, &s1.graph(), &s1.cluster());
+                    let body = page::render(&s1.monitor, &s1.inputs(), &s1.graph(), &s1.cluster());
                     axum::response::Html(body)
                 }),
             )
@@ -502,6 +542,10 @@ fn serve(
             .route(
                 "/api/receivers",
                 get(move || async move { json(&s3.monitor.receivers()) }),
+            )
+            .route(
+                "/api/inputs",
+                get(move || async move { json(&s7.inputs()) }),
             )
             .route("/api/graph", get(move || async move { json(&s4.graph()) }))
             .route(
@@ -515,6 +559,7 @@ fn serve(
                         storage: s5.ssc.context().block_manager().stats(),
                         receivers: s5.ssc.receiver_info(),
                         pending_batches: s5.ssc.pending_batches(),
+                        inputs: s5.ssc.input_snapshots(),
                     };
                     (
                         [("content-type", "text/plain; version=0.0.4")],

@@ -1,7 +1,7 @@
 //! The monitoring page: one self-contained HTML document (inline CSS and SVG, no script, no
 //! external resource) that reloads itself every two seconds.
 
-use super::{ClusterView, GraphView, Monitor};
+use super::{ClusterView, GraphView, InputView, Monitor};
 use crate::BatchInfo;
 use std::fmt::Write as _;
 
@@ -104,7 +104,12 @@ fn ms(d: Option<std::time::Duration>) -> Option<f64> {
 }
 
 /// Renders the page.
-pub(super) fn render(monitor: &Monitor, graph: &GraphView, cluster: &ClusterView) -> String {
+pub(super) fn render(
+    monitor: &Monitor,
+    inputs: &[InputView],
+    graph: &GraphView,
+    cluster: &ClusterView,
+) -> String {
     let (recent, completed, failed): (Vec<BatchInfo>, u64, u64) = {
         let st = monitor.state.lock();
         let skip = st.batches.len().saturating_sub(CHART_BATCHES);
@@ -195,6 +200,7 @@ table{{border-collapse:collapse;font-size:13px}}td,th{{border:1px solid #ddd;pad
         }
         html.push_str("</table>");
     }
+    inputs_table(&mut html, inputs);
     if let Some(driver) = &cluster.driver {
         let _ = write!(
             html,
@@ -247,6 +253,45 @@ table{{border-collapse:collapse;font-size:13px}}td,th{{border:1px solid #ddd;pad
     html
 }
 
+/// The input streams that report counters, one row each, one column per counter name any of
+/// them has (blank where a stream has no such counter, which is not the same as zero). Left
+/// out when no stream reports any: receivers have their own table.
+fn inputs_table(html: &mut String, inputs: &[InputView]) {
+    if inputs.is_empty() {
+        return;
+    }
+    let mut names: Vec<&str> = inputs
+        .iter()
+        .flat_map(|i| i.counters.keys().map(String::as_str))
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    html.push_str("<h2>Input streams</h2><table><tr><th>stream</th><th>input</th>");
+    for n in &names {
+        let _ = write!(html, "<th>{}</th>", esc(&n.replace('_', " ")));
+    }
+    html.push_str("</tr>");
+    for i in inputs {
+        let _ = write!(
+            html,
+            r#"<tr><td>{}</td><td title="{}">{}</td>"#,
+            i.stream,
+            esc(&i.location),
+            esc(&i.name)
+        );
+        for n in &names {
+            match i.counters.get(*n) {
+                Some(v) => {
+                    let _ = write!(html, "<td>{v}</td>");
+                }
+                None => html.push_str("<td></td>"),
+            }
+        }
+        html.push_str("</tr>");
+    }
+    html.push_str("</table>");
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -265,6 +310,35 @@ mod tests {
         assert!(svg.contains("batch interval"));
         let empty = chart("t", "", &[None, None], None, TOTAL_COLOR);
         assert!(empty.contains("no batches yet") && !empty.contains("<circle"));
+    }
+
+    #[test]
+    fn the_inputs_table_has_a_column_per_counter_name_and_blanks_where_a_stream_lacks_one() {
+        let view = |stream, name: &str, counters: &[(&str, u64)]| InputView {
+            stream,
+            name: name.into(),
+            location: "src/main.rs:7".into(),
+            counters: counters.iter().map(|(n, v)| (n.to_string(), *v)).collect(),
+        };
+        let mut html = String::new();
+        inputs_table(&mut html, &[]);
+        assert_eq!(html, "", "no section without a reporting stream");
+        inputs_table(
+            &mut html,
+            &[
+                view(
+                    0,
+                    "file_stream",
+                    &[("records_skipped", 1), ("files_read", 2)],
+                ),
+                view(4, "<kafka>", &[("records_lost", 3)]),
+            ],
+        );
+        assert!(
+            html.contains("<th>files read</th><th>records lost</th><th>records skipped</th></tr>")
+        );
+        assert!(html.contains(">file_stream</td><td>2</td><td></td><td>1</td></tr>"));
+        assert!(html.contains(">&lt;kafka&gt;</td><td></td><td>3</td><td></td></tr>"));
     }
 
     #[test]
