@@ -40,7 +40,7 @@ pub type Converter<T> = std::sync::Arc<
         + Sync,
 >;
 
-/// Input sources on a [`StreamingContext`].
+/// Input sources on a [`StreamingContext`](spate_streaming::StreamingContext).
 pub trait Sources {
     /// The UTF-8 lines (without terminators) read from a TCP connection to `host:port`, stored
     /// at `level`. A refused or lost connection is logged, counted and retried with backoff

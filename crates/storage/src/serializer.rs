@@ -58,7 +58,7 @@ const fn tier(bits: u32) -> usize {
 /// bincode reserves a byte run or a string at the length the input declares before reading
 /// it, so without a limit a few bytes declaring 2^40 of them abort the process (the
 /// allocation fails) or panic (past `isize::MAX`). Here the decoder's limit is derived from
-/// the input's length: at least [`CLAIMS_PER_BYTE`] times it, so a valid encoding of any
+/// the input's length: at least 16 times it (`CLAIMS_PER_BYTE`), so a valid encoding of any
 /// size decodes, while a damaged or hostile one fails with a limit error after reserving at
 /// most 64 times its own size (1 MiB for inputs up to 64 KiB). bincode takes the limit as a
 /// type parameter, so it comes in tiers, powers of four from 1 MiB to 1 TiB (an input past

@@ -157,6 +157,12 @@ fn the_json_apis_and_metrics_match_what_listeners_saw() {
         )),
         12.0
     );
+    assert_eq!(
+        value(&format!(
+            "spate_receiver_records_skipped_total{{stream=\"{stream}\",receiver=\"test feed\"}}"
+        )),
+        0.0
+    );
     let total_sum: f64 = seen
         .iter()
         .map(|b| b.total_delay().unwrap().as_secs_f64())

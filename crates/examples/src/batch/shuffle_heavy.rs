@@ -4,7 +4,7 @@
 //! saves one line per word, `word count first-line group-size`.
 //!
 //! Arguments: `OUT [ROUNDS] [LINES]`: the job is built and saved `ROUNDS` times (default 1), to
-//! `OUT/round-<i>`, over the lines `0..LINES` (default 100,000) of [`line`].
+//! `OUT/round-<i>`, over the lines `0..LINES` (default 100,000) of [`line()`].
 
 use spate_core::batch::{BatchProgram, Session};
 use spate_core::{Context, Rdd, Result};

@@ -142,6 +142,14 @@ pub(super) fn render(
     );
     per_receiver(
         &mut out,
+        "spate_receiver_records_skipped_total",
+        "Malformed records each receiver skipped (each also logged): lines that are not UTF-8 or too long, corrupt frames.",
+        receivers
+            .iter()
+            .map(|r| (r.stream, r.name.as_str(), r.skipped)),
+    );
+    per_receiver(
+        &mut out,
         "spate_receiver_restarts_total",
         "Restarts of each receiver.",
         receivers
