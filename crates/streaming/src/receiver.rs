@@ -430,9 +430,10 @@ impl<T: Data> ReceiverContext<T> {
             .fetch_max(queued, Ordering::Relaxed);
         self.stored.fetch_add(n, Ordering::Relaxed);
         self.shared.handed_bytes.fetch_add(bytes, Ordering::AcqRel);
-        // Counted before they are handed over, so no batch ever holds records the count lacks.
-        // The block generator drains until the receiver thread has exited, so this cannot block
-        // forever.
+        // Counted before they are handed over, so no batch ever holds records the count lacks;
+        // and under `handing`, so no cut comes between the two. The block generator drains
+        // until the receiver thread has exited, so this cannot block forever.
+        let _handing = self.shared.handing.lock();
         self.shared.stats.records.fetch_add(n, Ordering::Relaxed);
         if self.tx.send(msg).is_err() {
             self.shared.stats.records.fetch_sub(n, Ordering::Relaxed);
@@ -531,6 +532,10 @@ struct RunnerShared {
     last_error: Mutex<Option<String>>,
     active: AtomicBool,
     waiters: Mutex<()>,
+    /// Held while records are counted and handed to the block generator, and while a batch's
+    /// cut is sent to it: records counted before a cut is asked for are in that cut (without
+    /// it, a cut sent between the count and the hand-over left them for the next batch).
+    handing: Mutex<()>,
     drained: parking_lot::Condvar,
     /// Buffers of encoded records the block generator has copied into a block, for the
     /// receiver's next records (see [`ReceiverContext::encoded_records`]).
@@ -570,6 +575,7 @@ impl RunnerShared {
             last_error: Mutex::new(None),
             active: AtomicBool::new(false),
             waiters: Mutex::new(()),
+            handing: Mutex::new(()),
             drained: parking_lot::Condvar::new(),
             spare_buffers: Mutex::new(Vec::new()),
             handed_bytes: AtomicU64::new(0),
@@ -976,7 +982,12 @@ impl<T: Data> Runner<T> {
         let tx = self.tx.lock().clone();
         if let Some(tx) = tx {
             let (ack_tx, ack_rx) = sync_channel(1);
-            if tx.send(Msg::Cut(t, ack_tx)).is_ok() {
+            // Not while records are between their count and the block generator.
+            let sent = {
+                let _handing = self.shared.handing.lock();
+                tx.send(Msg::Cut(t, ack_tx)).is_ok()
+            };
+            if sent {
                 let _ = ack_rx.recv();
             }
         }
