@@ -527,6 +527,58 @@ fn direct_stream_reads_what_retention_left_of_a_range_and_counts_what_it_deleted
 }
 
 #[test]
+fn direct_stream_batches_report_the_records_of_their_offset_ranges() {
+    let Some(broker) = Broker::start() else {
+        return;
+    };
+    broker.create_topic("counted", 2);
+    let (ssc, clock) = manual_context();
+    let direct = ssc.direct_kafka_stream_with(DirectKafkaConfig {
+        start: StartOffsets::Earliest,
+        max_records_per_partition: Some(5),
+        connection: quick_connection(),
+        ..DirectKafkaConfig::new(&broker.addr(), &["counted"])
+    });
+    let delivered = record_batches(&direct, |_| {});
+    ssc.start().unwrap();
+    // Records produced before each batch, by partition: 5 + 3, then 4, then none, then 7 of
+    // which the cap of 5 leaves 2 for the batch after.
+    let produced: [&[(i32, usize)]; 5] = [&[(0, 5), (1, 3)], &[(0, 4)], &[], &[(1, 7)], &[]];
+    let mut total = 0;
+    for (b, batch) in produced.iter().enumerate() {
+        for &(p, n) in *batch {
+            broker.produce("counted", p, &batch_of(&format!("b{b}p{p}-"), 0..n));
+            total += n as u64;
+        }
+        let t = step(&ssc, &clock);
+        assert_eq!(failure_of(&ssc, t), None, "batch {t}");
+    }
+    ssc.stop(false);
+
+    let seen: Vec<(Time, u64)> = delivered
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(t, records, _)| (*t, records.len() as u64))
+        .collect();
+    let reported: Vec<(Time, u64)> = ssc
+        .completed_batches()
+        .iter()
+        .map(|b| (b.batch_time, b.records))
+        .collect();
+    assert_eq!(reported, seen);
+    assert_eq!(
+        seen.iter().map(|(_, n)| *n).collect::<Vec<_>>(),
+        vec![8, 4, 0, 5, 2]
+    );
+    assert_eq!(reported.iter().map(|(_, n)| n).sum::<u64>(), total);
+    // All of it is the direct stream's.
+    for b in ssc.completed_batches() {
+        assert_eq!(b.input_records, vec![(direct.id(), b.records)], "{b:?}");
+    }
+}
+
+#[test]
 fn explicit_start_offsets_are_checked_and_used() {
     let Some(broker) = Broker::start() else {
         return;

@@ -11,9 +11,9 @@
 //! bumps the counters wherever it notices something. A bump is one relaxed atomic addition;
 //! the set's lock is taken only to make a counter and to read them all at a scrape.
 
-use crate::StreamingContext;
 use crate::dstream::DStream;
 use crate::graph::DStreamBase;
+use crate::{StreamingContext, Time};
 use parking_lot::Mutex;
 use spate_core::Data;
 use std::sync::Arc;
@@ -226,6 +226,45 @@ impl StreamingContext {
             call_site: node.call_site().to_string(),
             counters: counters.clone(),
         });
+    }
+
+    /// Makes `records(t)` the number of records the input `stream` holds in the batch at `t`,
+    /// for a stream made by [`custom_input_stream`](Self::custom_input_stream) or
+    /// [`custom_input_stream_with_state`](Self::custom_input_stream_with_state), which count
+    /// nothing otherwise (a receiver's stream counts its blocks already). The count becomes the
+    /// stream's share of [`BatchInfo::records`](crate::BatchInfo::records) and
+    /// [`BatchInfo::input_records`](crate::BatchInfo::input_records), so it shows on the
+    /// monitoring page's input chart and in `spate_input_records_total`.
+    ///
+    /// The job generator calls `records(t)` once per batch, right after the stream's `compute`
+    /// for `t` ran and before the batch is submitted: the count has to be known from what
+    /// `compute` decided (offset ranges, file sizes), not from reading the records, which
+    /// happens later in the batch's tasks. Return `None` when there is no count for `t` (the
+    /// batch is then counted as holding none of this stream's records); a panic is logged and
+    /// treated as `None`, and the batch runs. Call it before [`start`](Self::start), and again
+    /// when [`get_or_create`](Self::get_or_create) rebuilds the graph after a driver restart,
+    /// so the replayed batches are counted too. A later call replaces the earlier function.
+    /// A stream that is not an input of this context is a graph error reported by `start`.
+    #[track_caller]
+    pub fn report_input_records<T: Data>(
+        &self,
+        stream: &DStream<T>,
+        records: impl Fn(Time) -> Option<u64> + Send + Sync + 'static,
+    ) {
+        let node = stream.node.as_ref();
+        if !std::ptr::eq(node.graph.as_ptr(), self.graph()) {
+            stream.graph_error(
+                "report_input_records was given a stream of another StreamingContext; report it to the context that made it",
+            );
+            return;
+        }
+        if !node.is_input() {
+            stream.graph_error(
+                "report_input_records needs an input stream (made by custom_input_stream): a derived stream's records are already counted by its inputs",
+            );
+            return;
+        }
+        node.set_records(Arc::new(records));
     }
 
     /// Every reported stream's counters now.

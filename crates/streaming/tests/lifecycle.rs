@@ -489,3 +489,66 @@ fn an_input_whose_checkpoint_function_panics_skips_that_checkpoint_only() {
     assert_eq!(kept[2].last(), Some(&3000), "{kept:?}");
     assert!(!kept[2].contains(&2000), "{kept:?}");
 }
+
+#[test]
+fn a_custom_input_reports_its_record_counts_and_a_panicking_count_only_loses_the_count() {
+    let (ssc, clock, _dir) = manual(1000, 0);
+    // Batch t holds t/1000 records.
+    let input = ssc.custom_input_stream("counted_input", |ctx, t| {
+        Ok(Some(ctx.parallelize((0..t.ms() / 1000).collect(), 1)))
+    });
+    ssc.report_input_records(&input, |t| match t.ms() {
+        2000 => panic!("count boom"),
+        4000 => None,
+        ms => Some(ms / 1000),
+    });
+    // A derived stream counts nothing: its records are its input's.
+    let mapped = input.map(|x| x + 1);
+    let out = collect_times(&mapped);
+    ssc.start().unwrap();
+    for _ in 0..4 {
+        clock.advance(Duration::from_millis(1000));
+    }
+    assert!(ssc.wait_for_batch(Time::from_ms(4000), Duration::from_secs(30)));
+    ssc.stop(false);
+    let batches = ssc.completed_batches();
+    assert!(batches.iter().all(|b| b.failure.is_none()), "{batches:?}");
+    let counted: Vec<(u64, u64, Vec<(usize, u64)>)> = batches
+        .iter()
+        .map(|b| (b.batch_time.ms(), b.records, b.input_records.clone()))
+        .collect();
+    let id = input.id();
+    assert_eq!(
+        counted,
+        vec![
+            (1000, 1, vec![(id, 1)]),
+            // The count panicked: the batch ran, without a count.
+            (2000, 0, vec![]),
+            (3000, 3, vec![(id, 3)]),
+            (4000, 0, vec![]),
+        ]
+    );
+    let sizes: Vec<(u64, usize)> = out
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(t, v)| (*t, v.len()))
+        .collect();
+    assert_eq!(sizes, vec![(1000, 1), (2000, 2), (3000, 3), (4000, 4)]);
+}
+
+#[test]
+fn reporting_records_of_a_derived_stream_is_a_graph_error() {
+    let (ssc, _clock, _dir) = manual(1000, 0);
+    let input = ssc.custom_input_stream("plain_input", |ctx, t| {
+        Ok(Some(ctx.parallelize(vec![t.ms()], 1)))
+    });
+    let mapped = input.map(|x| x + 1);
+    ssc.report_input_records(&mapped, |_| Some(1));
+    mapped.foreach_rdd(|_, _| Ok(()));
+    let err = ssc.start().unwrap_err().to_string();
+    assert!(
+        err.contains("report_input_records needs an input stream"),
+        "{err}"
+    );
+}

@@ -250,6 +250,12 @@ impl Planner {
         }
     }
 
+    /// The offsets the batch at `time` was planned to read, if it was planned (or restored).
+    fn records(&self, time: Time) -> Option<u64> {
+        let (ranges, _) = self.batches.get(&time)?;
+        Some(ranges.iter().map(OffsetRange::count).sum())
+    }
+
     fn ranges(&self, time: Time) -> Vec<OffsetRange> {
         self.batches
             .get(&time)
@@ -517,6 +523,17 @@ impl DirectKafkaStream {
             },
         );
         ssc.report_input_counters(&stream, &counters);
+        // A batch's records are its ranges' offsets, known once the batch is planned (as in
+        // Spark, which reports until - from). Offsets retention deletes before the tasks read
+        // them are not subtracted: that loss shows only when a task reads the range, after the
+        // batch was submitted with its count, and it is counted apart (`records_lost`). The
+        // count is that of the ranges planned, so the chart agrees with `offset_ranges`. A batch
+        // replayed after a driver restart has its ranges back from the checkpoint, so it is
+        // counted again; a batch whose planning failed has no count.
+        let counted = Arc::downgrade(&shared);
+        ssc.report_input_records(&stream, move |time| {
+            counted.upgrade()?.planner.lock().records(time)
+        });
         DirectKafkaStream { stream, shared }
     }
 
@@ -612,6 +629,10 @@ mod tests {
             q.ranges(Time::from_ms(1000)).is_empty(),
             "completed batches are not kept"
         );
+        // The replayed batches report their records again, from the restored ranges.
+        assert_eq!(q.records(Time::from_ms(2000)), Some(5));
+        assert_eq!(q.records(Time::from_ms(3000)), Some(2));
+        assert_eq!(q.records(Time::from_ms(1000)), None);
         // The next new batch reads the failed range again, then goes on after batch 3000.
         let r = q.plan(Time::from_ms(4000), &latest(&[(0, 20), (1, 6)]), Some(5));
         assert_eq!(spans(&r), vec![(0, 12, 17), (1, 0, 4), (1, 4, 6)]);

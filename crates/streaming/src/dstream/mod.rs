@@ -21,6 +21,9 @@ use std::path::PathBuf;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
+/// How an input stream counts the records of a batch (`None`: not known).
+pub(crate) type RecordsFn = Arc<dyn Fn(Time) -> Option<u64> + Send + Sync>;
+
 type ComputeFn<T> = dyn Fn(&DStreamNode<T>, Time) -> Result<Option<Rdd<T>>> + Send + Sync;
 
 /// How an operator computes: everything but the shared bookkeeping.
@@ -114,7 +117,10 @@ pub(crate) struct DStreamNode<T: Data> {
     parent_remember_extra: Duration,
     must_checkpoint: bool,
     compute: Box<ComputeFn<T>>,
-    records: Option<Box<dyn Fn(Time) -> Option<u64> + Send + Sync>>,
+    /// An input's record count per batch: set when a receiver stream is made, or later by
+    /// `StreamingContext::report_input_records` (hence the lock). Shared, so the job generator
+    /// can call it without holding the lock.
+    records: Mutex<Option<RecordsFn>>,
     state: Option<InputState>,
     /// Whether its RDD of a batch depends only on that batch (so an executor can rebuild it).
     batch_local: bool,
@@ -164,7 +170,7 @@ impl<T: Data> DStream<T> {
             parent_remember_extra: spec.parent_remember_extra,
             must_checkpoint: spec.must_checkpoint,
             compute: spec.compute,
-            records: spec.records,
+            records: Mutex::new(spec.records.map(Arc::from)),
             batch_local: BATCH_LOCAL.contains(&spec.name) || spec.state.is_some(),
             state: spec.state,
             generated: Mutex::new(BTreeMap::new()),
@@ -281,6 +287,16 @@ impl<T: Data> DStream<T> {
 }
 
 impl<T: Data> DStreamNode<T> {
+    /// Whether the operator is an input (it has no parent stream).
+    pub(crate) fn is_input(&self) -> bool {
+        self.parents.is_empty()
+    }
+
+    /// Replaces the input's record count (see `StreamingContext::report_input_records`).
+    pub(crate) fn set_records(&self, f: RecordsFn) {
+        *self.records.lock() = Some(f);
+    }
+
     fn is_time_valid(&self, time: Time) -> bool {
         match self.env.zero_time() {
             Some(zero) => {
@@ -382,7 +398,8 @@ impl<T: Data> DStreamBase for DStreamNode<T> {
         self.get_or_compute(time).map(|_| ())
     }
     fn input_records(&self, time: Time) -> Option<u64> {
-        self.records.as_ref().and_then(|f| f(time))
+        let f = self.records.lock().clone();
+        f.and_then(|f| f(time))
     }
     fn clear_metadata(&self, time: Time) -> Vec<PathBuf> {
         let cutoff = time.minus(self.remember());
