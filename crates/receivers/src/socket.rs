@@ -401,11 +401,20 @@ impl<T: Data> SocketReceiver<T> {
             store(std::mem::take(chunk), received, this);
             lost(&target, e)
         };
-        // The end of the stream, with every line read taken.
-        let ended = |chunk: &mut EncodedRecords<String>, received: u64, this: &mut Self| {
+        // The end of the stream, after every line read was taken (`inside_line`: the stream
+        // ended inside a line, which a replaying source sends again, whole, on the next
+        // connection).
+        let ended = |chunk: &mut EncodedRecords<String>,
+                     received: u64,
+                     inside_line: bool,
+                     this: &mut Self| {
             store(std::mem::take(chunk), received, this);
             if ctx.is_stopped() {
                 Ok(())
+            } else if inside_line {
+                Err(ReceiverError::Retry(format!(
+                    "{target} closed the connection inside a line; it is asked for again"
+                )))
             } else {
                 Err(ReceiverError::Retry(format!(
                     "{target} closed the connection"
@@ -489,14 +498,7 @@ impl<T: Data> SocketReceiver<T> {
                 // `n` is 1 once the newline is consumed, 0 at the end of the stream.
                 if n == 0 && replay {
                     // As for any line the connection ended inside: asked for again.
-                    store(std::mem::take(&mut chunk), received, self);
-                    return if ctx.is_stopped() {
-                        Ok(())
-                    } else {
-                        Err(ReceiverError::Retry(format!(
-                            "{target} closed the connection inside a line; it is asked for again"
-                        )))
-                    };
+                    return ended(&mut chunk, received, true, self);
                 }
                 overlong = None;
                 take_line(
@@ -507,7 +509,7 @@ impl<T: Data> SocketReceiver<T> {
                     self,
                 );
                 if n == 0 {
-                    return ended(&mut chunk, received, self);
+                    return ended(&mut chunk, received, false, self);
                 }
             } else if line.last() != Some(&b'\n') && line.len() > max.saturating_add(1) {
                 // Over the limit before its end: the rest is skipped, not kept. The buffer goes
@@ -517,19 +519,10 @@ impl<T: Data> SocketReceiver<T> {
                 continue;
             } else {
                 if n == 0 && line.is_empty() {
-                    return ended(&mut chunk, received, self);
+                    return ended(&mut chunk, received, false, self);
                 }
                 if replay && line.last() != Some(&b'\n') {
-                    // The connection ended inside a line: the source sends it again, whole, on
-                    // the next connection.
-                    store(std::mem::take(&mut chunk), received, self);
-                    return if ctx.is_stopped() {
-                        Ok(())
-                    } else {
-                        Err(ReceiverError::Retry(format!(
-                            "{target} closed the connection inside a line; it is asked for again"
-                        )))
-                    };
+                    return ended(&mut chunk, received, true, self);
                 }
                 if line.last() == Some(&b'\n') {
                     line.pop();

@@ -10,7 +10,7 @@
 //! Every wait is bounded; nothing sleeps for correctness.
 
 use spate_receivers::{FileStream, FileStreamConfig, FileStreamStats, MissingDirectory, Sources};
-use spate_streaming::testing::http_get;
+use spate_streaming::testing::{http_get, metric_sample};
 use spate_streaming::{Clock, DStream, Error, ManualClock, StreamingContext, Time};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -422,14 +422,6 @@ fn a_line_that_is_not_utf8_is_skipped_and_the_rest_of_the_file_is_read() {
     );
 }
 
-/// The value of the sample `name` (with its labels) in a `/metrics` text.
-fn sample(metrics: &str, name: &str) -> Option<f64> {
-    metrics
-        .lines()
-        .find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix(' ')))
-        .map(|v| v.parse().unwrap())
-}
-
 #[test]
 fn the_monitoring_server_shows_each_file_streams_skipped_lines() {
     let tmp = tempfile::tempdir().unwrap();
@@ -467,7 +459,7 @@ fn the_monitoring_server_shows_each_file_streams_skipped_lines() {
     let (status, metrics) = http_get(ui.addr(), "/metrics");
     assert_eq!(status, 200);
     let value = |counter: &str, stream: usize| {
-        sample(
+        metric_sample(
             &metrics,
             &format!("spate_input_{counter}_total{{stream=\"{stream}\",input=\"file_stream\"}}"),
         )

@@ -248,6 +248,16 @@ pub fn http_get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
     try_http_get(addr, path).expect("an HTTP response")
 }
 
+/// The value of the sample `name` (the metric with its labels, as written) in a `/metrics`
+/// text; `None` if there is no such sample. Panics (a test helper) on a value that is not a
+/// number.
+pub fn metric_sample(metrics: &str, name: &str) -> Option<f64> {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix(' ')))
+        .map(|v| v.parse().expect("a sample's value is a number"))
+}
+
 /// [`http_get`] for callers that wait for a server to come up: a refused connection or a
 /// broken response is an error.
 pub fn try_http_get(addr: std::net::SocketAddr, path: &str) -> std::io::Result<(u16, String)> {

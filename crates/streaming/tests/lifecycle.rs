@@ -27,6 +27,23 @@ fn collect_times<T: spate_core::Data>(stream: &DStream<T>) -> Arc<Mutex<Vec<(u64
     out
 }
 
+/// Starts `ssc` (1 s batches, the clock at 0) and runs its first `n` batches to completion.
+fn start_and_run(ssc: &StreamingContext, clock: &ManualClock, n: u64) {
+    ssc.start().unwrap();
+    for _ in 0..n {
+        clock.advance(Duration::from_millis(1000));
+    }
+    assert!(ssc.wait_for_batch(Time::from_ms(n * 1000), Duration::from_secs(30)));
+}
+
+/// The completed batches that failed: their times (ms) and failures, in order.
+fn failures(ssc: &StreamingContext) -> Vec<(u64, String)> {
+    ssc.completed_batches()
+        .into_iter()
+        .filter_map(|b| b.failure.map(|f| (b.batch_time.ms(), f)))
+        .collect()
+}
+
 #[test]
 fn handles_are_send_and_sync() {
     fn check<T: Send + Sync>() {}
@@ -85,11 +102,7 @@ fn listeners_see_every_batch_in_order_with_records_and_delays() {
     ssc.add_streaming_listener(recorder.clone());
     let input = test_input_stream(&ssc, vec![vec![1, 2, 3], vec![], vec![4]], 2);
     let _ = collect_times(&input.count());
-    ssc.start().unwrap();
-    for _ in 0..3 {
-        clock.advance(Duration::from_millis(1000));
-    }
-    assert!(ssc.wait_for_batch(Time::from_ms(3000), Duration::from_secs(30)));
+    start_and_run(&ssc, &clock, 3);
     ssc.stop(true);
     let events = recorder.events.lock().unwrap().clone();
     let completed: Vec<&BatchInfo> = events
@@ -157,17 +170,9 @@ fn panics_in_user_code_fail_their_batch_and_the_stream_goes_on() {
             Ok(())
         }
     });
-    ssc.start().unwrap();
-    for _ in 0..4 {
-        clock.advance(Duration::from_millis(1000));
-    }
-    assert!(ssc.wait_for_batch(Time::from_ms(4000), Duration::from_secs(30)));
+    start_and_run(&ssc, &clock, 4);
     ssc.stop(false);
-    let failures: Vec<(u64, String)> = ssc
-        .completed_batches()
-        .into_iter()
-        .filter_map(|b| b.failure.map(|f| (b.batch_time.ms(), f)))
-        .collect();
+    let failures = failures(&ssc);
     assert_eq!(failures.len(), 3, "{failures:?}");
     assert!(
         failures[0].0 == 2000 && failures[0].1.contains("task boom"),
@@ -397,11 +402,7 @@ fn a_listener_that_panics_misses_its_events_and_nothing_else_does() {
     ssc.add_streaming_listener(after.clone());
     let input = test_input_stream(&ssc, vec![vec![1], vec![2], vec![3]], 1);
     let out = collect_times(&input);
-    ssc.start().unwrap();
-    for _ in 0..3 {
-        clock.advance(Duration::from_millis(1000));
-    }
-    assert!(ssc.wait_for_batch(Time::from_ms(3000), Duration::from_secs(30)));
+    start_and_run(&ssc, &clock, 3);
     ssc.stop(false);
     assert_eq!(
         *out.lock().unwrap(),
@@ -434,17 +435,9 @@ fn a_custom_input_that_panics_fails_its_batch_and_the_stream_goes_on() {
         Ok(Some(ctx.parallelize(vec![t.ms()], 1)))
     });
     let out = collect_times(&input);
-    ssc.start().unwrap();
-    for _ in 0..3 {
-        clock.advance(Duration::from_millis(1000));
-    }
-    assert!(ssc.wait_for_batch(Time::from_ms(3000), Duration::from_secs(30)));
+    start_and_run(&ssc, &clock, 3);
     ssc.stop(false);
-    let failures: Vec<(u64, String)> = ssc
-        .completed_batches()
-        .into_iter()
-        .filter_map(|b| b.failure.map(|f| (b.batch_time.ms(), f)))
-        .collect();
+    let failures = failures(&ssc);
     assert_eq!(failures.len(), 1, "{failures:?}");
     assert_eq!(failures[0].0, 2000);
     assert!(
@@ -505,11 +498,7 @@ fn a_custom_input_reports_its_record_counts_and_a_panicking_count_only_loses_the
     // A derived stream counts nothing: its records are its input's.
     let mapped = input.map(|x| x + 1);
     let out = collect_times(&mapped);
-    ssc.start().unwrap();
-    for _ in 0..4 {
-        clock.advance(Duration::from_millis(1000));
-    }
-    assert!(ssc.wait_for_batch(Time::from_ms(4000), Duration::from_secs(30)));
+    start_and_run(&ssc, &clock, 4);
     ssc.stop(false);
     let batches = ssc.completed_batches();
     assert!(batches.iter().all(|b| b.failure.is_none()), "{batches:?}");

@@ -6,39 +6,13 @@
 
 use spate_streaming::core::StorageLevel;
 use spate_streaming::testing::{Harness, test_input_stream};
-use spate_streaming::{Clock, DStream, ManualClock, StreamingContext, Time};
+use spate_streaming::{Clock, DStream, ManualClock, StreamingContext};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 fn s(secs: u64) -> Duration {
     Duration::from_secs(secs)
-}
-
-/// A manual-clock context with a checkpoint directory.
-fn manual() -> (StreamingContext, ManualClock, tempfile::TempDir) {
-    let ssc = StreamingContext::new("local[2]", s(1)).unwrap();
-    let clock = ManualClock::new(0);
-    ssc.set_clock(Clock::Manual(clock.clone())).unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    ssc.checkpoint(dir.path()).unwrap();
-    (ssc, clock, dir)
-}
-
-/// Runs `batches` one-second batches and stops.
-fn run(ssc: &StreamingContext, clock: &ManualClock, batches: u64) {
-    ssc.start().unwrap();
-    for _ in 0..batches {
-        clock.advance(s(1));
-    }
-    assert!(ssc.wait_for_batch(Time::from_ms(batches * 1000), s(60)));
-    let failures: Vec<String> = ssc
-        .completed_batches()
-        .into_iter()
-        .filter_map(|b| b.failure)
-        .collect();
-    ssc.stop(false);
-    assert!(failures.is_empty(), "{failures:?}");
 }
 
 /// `input.map` counting how many elements it has computed.
@@ -85,18 +59,21 @@ fn a_persisted_stream_is_stored_at_its_level_and_computed_once_for_two_outputs()
         ),
         (None::<StorageLevel>, StorageLevel::MEMORY_ONLY_SER, 6),
     ] {
-        let (ssc, clock, _dir) = manual();
-        let (mapped, computed) = counted_map(&input(&ssc));
-        let mapped = match persist {
-            Some(l) => mapped.persist(l),
-            // `cache()` for the third case: the DStream default, serialized.
-            None if level.is_valid() => mapped.cache(),
-            None => mapped,
-        };
-        assert_eq!(mapped.storage_level(), level);
-        let first = observe(&mapped);
-        let second = observe(&mapped.map(|x: u64| x + 1));
-        run(&ssc, &clock, 3);
+        let mut seen = None;
+        // The harness collects the second output (the stream returned).
+        let second = Harness::default().run_with(3, |ssc| {
+            let (mapped, computed) = counted_map(&input(ssc));
+            let mapped = match persist {
+                Some(l) => mapped.persist(l),
+                // `cache()` for the third case: the DStream default, serialized.
+                None if level.is_valid() => mapped.cache(),
+                None => mapped,
+            };
+            assert_eq!(mapped.storage_level(), level);
+            seen = Some((observe(&mapped), computed));
+            mapped.map(|x: u64| x + 1)
+        });
+        let (first, computed) = seen.expect("the graph was built");
         let first = first.lock().unwrap().clone();
         assert_eq!(
             first,
@@ -106,38 +83,33 @@ fn a_persisted_stream_is_stored_at_its_level_and_computed_once_for_two_outputs()
                 (3000, level, vec![40, 50, 60])
             ]
         );
-        let second: Vec<u64> = second
-            .lock()
-            .unwrap()
-            .iter()
-            .flat_map(|b| b.2.clone())
-            .collect();
-        assert_eq!(second, [11, 21, 31, 41, 51, 61]);
+        assert_eq!(second, [vec![11, 21], vec![31], vec![41, 51, 61]]);
         assert_eq!(computed.load(Ordering::SeqCst), calls, "{level:?}");
     }
 }
 
 #[test]
 fn a_window_persists_its_parent_so_each_batch_is_computed_once() {
-    let (ssc, clock, _dir) = manual();
-    let (mapped, computed) = counted_map(&input(&ssc));
-    assert!(!mapped.storage_level().is_valid());
-    // A 3 s window sliding by 1 s reads each batch of `mapped` three times.
-    let windowed = mapped.window(s(3), s(1));
-    assert_eq!(mapped.storage_level(), StorageLevel::MEMORY_ONLY_SER);
-    let seen = observe(&windowed);
-    run(&ssc, &clock, 4);
-    let sums: Vec<(u64, u64)> = seen
-        .lock()
-        .unwrap()
+    let mut computed = None;
+    let windows = Harness::default().run_timed(4, |ssc| {
+        let (mapped, c) = counted_map(&input(ssc));
+        computed = Some(c);
+        assert!(!mapped.storage_level().is_valid());
+        // A 3 s window sliding by 1 s reads each batch of `mapped` three times.
+        let windowed = mapped.window(s(3), s(1));
+        assert_eq!(mapped.storage_level(), StorageLevel::MEMORY_ONLY_SER);
+        windowed
+    });
+    let sums: Vec<(u64, u64)> = windows
         .iter()
-        .map(|(t, _, v)| (*t, v.iter().sum()))
+        .map(|(t, v)| (t.ms(), v.iter().sum()))
         .collect();
     assert_eq!(sums, [(1000, 30), (2000, 60), (3000, 210), (4000, 180)]);
+    let computed = computed.expect("the graph was built");
     assert_eq!(computed.load(Ordering::SeqCst), 6);
 
     // A parent persisted by hand keeps its level.
-    let (ssc, _clock, _dir) = manual();
+    let ssc = StreamingContext::new("local[2]", s(1)).unwrap();
     let (mapped, _) = counted_map(&input(&ssc));
     mapped.persist(StorageLevel::MEMORY_AND_DISK);
     mapped.window(s(2), s(1));
@@ -146,22 +118,23 @@ fn a_window_persists_its_parent_so_each_batch_is_computed_once() {
 
 #[test]
 fn checkpoint_interval_checkpoints_the_rdds_at_its_multiples() {
-    let (ssc, clock, _dir) = manual();
-    let mapped = input(&ssc).map(|x: u64| x + 1);
-    mapped.checkpoint(s(2));
-    assert_eq!(mapped.checkpoint_interval(), Some(s(2)));
-    // Persisted by `checkpoint`, as in Spark (the checkpoint reads the stored partitions).
-    assert_eq!(mapped.storage_level(), StorageLevel::MEMORY_ONLY_SER);
     let checkpointed: Arc<Mutex<Vec<(u64, bool, Vec<u64>)>>> = Arc::default();
     let c = checkpointed.clone();
-    mapped.foreach_rdd(move |rdd, t| {
-        let elements = rdd.collect()?;
-        c.lock()
-            .unwrap()
-            .push((t.ms(), rdd.is_checkpointed(), elements));
-        Ok(())
+    Harness::default().run_with(4, |ssc| {
+        let mapped = input(ssc).map(|x: u64| x + 1);
+        mapped.checkpoint(s(2));
+        assert_eq!(mapped.checkpoint_interval(), Some(s(2)));
+        // Persisted by `checkpoint`, as in Spark (the checkpoint reads the stored partitions).
+        assert_eq!(mapped.storage_level(), StorageLevel::MEMORY_ONLY_SER);
+        mapped.foreach_rdd(move |rdd, t| {
+            let elements = rdd.collect()?;
+            c.lock()
+                .unwrap()
+                .push((t.ms(), rdd.is_checkpointed(), elements));
+            Ok(())
+        });
+        mapped
     });
-    run(&ssc, &clock, 4);
     assert_eq!(
         *checkpointed.lock().unwrap(),
         vec![
@@ -247,10 +220,11 @@ fn join_n_and_cogroup_n_make_that_many_partitions() {
 fn save_as_object_files_writes_a_directory_per_batch_that_reads_back() {
     let out = tempfile::tempdir().unwrap();
     let prefix = out.path().join("objects").to_string_lossy().into_owned();
-    let (ssc, clock, _dir) = manual();
-    let pairs = input(&ssc).map(|x: u64| (x.is_multiple_of(2), x));
-    pairs.save_as_object_files(prefix.clone(), "bin");
-    run(&ssc, &clock, 3);
+    Harness::default().run_with(3, |ssc| {
+        let pairs = input(ssc).map(|x: u64| (x.is_multiple_of(2), x));
+        pairs.save_as_object_files(prefix.clone(), "bin");
+        pairs
+    });
     let ctx = spate_streaming::Context::new("local[2]").unwrap();
     for (t, want) in [
         (1000, vec![(false, 1), (true, 2)]),

@@ -48,6 +48,19 @@ fn create(
     Ok(ssc)
 }
 
+/// The first driver: the job (with the running totals) on a fresh checkpoint directory `dir`,
+/// run to its 30 s batch and stopped there (as if it died); its counts and totals.
+fn first_driver(dir: &Path) -> (Out, Out) {
+    let (counts, totals): (Out, Out) = Default::default();
+    let clock = ManualClock::new(0);
+    let ssc = StreamingContext::get_or_create(dir, || create(dir, &clock, &counts, Some(&totals)))
+        .unwrap();
+    ssc.start().unwrap();
+    run_until(&ssc, &clock, 30);
+    ssc.stop(false);
+    (counts, totals)
+}
+
 fn run_until(ssc: &StreamingContext, clock: &ManualClock, secs: u64) {
     clock.set_time(Time::from_ms(secs * 1000));
     assert!(
@@ -59,15 +72,7 @@ fn run_until(ssc: &StreamingContext, clock: &ManualClock, secs: u64) {
 #[test]
 fn the_guide_table_outputs_40_50_60_70_after_recovery() {
     let dir = tempfile::tempdir().unwrap();
-    let (counts, totals): (Out, Out) = Default::default();
-    let clock = ManualClock::new(0);
-    let ssc = StreamingContext::get_or_create(dir.path(), || {
-        create(dir.path(), &clock, &counts, Some(&totals))
-    })
-    .unwrap();
-    ssc.start().unwrap();
-    run_until(&ssc, &clock, 30);
-    ssc.stop(false); // the driver dies after the 30 s batch
+    let (counts, totals) = first_driver(dir.path()); // it dies after the 30 s batch
     assert_eq!(*counts.lock().unwrap(), vec![(10, 10), (20, 20), (30, 30)]);
     assert_eq!(*totals.lock().unwrap(), vec![(10, 10), (20, 30), (30, 60)]);
 
@@ -191,15 +196,7 @@ fn move_last_partition_files_aside(dir: &Path) -> Vec<(PathBuf, PathBuf)> {
 #[test]
 fn a_state_checkpoint_missing_a_partition_file_is_refused_naming_it() {
     let dir = tempfile::tempdir().unwrap();
-    let (counts, totals): (Out, Out) = Default::default();
-    let clock = ManualClock::new(0);
-    let ssc = StreamingContext::get_or_create(dir.path(), || {
-        create(dir.path(), &clock, &counts, Some(&totals))
-    })
-    .unwrap();
-    ssc.start().unwrap();
-    run_until(&ssc, &clock, 30);
-    ssc.stop(false);
+    let (_, totals) = first_driver(dir.path());
     assert_eq!(totals.lock().unwrap().last(), Some(&(30, 60)));
 
     // Without its last partition file the state would come back a partition short (with the

@@ -6,7 +6,7 @@
 //! has the charts' colors once batches ran, and none before (skipped, with a message, where no
 //! browser is installed; `.ci/run` installs one).
 
-use spate_streaming::testing::{Feeder, fed_receiver, http_get as get};
+use spate_streaming::testing::{Feeder, fed_receiver, http_get as get, metric_sample};
 use spate_streaming::{
     BatchInfo, Clock, InputCounters, ManualClock, StreamingContext, StreamingListener,
 };
@@ -128,12 +128,7 @@ fn the_json_apis_and_metrics_match_what_listeners_saw() {
     let (status, metrics) = get(run.addr(), "/metrics");
     assert_eq!(status, 200);
     let value = |name: &str| -> f64 {
-        metrics
-            .lines()
-            .find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix(' ')))
-            .unwrap_or_else(|| panic!("no {name} in\n{metrics}"))
-            .parse()
-            .unwrap()
+        metric_sample(&metrics, name).unwrap_or_else(|| panic!("no {name} in\n{metrics}"))
     };
     assert_eq!(value("spate_batches_completed_total"), 3.0);
     assert_eq!(value("spate_batches_failed_total"), 0.0);
@@ -208,14 +203,6 @@ fn the_json_apis_and_metrics_match_what_listeners_saw() {
     );
 }
 
-/// The value of the sample `name` (with its labels) in a `/metrics` text.
-fn sample(metrics: &str, name: &str) -> Option<f64> {
-    metrics
-        .lines()
-        .find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix(' ')))
-        .map(|v| v.parse().unwrap())
-}
-
 #[test]
 fn counters_a_custom_input_reports_are_on_the_metrics_the_json_and_the_page() {
     let ssc = StreamingContext::new("local[2]", Duration::from_secs(1)).unwrap();
@@ -257,7 +244,7 @@ fn counters_a_custom_input_reports_are_on_the_metrics_the_json_and_the_page() {
     assert_eq!(status, 200);
     let name =
         format!("spate_input_records_skipped_total{{stream=\"{id}\",input=\"parsed_numbers\"}}");
-    assert_eq!(sample(&metrics, &name), Some(6.0), "{metrics}");
+    assert_eq!(metric_sample(&metrics, &name), Some(6.0), "{metrics}");
     assert!(metrics.contains("# TYPE spate_input_records_skipped_total counter\n"));
     // The help text is the input's, kept on one line.
     assert!(metrics.contains(
