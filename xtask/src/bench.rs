@@ -134,7 +134,7 @@ impl BenchArgs {
                     a.job.state_checkpoint = Some(Duration::from_secs(secs));
                 }
                 other => anyhow::bail!(
-                    "unknown bench option {other}; options: --quick --workloads a,b --rates RATES --sweep RATES --level LEVEL --state-checkpoint SECS --out DIR"
+                    "unknown bench option {other}; options: --quick --workloads a,b --rates RATES --sweep RATES --level LEVEL --state-checkpoint SECS --out DIR (cargo xtask help)"
                 ),
             }
         }

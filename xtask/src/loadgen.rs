@@ -51,7 +51,7 @@ impl LoadgenArgs {
                 "--seed" => a.seed = value()?.parse().context("--seed")?,
                 "--replay" => a.replay = true,
                 other => bail!(
-                    "unknown loadgen option {other}; options: --port --rate --seconds --lines --seed --replay"
+                    "unknown loadgen option {other}; options: --port --rate --seconds --lines --seed --replay (cargo xtask help)"
                 ),
             }
         }

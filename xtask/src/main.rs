@@ -9,10 +9,28 @@ mod tidy;
 
 use std::path::PathBuf;
 
+/// What `cargo xtask help` prints.
+const USAGE: &str = "usage: cargo xtask <command> [options]
+
+commands:
+  bench     batch-latency and throughput benchmarks; writes target/bench/ (JSON, summary.md, SVG)
+              --quick                 word count and window, short runs (under 2 minutes)
+              --workloads a,b         grep, wordcount, window, state, topk, failover, overload
+              --rates R1,R2           the input rates (lines/s) of the throughput search
+              --sweep R1,R2           search the smallest stable batch interval at these rates
+              --level LEVEL           storage level of received blocks (MEMORY_ONLY_SER)
+              --state-checkpoint SECS checkpoint interval of the state workload
+              --out DIR               where the report goes (target/bench)
+  loadgen   serve text lines over TCP at a fixed rate (the examples' and benchmarks' input)
+              --port P (9999) --rate LINES_PER_S (100000) --seconds S (60) --lines N
+              --seed SEED (42) --replay (a client's first line `FROM n` picks the first line)
+  tidy      check dependency direction and `//!` headers
+  help      this text
+";
+
+/// The usage on standard error, for a command line that names no command this knows.
 fn usage() -> ! {
-    eprintln!(
-        "usage: cargo xtask <command>\n\ncommands:\n  tidy    check dependency direction and `//!` headers"
-    );
+    eprint!("{USAGE}");
     std::process::exit(2)
 }
 
@@ -27,6 +45,13 @@ pub(crate) fn project_root() -> PathBuf {
 fn main() -> anyhow::Result<()> {
     spate_examples::setup_allocator();
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if args
+        .iter()
+        .any(|a| matches!(a.as_str(), "help" | "--help" | "-h"))
+    {
+        print!("{USAGE}");
+        return Ok(());
+    }
     match args.first().map(String::as_str) {
         Some("tidy") => {
             let problems = tidy::check(&project_root())?;
