@@ -339,7 +339,13 @@ impl TaskRunner for BatchRunner {
         Err(no_receivers())
     }
 
-    fn cut_receiver(&self, _: u64, _: u64, _: u64) -> Result<Vec<crate::cluster::CutBlock>> {
+    fn cut_receiver(
+        &self,
+        _: u64,
+        _: u64,
+        _: u64,
+        _: u64,
+    ) -> Result<Vec<crate::cluster::CutBlock>> {
         Err(no_receivers())
     }
 

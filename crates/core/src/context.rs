@@ -104,6 +104,10 @@ pub struct ContextConfig {
     /// local mode, and a later batch's task on any executor reads it from there (the previous
     /// state, a window's old batches).
     pub copy_persisted_to_peer: bool,
+    /// On a cluster: how long the driver waits for an executor's answer to a request other than
+    /// a task (a cut of a receiver's blocks, a block read or copy) before it gives up on it
+    /// (Spark's `spark.akka.askTimeout`). 10 s.
+    pub request_timeout: std::time::Duration,
 }
 
 impl ContextConfig {
@@ -119,6 +123,7 @@ impl ContextConfig {
             executor_program: None,
             executor_args: Vec::new(),
             copy_persisted_to_peer: false,
+            request_timeout: crate::cluster::REQUEST_TIMEOUT,
         }
     }
 }
@@ -224,6 +229,7 @@ impl Context {
             Master::Local(n) => (*n, None),
             Master::LocalCluster { executors, cores } => {
                 let cluster = crate::cluster::Cluster::listen("127.0.0.1:0")?;
+                cluster.set_request_timeout(config.request_timeout);
                 let program = match &config.executor_program {
                     Some(p) => p.clone(),
                     None => std::env::current_exe().map_err(|e| {
@@ -241,6 +247,7 @@ impl Context {
             }
             Master::Remote(addr) => {
                 let cluster = crate::cluster::Cluster::listen(addr)?;
+                cluster.set_request_timeout(config.request_timeout);
                 let n = std::thread::available_parallelism().map_or(2, |n| n.get());
                 cluster.set_parallelism(config.default_parallelism.unwrap_or(n).max(1));
                 (n, Some(cluster))

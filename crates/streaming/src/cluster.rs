@@ -144,12 +144,13 @@ impl TaskRunner for ExecutorGraph {
         stream: u64,
         time_ms: u64,
         completed_ms: u64,
+        taken_below: u64,
     ) -> spate_core::Result<Vec<spate_core::cluster::CutBlock>> {
         let receiver = self.receiver(stream)?;
         if completed_ms > 0 {
             receiver.batch_completed(Time::from_ms(completed_ms));
         }
-        Ok(receiver.cut_here(Time::from_ms(time_ms)))
+        Ok(receiver.cut_here(Time::from_ms(time_ms), taken_below))
     }
 
     fn stop_receiver(&self, stream: u64) -> spate_core::Result<()> {

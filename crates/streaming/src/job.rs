@@ -287,8 +287,13 @@ fn engine_settings(
             }
             .map(|c| config.codec = c)
             .ok_or("expected none or lz4"),
+            "spate.request.timeout" => duration(v, key)
+                .ok()
+                .filter(|d| !d.is_zero())
+                .map(|d| config.request_timeout = d)
+                .ok_or("expected a duration of more than zero, such as 10s or 500ms"),
             _ => Err(
-                "not an engine setting (the engine's are spate.default.parallelism, spate.memory and spate.codec)",
+                "not an engine setting (the engine's are spate.default.parallelism, spate.memory, spate.codec and spate.request.timeout)",
             ),
         };
         if let Err(why) = applied {
@@ -602,11 +607,13 @@ mod tests {
                 ("spate.default.parallelism", "6"),
                 ("spate.memory", "2g"),
                 ("spate.codec", "lz4"),
+                ("spate.request.timeout", "1500ms"),
                 ("other", "anything"),
             ]),
             &mut config,
         )
         .unwrap();
+        assert_eq!(config.request_timeout, Duration::from_millis(1500));
         assert_eq!(config.default_parallelism, Some(6));
         assert_eq!(config.memory_bytes, 2 << 30);
         assert_eq!(config.codec, spate_storage::Codec::Lz4);
@@ -622,6 +629,8 @@ mod tests {
                 ("spate.memory", "99999999999g"),
                 ("spate.memory", "10k"),
                 ("spate.codec", "zstd"),
+                ("spate.request.timeout", "0s"),
+                ("spate.request.timeout", "soon"),
                 ("spate.paralelism", "4"),
             ]),
             &mut spate_core::ContextConfig::new("local[2]"),
@@ -634,6 +643,8 @@ mod tests {
             "spate.memory=99999999999g",
             "spate.memory=10k",
             "spate.codec=zstd: expected none or lz4",
+            "spate.request.timeout=0s: expected a duration of more than zero",
+            "spate.request.timeout=soon: expected a duration",
             "spate.paralelism=4: not an engine setting",
         ] {
             assert!(e.contains(says), "{says:?} not in {e}");

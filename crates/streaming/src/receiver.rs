@@ -642,8 +642,10 @@ pub(crate) trait ReceiverRunner: Send + Sync {
     /// This process is an executor: batches are rebuilt from the driver's block lists, and a
     /// receiver started here hands its blocks over through [`cut_here`](Self::cut_here).
     fn mark_executor(&self);
-    /// Cuts and takes the blocks up to `t` (on the executor running the receiver).
-    fn cut_here(&self, t: Time) -> Vec<spate_core::cluster::CutBlock>;
+    /// Cuts and takes the blocks up to `t` (on the executor running the receiver), and returns
+    /// them with those earlier cuts took from sequence number `taken_below` on (the driver has
+    /// every block below it and did not get those).
+    fn cut_here(&self, t: Time, taken_below: u64) -> Vec<spate_core::cluster::CutBlock>;
     /// The batch of `t` (and every earlier one) completed: its records no longer count against
     /// the memory fraction.
     fn batch_completed(&self, t: Time);
@@ -670,7 +672,14 @@ struct Remote {
     next_seq: u64,
     /// The source position after the last block taken.
     position: Option<String>,
+    /// Cuts in a row the executor, still alive, did not answer (or answered with a failure).
+    failed_cuts: u32,
 }
+
+/// How many cuts in a row a live executor may fail before the receiver is stopped there and
+/// started on another one. A cut that fails once (an executor that paused, a block generator
+/// slowed down) costs nothing: the next cut hands over what it took.
+const FAILED_CUTS_BEFORE_MOVING: u32 = 3;
 
 /// The log of a runner and what an earlier run of the driver left in it.
 struct RunnerWal {
@@ -697,6 +706,9 @@ pub(crate) struct Runner<T: Data> {
     wal: Mutex<Option<Arc<RunnerWal>>>,
     /// Set when the receiver runs on an executor (driver side).
     remote: Mutex<Option<Remote>>,
+    /// On the executor running the receiver: the blocks cuts handed over that the driver has
+    /// not yet confirmed having (by a later cut's `taken_below`), in order.
+    unconfirmed: Mutex<Vec<spate_core::cluster::CutBlock>>,
     /// Set in an executor process.
     on_executor: AtomicBool,
     /// The sequence numbers of the blocks of recent batches (for metadata checkpoints), and
@@ -736,6 +748,7 @@ impl<T: Data> Runner<T> {
             ctx: Mutex::new(None),
             wal: Mutex::new(None),
             remote: Mutex::new(None),
+            unconfirmed: Mutex::new(Vec::new()),
             on_executor: AtomicBool::new(false),
             allocated: Mutex::new(BTreeMap::new()),
             recorded: Mutex::new(BTreeMap::new()),
@@ -888,7 +901,10 @@ impl<T: Data> Runner<T> {
 
     /// The blocks the executor running the receiver cut up to `t`. If that executor is gone, the
     /// receiver starts on another one, resuming its source after the last block taken (what the
-    /// lost executor held beyond that is received again from a source that can replay).
+    /// lost executor held beyond that is received again from a source that can replay). If it is
+    /// alive but did not answer (or failed the cut), the receiver stays: the batch of `t` gets
+    /// none of its blocks and the next cut hands them over, unless that was the
+    /// [`FAILED_CUTS_BEFORE_MOVING`]th failure in a row, when it is stopped there and moved.
     fn take_remote(&self, t: Time) -> Vec<ReceivedBlock> {
         let mut guard = self.remote.lock();
         let Some(r) = guard.as_mut() else {
@@ -898,9 +914,10 @@ impl<T: Data> Runner<T> {
         let completed = self.shared.completed_ms.load(Ordering::Acquire);
         match r
             .cluster
-            .cut_receiver(r.executor, stream, t.ms(), completed)
+            .cut_receiver(r.executor, stream, t.ms(), completed, r.next_seq)
         {
             Ok(cut) => {
+                r.failed_cuts = 0;
                 let blocks: Vec<ReceivedBlock> = cut
                     .into_iter()
                     .map(|b| ReceivedBlock {
@@ -923,7 +940,22 @@ impl<T: Data> Runner<T> {
                 blocks
             }
             Err(e) => {
-                tracing::warn!(stream, executor = r.executor, error = %e, "the executor running the receiver is gone; starting it on another one");
+                let alive = r.cluster.executor_pid(r.executor).is_some();
+                if alive {
+                    r.failed_cuts += 1;
+                    if r.failed_cuts < FAILED_CUTS_BEFORE_MOVING {
+                        tracing::warn!(stream, executor = r.executor, batch = %t, error = %e, "the executor running the receiver did not hand over this batch's blocks; the next cut takes them");
+                        return Vec::new();
+                    }
+                    tracing::warn!(stream, executor = r.executor, error = %e, failed = r.failed_cuts, "the executor running the receiver failed its cuts; stopping the receiver there and starting it on another one");
+                    // Stopped first, so that two receivers do not read one source.
+                    if let Err(stop) = r.cluster.stop_receiver(r.executor, stream) {
+                        tracing::error!(stream, executor = r.executor, error = %stop, "could not stop the receiver there: it may still read its source");
+                    }
+                } else {
+                    tracing::warn!(stream, executor = r.executor, error = %e, "the executor running the receiver is gone; starting it on another one");
+                }
+                r.failed_cuts = 0;
                 // Blocks its replicas left here beyond the last one taken are dropped: the
                 // source sends their records again.
                 if let Some(ctx) = self.ctx.lock().clone() {
@@ -1549,6 +1581,7 @@ impl<T: Data> ReceiverRunner for Runner<T> {
                         executor: e,
                         next_seq: 0,
                         position: None,
+                        failed_cuts: 0,
                     });
                     self.shared.active.store(true, Ordering::Release);
                     *self.ctx.lock() = Some(ctx.clone());
@@ -1583,19 +1616,31 @@ impl<T: Data> ReceiverRunner for Runner<T> {
         }
     }
 
-    fn cut_here(&self, t: Time) -> Vec<spate_core::cluster::CutBlock> {
+    fn cut_here(&self, t: Time, taken_below: u64) -> Vec<spate_core::cluster::CutBlock> {
+        // Held from the cut to the answer: two cuts running at once (one the driver stopped
+        // waiting for, answered late) hand their blocks over in order, and none is left out of
+        // the answer of the one the driver reads.
+        let mut unconfirmed = self.unconfirmed.lock();
         self.cut(t);
         let taken = self.take_blocks(t);
         // The driver's batch of `t` holds them until it completes (it says so with a later cut).
         self.hold_in_flight(t, &taken);
-        taken
-            .into_iter()
-            .map(|b| spate_core::cluster::CutBlock {
-                seq: id_seq(&b.id),
-                records: b.records,
-                position: b.position,
-            })
-            .collect()
+        unconfirmed.retain(|b| b.seq >= taken_below);
+        let again = unconfirmed.len();
+        if again > 0 {
+            tracing::info!(
+                stream = self.shared.stream,
+                blocks = again,
+                batch = %t,
+                "blocks an earlier cut took are handed over again: the driver did not get them"
+            );
+        }
+        unconfirmed.extend(taken.into_iter().map(|b| spate_core::cluster::CutBlock {
+            seq: id_seq(&b.id),
+            records: b.records,
+            position: b.position,
+        }));
+        unconfirmed.clone()
     }
 }
 

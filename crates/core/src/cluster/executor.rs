@@ -23,13 +23,15 @@ pub trait TaskRunner: Send + Sync {
     fn run(&self, task: &TaskSpec) -> Result<Vec<u8>>;
     /// Starts the receiver of input stream `stream` in this process.
     fn start_receiver(&self, stream: u64, first_seq: u64, position: Option<String>) -> Result<()>;
-    /// Cuts and hands over the blocks of the receiver of `stream` up to `time_ms`; every batch up
-    /// to `completed_ms` has completed on the driver.
+    /// Cuts and hands over the blocks of the receiver of `stream` up to `time_ms`, with those of
+    /// earlier cuts from `taken_below` on (the driver did not get them); every batch up to
+    /// `completed_ms` has completed on the driver.
     fn cut_receiver(
         &self,
         stream: u64,
         time_ms: u64,
         completed_ms: u64,
+        taken_below: u64,
     ) -> Result<Vec<super::protocol::CutBlock>>;
     /// Stops the receiver of `stream`.
     fn stop_receiver(&self, stream: u64) -> Result<()>;
@@ -195,12 +197,45 @@ async fn serve(config: &ExecutorConfig) -> Result<()> {
             }
         }
     });
+    // Requests about receivers (start, cut, stop) run one after the other, in the order they
+    // came, on a thread of their own: a cut the driver stopped waiting for (this process was
+    // paused, say) is answered before the next one, which hands its blocks over again.
+    let (control_tx, control_rx) = std::sync::mpsc::channel::<(u64, Request)>();
+    {
+        let (blocks, runner, tx) = (blocks.clone(), runner.clone(), tx.clone());
+        let spawned = std::thread::Builder::new()
+            .name("spate-receivers".into())
+            .spawn(move || {
+                for (req, body) in control_rx {
+                    let body = handle(&blocks, runner.as_deref(), body);
+                    let _ = tx.send(Message::Response { id: req, body });
+                }
+            });
+        if let Err(e) = spawned {
+            heartbeat.abort();
+            writer_task.abort();
+            return Err(Error::Cluster(format!(
+                "cannot start the executor's receiver thread: {e}"
+            )));
+        }
+    }
     let result = loop {
         match protocol::read(&mut reader).await.map_err(proto) {
             Err(e) => break Err(e),
             Ok(None | Some(Message::Shutdown)) => {
                 tracing::info!(executor = id, "the driver is done; exiting");
                 break Ok(());
+            }
+            Ok(Some(Message::Request {
+                id: req,
+                body:
+                    body @ (Request::StartReceiver { .. }
+                    | Request::CutReceiver { .. }
+                    | Request::StopReceiver { .. }),
+            })) => {
+                if control_tx.send((req, body)).is_err() {
+                    tracing::error!(executor = id, "the executor's receiver thread is gone");
+                }
             }
             Ok(Some(Message::Request { id: req, body })) => {
                 // On a thread of its own, outside the runtime: a task may wait for blocks from
@@ -331,7 +366,8 @@ fn handle(blocks: &BlockManager, runner: Option<&dyn TaskRunner>, request: Reque
             stream,
             time_ms,
             completed_ms,
-        } => match runner.map(|r| r.cut_receiver(stream, time_ms, completed_ms)) {
+            taken_below,
+        } => match runner.map(|r| r.cut_receiver(stream, time_ms, completed_ms, taken_below)) {
             Some(Ok(blocks)) => Response::Cut(blocks),
             Some(Err(e)) => Response::Failed(e.to_string()),
             None => Response::Failed("this executor runs no job graph".into()),

@@ -30,8 +30,9 @@ use tokio::sync::mpsc;
 
 /// An executor silent for this long is lost.
 pub const HEARTBEAT_TIMEOUT: Duration = Duration::from_secs(3);
-/// How long a request to an executor may take.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a request to an executor may take, unless set otherwise
+/// ([`ContextConfig::request_timeout`](crate::ContextConfig::request_timeout)).
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a task may take on an executor before it is run elsewhere.
 const TASK_TIMEOUT: Duration = Duration::from_secs(120);
 /// How long spawned executors have to register.
@@ -89,6 +90,14 @@ struct Inner {
     local_tasks: AtomicU64,
     /// The driver context's default parallelism, told to executors.
     parallelism: AtomicU64,
+    /// How long a request other than a task may take, in milliseconds.
+    request_timeout_ms: AtomicU64,
+}
+
+impl Inner {
+    fn request_timeout(&self) -> Duration {
+        Duration::from_millis(self.request_timeout_ms.load(Ordering::Relaxed))
+    }
 }
 
 /// The driver's side of a cluster. Dropping the last handle shuts the executors down.
@@ -150,6 +159,7 @@ impl Cluster {
             tasks_run: AtomicU64::new(0),
             local_tasks: AtomicU64::new(0),
             parallelism: AtomicU64::new(1),
+            request_timeout_ms: AtomicU64::new(REQUEST_TIMEOUT.as_millis() as u64),
         });
         runtime.spawn(accept_loop(listener, Arc::downgrade(&inner)));
         runtime.spawn(watch_heartbeats(Arc::downgrade(&inner)));
@@ -158,6 +168,15 @@ impl Cluster {
             inner,
             _runtime: Arc::new(RuntimeGuard(Some(runtime))),
         })
+    }
+
+    /// Sets how long a request to an executor other than a task may take before it fails (a
+    /// cut of a receiver's blocks, a block read or copy); [`REQUEST_TIMEOUT`] until set.
+    pub fn set_request_timeout(&self, timeout: Duration) {
+        let ms = u64::try_from(timeout.as_millis())
+            .unwrap_or(u64::MAX)
+            .max(1);
+        self.inner.request_timeout_ms.store(ms, Ordering::Relaxed);
     }
 
     /// Sets the default parallelism executors are told at registration (the driver's).
@@ -272,7 +291,7 @@ impl Cluster {
 
     /// Sends `request` to executor `id` and waits for the answer.
     fn request(&self, id: u32, body: Request) -> Result<Response> {
-        request(&self.inner, id, body, REQUEST_TIMEOUT)
+        request(&self.inner, id, body, self.inner.request_timeout())
     }
 
     /// Runs a task on an executor of the driver's build that built job graph `graph` (the one
@@ -431,19 +450,23 @@ impl Cluster {
     }
 
     /// Cuts the blocks of the receiver of `stream` on `executor` up to `time_ms`, records the
-    /// executor as where they are, and returns them; tells the receiver that every batch up to
-    /// `completed_ms` has completed.
+    /// executor as where they are, and returns them, with the blocks earlier cuts took from
+    /// sequence number `taken_below` on (the caller holds every block below it: an earlier cut
+    /// whose answer it stopped waiting for took blocks it does not have); tells the receiver
+    /// that every batch up to `completed_ms` has completed.
     pub fn cut_receiver(
         &self,
         executor: u32,
         stream: u64,
         time_ms: u64,
         completed_ms: u64,
+        taken_below: u64,
     ) -> Result<Vec<protocol::CutBlock>> {
         let cut = Request::CutReceiver {
             stream,
             time_ms,
             completed_ms,
+            taken_below,
         };
         match self.request(executor, cut)? {
             Response::Cut(blocks) => {
@@ -764,7 +787,7 @@ fn rereplicate(inner: &Arc<Inner>, lost: u32, moved: Vec<(BlockId, StorageLevel)
                 level,
                 bytes,
             },
-            REQUEST_TIMEOUT,
+            inner.request_timeout(),
         ) {
             Ok(Response::Stored) => {
                 inner.replicas.lock().insert(block, (target, level));

@@ -91,6 +91,10 @@ pub enum Request {
         /// Every batch up to this time has completed on the driver (0: none yet), so the
         /// receiver no longer counts their records as unprocessed.
         completed_ms: u64,
+        /// The driver holds every block with a lower sequence number. Blocks a cut took that
+        /// the driver has not confirmed this way (it stopped waiting for that cut's answer) are
+        /// handed over again with this one.
+        taken_below: u64,
     },
     /// Stop the receiver of `stream` (what it stored is cut into final blocks).
     StopReceiver {
