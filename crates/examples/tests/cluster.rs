@@ -377,6 +377,19 @@ impl SocketJob {
         }
     }
 
+    /// Waits for two batches and returns the pid of the executor running the receiver.
+    fn receiver_executor(&mut self) -> String {
+        self.wait("two batches", |j| j.outputs("lines").len() >= 2);
+        let pids = receiver_pids(&self.log());
+        assert_eq!(
+            pids.len(),
+            1,
+            "the receiver runs on an executor:\n{}",
+            self.log()
+        );
+        pids[0].clone()
+    }
+
     fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("job.log")).unwrap_or_default()
     }
@@ -470,23 +483,20 @@ fn receiver_pids(log: &str) -> Vec<String> {
         .collect()
 }
 
+/// Sends `sig` to process `pid`.
+fn signal(pid: &str, sig: &str) {
+    let sent = std::process::Command::new("kill")
+        .args([sig, pid])
+        .status()
+        .unwrap();
+    assert!(sent.success(), "kill {sig} {pid}");
+}
+
 #[test]
 fn a_receiver_runs_on_an_executor_and_moves_when_its_executor_dies() {
     let mut job = SocketJob::start(&["--conf", "wal=off"]);
-    job.wait("two batches", |j| j.outputs("lines").len() >= 2);
-    let first = receiver_pids(&job.log());
-    assert_eq!(
-        first.len(),
-        1,
-        "the receiver runs on an executor:\n{}",
-        job.log()
-    );
-    // Kill the executor running the receiver.
-    let killed = std::process::Command::new("kill")
-        .args(["-9", &first[0]])
-        .status()
-        .unwrap();
-    assert!(killed.success());
+    let first = job.receiver_executor();
+    signal(&first, "-KILL");
     let log = job.finish();
     let moved = receiver_pids(&log);
     assert_eq!(moved.len(), 2, "the receiver moved to the other executor");
@@ -501,29 +511,15 @@ fn a_receiver_runs_on_an_executor_and_moves_when_its_executor_dies() {
 #[test]
 fn a_receiver_whose_executor_answers_a_cut_late_stays_there_and_loses_nothing() {
     let mut job = SocketJob::start(&["--conf", "wal=off", "--conf", "spate.request.timeout=1s"]);
-    job.wait("two batches", |j| j.outputs("lines").len() >= 2);
-    let first = receiver_pids(&job.log());
-    assert_eq!(
-        first.len(),
-        1,
-        "the receiver runs on an executor:\n{}",
-        job.log()
-    );
-    let signal = |sig: &str| {
-        let sent = std::process::Command::new("kill")
-            .args([sig, &first[0]])
-            .status()
-            .unwrap();
-        assert!(sent.success(), "kill {sig}");
-    };
+    let first = job.receiver_executor();
     // A quarter of a batch after a cut, so that the receiver has read lines the next cut (the
     // one left unanswered) takes. Two seconds: at least one cut (batches are 500 ms) waits out
     // the 1 s request timeout, and the executor's heartbeats (every 500 ms) stop for less than
     // the 3 s that lose it.
     std::thread::sleep(Duration::from_millis(250));
-    signal("-STOP");
+    signal(&first, "-STOP");
     std::thread::sleep(Duration::from_secs(2));
-    signal("-CONT");
+    signal(&first, "-CONT");
     job.wait("a cut the executor did not answer", |j| {
         j.log().contains("did not hand over this batch's blocks")
     });
@@ -534,7 +530,7 @@ fn a_receiver_whose_executor_answers_a_cut_late_stays_there_and_loses_nothing() 
     eprintln!("blocks handed over again: {again}");
     assert_eq!(
         receiver_pids(&log),
-        first,
+        [first],
         "the receiver stayed on its executor:\n{log}"
     );
     assert!(
