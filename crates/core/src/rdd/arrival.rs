@@ -39,8 +39,9 @@
 //! (`_mm_prefetch`, the records waiting in a ring) was tried and not kept (stop 26): the profile
 //! has the workers waiting on a slot's first load, but the chunked loop already overlaps the
 //! lookups, and the ring and prefetches only added work. One thread, 400k lines, runs
-//! alternated: 184–209 ms against 161–192 ms; in the engine at 2.5M lines/s, 0.77–0.94 µs of
-//! CPU per line against 0.61–0.83, and not stable in 3 of 3 runs against 1 of 3.
+//! alternated: 190–208 ms with the prefetches, 174–209 ms without, against 161–192 ms; in the
+//! engine at 2.5M lines/s, 0.77–0.94 µs of CPU per line against 0.61–0.83, and not stable in 3
+//! of 3 runs against 1 of 3.
 //!
 //! Values are `Option`s so that a merge can take one by value without `unsafe` (a key whose merge
 //! panicked starts again).
