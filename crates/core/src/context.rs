@@ -225,11 +225,15 @@ impl Context {
         let master = Master::parse(&config.master)?;
         // Cluster masters: executors join and hold replicas; tasks run on this process's
         // worker threads (as many as the cluster's cores) until task shipping exists.
+        let listen = |addr: &str| -> Result<crate::cluster::Cluster> {
+            let cluster = crate::cluster::Cluster::listen(addr)?;
+            cluster.set_request_timeout(config.request_timeout);
+            Ok(cluster)
+        };
         let (threads, cluster) = match &master {
             Master::Local(n) => (*n, None),
             Master::LocalCluster { executors, cores } => {
-                let cluster = crate::cluster::Cluster::listen("127.0.0.1:0")?;
-                cluster.set_request_timeout(config.request_timeout);
+                let cluster = listen("127.0.0.1:0")?;
                 let program = match &config.executor_program {
                     Some(p) => p.clone(),
                     None => std::env::current_exe().map_err(|e| {
@@ -246,8 +250,7 @@ impl Context {
                 (executors * cores, Some(cluster))
             }
             Master::Remote(addr) => {
-                let cluster = crate::cluster::Cluster::listen(addr)?;
-                cluster.set_request_timeout(config.request_timeout);
+                let cluster = listen(addr)?;
                 let n = std::thread::available_parallelism().map_or(2, |n| n.get());
                 cluster.set_parallelism(config.default_parallelism.unwrap_or(n).max(1));
                 (n, Some(cluster))
