@@ -345,7 +345,10 @@ impl TaskRunner for BatchRunner {
         _: u64,
         _: u64,
         _: u64,
-    ) -> Result<Vec<crate::cluster::CutBlock>> {
+    ) -> Result<(
+        Vec<crate::cluster::CutBlock>,
+        crate::cluster::ReceiverCounts,
+    )> {
         Err(no_receivers())
     }
 

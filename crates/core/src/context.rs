@@ -108,6 +108,11 @@ pub struct ContextConfig {
     /// a task (a cut of a receiver's blocks, a block read or copy) before it gives up on it
     /// (Spark's `spark.akka.askTimeout`). 10 s.
     pub request_timeout: std::time::Duration,
+    /// On a cluster: how long an executor may send no heartbeat (they send one every 500 ms)
+    /// before the driver takes it for lost, runs its tasks elsewhere and moves its receivers.
+    /// 3 s; at least 1 s. Longer rides out executors paused by the machine (swapping, a
+    /// stopped VM) at the cost of noticing a dead one later.
+    pub heartbeat_timeout: std::time::Duration,
 }
 
 impl ContextConfig {
@@ -124,6 +129,7 @@ impl ContextConfig {
             executor_args: Vec::new(),
             copy_persisted_to_peer: false,
             request_timeout: crate::cluster::REQUEST_TIMEOUT,
+            heartbeat_timeout: crate::cluster::HEARTBEAT_TIMEOUT,
         }
     }
 }
@@ -228,6 +234,7 @@ impl Context {
         let listen = |addr: &str| -> Result<crate::cluster::Cluster> {
             let cluster = crate::cluster::Cluster::listen(addr)?;
             cluster.set_request_timeout(config.request_timeout);
+            cluster.set_heartbeat_timeout(config.heartbeat_timeout);
             Ok(cluster)
         };
         let (threads, cluster) = match &master {

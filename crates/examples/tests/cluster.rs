@@ -540,6 +540,162 @@ fn a_receiver_whose_executor_answers_a_cut_late_stays_there_and_loses_nothing() 
 }
 
 // ---------------------------------------------------------------------------------------------
+// What executors count reaches the driver's monitoring server.
+
+/// An example job run as its own driver with its monitoring server on, its log in a file; the
+/// job (and its executors, which exit with their driver) is killed when dropped.
+struct MonitoredJob {
+    dir: tempfile::TempDir,
+    child: std::process::Child,
+}
+
+impl Drop for MonitoredJob {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl MonitoredJob {
+    fn start(program: &str, args: &[&str]) -> MonitoredJob {
+        let dir = tempfile::tempdir().unwrap();
+        let file = std::fs::File::create(dir.path().join("job.log")).unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = std::process::Command::new(program)
+            .args(["--log-level", "info", "--ui-port", &port.to_string()])
+            .args(args)
+            .stdout(file.try_clone().unwrap())
+            .stderr(file)
+            .spawn()
+            .unwrap();
+        MonitoredJob { dir, child }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("job.log")).unwrap_or_default()
+    }
+
+    /// The monitoring server's address, once the job printed it.
+    fn ui(&self) -> Option<std::net::SocketAddr> {
+        let log = self.log();
+        let at = log.split("monitoring page: http://").nth(1)?;
+        at.split('/').next()?.parse().ok()
+    }
+
+    /// `path` of the monitoring server as JSON (`Null` until it answers).
+    fn api(&self, path: &str) -> serde_json::Value {
+        self.ui()
+            .and_then(|addr| spate_streaming::testing::try_http_get(addr, path).ok())
+            .and_then(|(_, body)| serde_json::from_str(&body).ok())
+            .unwrap_or(serde_json::Value::Null)
+    }
+
+    /// Waits (60 s at most) until `cond` holds, failing if the job exits first.
+    fn wait(&mut self, what: &str, mut cond: impl FnMut(&MonitoredJob) -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !cond(self) {
+            if let Ok(Some(s)) = self.child.try_wait() {
+                panic!("the job exited ({s}) early:\n{}", self.log());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+/// A socket receiver running on an executor skips lines that are not UTF-8 there; the driver's
+/// monitoring server shows them (each cut brings the receiver's counts), where before it showed
+/// none.
+#[test]
+fn what_a_receiver_on_an_executor_skips_is_shown_by_the_drivers_monitoring_server() {
+    let source = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = source.local_addr().unwrap().port().to_string();
+    let mut job = MonitoredJob::start(
+        env!("CARGO_BIN_EXE_network_word_count"),
+        &["--master", "local-cluster[2,1]", "127.0.0.1", &port],
+    );
+    source.set_nonblocking(true).unwrap();
+    let mut conn = None;
+    job.wait("the receiver to connect", |_| {
+        conn = source.accept().ok().map(|(c, _)| c);
+        conn.is_some()
+    });
+    let mut conn = conn.unwrap();
+    conn.set_nonblocking(false).unwrap();
+    // Ten good lines and four that are not UTF-8, mixed.
+    let mut sent = Vec::new();
+    for i in 0..10 {
+        sent.extend_from_slice(format!("good line {i}\n").as_bytes());
+        if i % 3 == 0 {
+            sent.extend_from_slice(b"bad \xff\xfe line\n");
+        }
+    }
+    conn.write_all(&sent).unwrap();
+    job.wait("the driver to show the skipped lines", |j| {
+        let r = j.api("/api/receivers");
+        r[0]["skipped"] == 4 && r[0]["records"] == 10
+    });
+    let log = job.log();
+    assert_eq!(
+        receiver_pids(&log).len(),
+        1,
+        "the receiver ran on an executor:\n{log}"
+    );
+    let metrics = spate_streaming::testing::http_get(job.ui().unwrap(), "/metrics").1;
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("spate_receiver_records_skipped_total{") && l.ends_with(" 4")),
+        "{metrics}"
+    );
+}
+
+/// A file stream's tasks read its files on the executors, which count the lines they skip
+/// there and send their counts with their heartbeats: the driver's `/api/inputs` shows them.
+#[test]
+fn what_a_file_streams_tasks_skip_on_executors_is_shown_by_the_drivers_monitoring_server() {
+    let watched = tempfile::tempdir().unwrap();
+    let dir = watched.path().to_str().unwrap().to_string();
+    let mut job = MonitoredJob::start(
+        env!("CARGO_BIN_EXE_file_word_count"),
+        &["--master", "local-cluster[2,1]", &dir],
+    );
+    job.wait("the first batch", |j| {
+        j.api("/api/batches")
+            .as_array()
+            .is_some_and(|b| !b.is_empty())
+    });
+    // Three files, five lines that are not UTF-8 between them, written aside and moved in.
+    for (i, bad) in [1usize, 0, 4].into_iter().enumerate() {
+        let mut text = Vec::new();
+        for n in 0..20 {
+            text.extend_from_slice(format!("file {i} line {n}\n").as_bytes());
+            if n < bad {
+                text.extend_from_slice(b"\xc3\x28 broken\n");
+            }
+        }
+        let aside = watched.path().join(format!(".f{i}.tmp"));
+        std::fs::write(&aside, text).unwrap();
+        std::fs::rename(&aside, watched.path().join(format!("f{i}.txt"))).unwrap();
+    }
+    job.wait("the driver to show the executors' counts", |j| {
+        let inputs = j.api("/api/inputs");
+        inputs[0]["counters"]["records_skipped"] == 5 && inputs[0]["counters"]["files_read"] == 3
+    });
+    // The executors ran the batches' tasks (those reading the files among them).
+    let tasks = job.api("/api/executors")["tasks"].as_u64().unwrap_or(0);
+    assert!(tasks > 0, "{}", job.log());
+}
+
+// ---------------------------------------------------------------------------------------------
 // A batch program (no streams) on a cluster: `shuffle_heavy`, five shuffles per job.
 
 /// Runs `shuffle_heavy` on `master`, saving `rounds` rounds over `lines` lines under `out`, its

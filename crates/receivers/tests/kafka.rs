@@ -526,6 +526,83 @@ fn direct_stream_reads_what_retention_left_of_a_range_and_counts_what_it_deleted
     assert!(metrics.lines().any(|l| l == line), "{metrics}");
 }
 
+/// A consumer group whose saved position the broker no longer has (the program was down longer
+/// than the topic's retention) goes on from the oldest record left, and counts and reports
+/// what it never read.
+#[test]
+fn receiver_stream_counts_what_retention_deleted_before_it_resumed() {
+    let Some(mut broker) = Broker::start() else {
+        return;
+    };
+    broker.create_topic_with("aging", 1, &[("cleanup.policy", "delete")]);
+    // Offsets 0..10 dated 2001, far past the week of retention; 10..20 dated now.
+    let (old, new) = (batch_of("old", 0..10), batch_of("new", 0..10));
+    broker.produce_at("aging", 0, &old, 978_307_200_000);
+    broker.produce("aging", 0, &new);
+    broker.kill();
+    broker.restart();
+    eventually(
+        "retention to delete the old records",
+        Duration::from_secs(30),
+        || broker.earliest_offset("aging", 0) == 10,
+    );
+    // The group had read up to offset 3 before it stopped.
+    let positions = tempfile::tempdir().unwrap();
+    std::fs::write(
+        positions.path().join("late.offsets"),
+        "# positions\naging\t0\t3\n",
+    )
+    .unwrap();
+
+    let (ssc, clock) = manual_context();
+    let stream = ssc.kafka_stream_with(
+        KafkaReceiverConfig {
+            positions_dir: Some(positions.path().to_path_buf()),
+            connection: quick_connection(),
+            ..KafkaReceiverConfig::new(&broker.addr(), "late", &[("aging", 1)])
+        },
+        StorageLevel::MEMORY_ONLY_SER,
+    );
+    let got: Arc<Mutex<Vec<KafkaRecord>>> = Arc::default();
+    let g = got.clone();
+    stream.foreach_rdd(move |rdd, _| {
+        g.lock().unwrap().extend(rdd.collect()?);
+        Ok(())
+    });
+    let ui = ssc.start_ui("127.0.0.1:0").unwrap();
+    ssc.start().unwrap();
+    eventually("the records left", Duration::from_secs(20), || {
+        ssc.receiver_info()[0].records >= 10
+    });
+    // Nothing more comes (each record once).
+    std::thread::sleep(Duration::from_millis(500));
+    let t = step(&ssc, &clock);
+    assert_eq!(failure_of(&ssc, t), None);
+
+    assert_eq!(values(&got.lock().unwrap()), new);
+    let info = &ssc.receiver_info()[0];
+    let error = info.last_error.clone().unwrap_or_default();
+    // Kafka answers a deleted offset with an error (the position moves to the earliest one);
+    // tansu with the records after it. Either way the same seven are reported.
+    assert!(
+        error.contains("the position 3 of aging-0 is outside what the broker has, [10, 20]")
+            || error.contains("offsets [3, 10) of aging-0 were deleted by the broker"),
+        "{error}"
+    );
+    assert!(error.contains("7 records skipped (7 in all"), "{error}");
+    // Offsets 3 to 9 were deleted unread: counted once, shown by the monitoring server.
+    let (_, metrics) = spate_streaming::testing::http_get(ui.addr(), "/metrics");
+    let lost = spate_streaming::testing::metric_sample(
+        &metrics,
+        &format!(
+            "spate_input_records_lost_total{{stream=\"{}\",input=\"receiver_stream\"}}",
+            stream.id()
+        ),
+    );
+    assert_eq!(lost, Some(7.0), "{metrics}");
+    ssc.stop(false);
+}
+
 #[test]
 fn direct_stream_batches_report_the_records_of_their_offset_ranges() {
     let Some(broker) = Broker::start() else {

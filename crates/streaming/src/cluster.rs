@@ -145,7 +145,10 @@ impl TaskRunner for ExecutorGraph {
         time_ms: u64,
         completed_ms: u64,
         taken_below: u64,
-    ) -> spate_core::Result<Vec<spate_core::cluster::CutBlock>> {
+    ) -> spate_core::Result<(
+        Vec<spate_core::cluster::CutBlock>,
+        spate_core::cluster::ReceiverCounts,
+    )> {
         let receiver = self.receiver(stream)?;
         if completed_ms > 0 {
             receiver.batch_completed(Time::from_ms(completed_ms));
@@ -156,6 +159,22 @@ impl TaskRunner for ExecutorGraph {
     fn stop_receiver(&self, stream: u64) -> spate_core::Result<()> {
         self.receiver(stream)?.stop();
         Ok(())
+    }
+
+    fn input_counts(&self) -> Vec<spate_core::cluster::InputCount> {
+        crate::counters::snapshot(&self.inner.graph.input_counters.lock())
+            .into_iter()
+            .flat_map(|s| {
+                s.counters
+                    .into_iter()
+                    .filter(|c| c.2 > 0)
+                    .map(move |(name, _, value)| spate_core::cluster::InputCount {
+                        stream: s.stream as u64,
+                        name: name.to_string(),
+                        value,
+                    })
+            })
+            .collect()
     }
 
     fn block_manager(&self) -> Arc<spate_core::storage::BlockManager> {

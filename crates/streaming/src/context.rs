@@ -778,7 +778,7 @@ impl StreamingContext {
         };
         for r in &receivers {
             if let Some((cluster, fp)) = &remote
-                && r.start_remote(self.context(), cluster, *fp)
+                && r.start_remote(self.context(), cluster, *fp, listeners.clone())
             {
                 continue;
             }

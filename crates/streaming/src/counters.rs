@@ -146,7 +146,33 @@ pub(crate) struct InputSnapshot {
     pub(crate) name: String,
     pub(crate) call_site: String,
     /// Name, help, value.
-    pub(crate) counters: Vec<(&'static str, &'static str, u64)>,
+    pub(crate) counters: Vec<(String, &'static str, u64)>,
+}
+
+/// Help of a counter an executor sent that this process never made (one made lazily, in a
+/// task that only ran there).
+const REMOTE_HELP: &str = "Counted in an executor's process.";
+
+/// Adds the counts executors made (`remote`) to the snapshots of their streams; a stream with
+/// no snapshot here gets none (only reported streams are shown).
+pub(crate) fn add_remote(
+    snapshots: &mut [InputSnapshot],
+    remote: &[spate_core::cluster::InputCount],
+) {
+    for count in remote {
+        let Some(s) = snapshots
+            .iter_mut()
+            .find(|s| s.stream as u64 == count.stream)
+        else {
+            continue;
+        };
+        match s.counters.iter_mut().find(|c| c.0 == count.name) {
+            Some(c) => c.2 += count.value,
+            None => s
+                .counters
+                .push((count.name.clone(), REMOTE_HELP, count.value)),
+        }
+    }
 }
 
 /// The registry's counters, one snapshot per stream, by stream id.
@@ -169,7 +195,7 @@ pub(crate) fn snapshot(reported: &[Reported]) -> Vec<InputSnapshot> {
         for (name, help, value) in r.counters.values() {
             match counters.iter_mut().find(|c| c.0 == name) {
                 Some(c) => c.2 += value,
-                None => counters.push((name, help, value)),
+                None => counters.push((name.to_string(), help, value)),
             }
         }
     }
@@ -269,7 +295,13 @@ impl StreamingContext {
 
     /// Every reported stream's counters now.
     pub(crate) fn input_snapshots(&self) -> Vec<InputSnapshot> {
-        snapshot(&self.graph().input_counters.lock())
+        let mut snapshots = snapshot(&self.graph().input_counters.lock());
+        // On a cluster, tasks that read input (a file, a Kafka offset range) run on executors,
+        // which count there and send their counts with their heartbeats.
+        if let Some(cluster) = self.context().cluster() {
+            add_remote(&mut snapshots, &cluster.input_counts());
+        }
+        snapshots
     }
 }
 
@@ -321,9 +353,46 @@ mod tests {
         assert_eq!((snaps[0].stream, snaps[0].name.as_str()), (1, "a"));
         assert_eq!(
             snaps[0].counters,
-            vec![("records_skipped", "h", 3), ("files_ignored", "f", 4)]
+            vec![
+                ("records_skipped".to_string(), "h", 3),
+                ("files_ignored".to_string(), "f", 4)
+            ]
         );
-        assert_eq!(snaps[1].counters, vec![("records_lost", "l", 7)]);
+        assert_eq!(
+            snaps[1].counters,
+            vec![("records_lost".to_string(), "l", 7)]
+        );
+
+        // Executors' counts add to their streams' (a name only they made is shown with a help
+        // of its own); a stream this process does not report is left out.
+        let mut snaps = snaps;
+        let count = |stream, name: &str, value| spate_core::cluster::InputCount {
+            stream,
+            name: name.into(),
+            value,
+        };
+        add_remote(
+            &mut snaps,
+            &[
+                count(1, "records_skipped", 10),
+                count(1, "lines_dropped", 2),
+                count(3, "records_lost", 1),
+                count(9, "records_lost", 5),
+            ],
+        );
+        assert_eq!(
+            snaps[0].counters,
+            vec![
+                ("records_skipped".to_string(), "h", 13),
+                ("files_ignored".to_string(), "f", 4),
+                ("lines_dropped".to_string(), REMOTE_HELP, 2)
+            ]
+        );
+        assert_eq!(
+            snaps[1].counters,
+            vec![("records_lost".to_string(), "l", 8)]
+        );
+        assert_eq!(snaps.len(), 2);
     }
 
     #[test]

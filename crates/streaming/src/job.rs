@@ -247,7 +247,8 @@ struct Cli {
     /// An application setting the job reads with `ssc.conf(key)` (repeatable). Keys starting
     /// with `spate.` are the engine's own: `spate.default.parallelism=N` (partitions of
     /// shuffles), `spate.memory=SIZE` (the block store's memory, e.g. 512m or 2g),
-    /// `spate.codec=none|lz4` (compression of serialized blocks).
+    /// `spate.codec=none|lz4` (compression of serialized blocks), `spate.request.timeout=DUR`
+    /// and `spate.heartbeat.timeout=DUR` (on a cluster).
     #[arg(long = "conf", value_name = "KEY=VALUE", value_parser = key_value)]
     conf: Vec<(String, String)>,
     /// Arguments for the job (`ssc.args()`).
@@ -292,8 +293,13 @@ fn engine_settings(
                 .filter(|d| !d.is_zero())
                 .map(|d| config.request_timeout = d)
                 .ok_or("expected a duration of more than zero, such as 10s or 500ms"),
+            "spate.heartbeat.timeout" => duration(v, key)
+                .ok()
+                .filter(|d| *d >= 2 * spate_core::cluster::HEARTBEAT_INTERVAL)
+                .map(|d| config.heartbeat_timeout = d)
+                .ok_or("expected a duration of at least 1s (executors send a heartbeat every 500ms), such as 3s or 30s"),
             _ => Err(
-                "not an engine setting (the engine's are spate.default.parallelism, spate.memory, spate.codec and spate.request.timeout)",
+                "not an engine setting (the engine's are spate.default.parallelism, spate.memory, spate.codec, spate.request.timeout and spate.heartbeat.timeout)",
             ),
         };
         if let Err(why) = applied {
@@ -608,12 +614,14 @@ mod tests {
                 ("spate.memory", "2g"),
                 ("spate.codec", "lz4"),
                 ("spate.request.timeout", "1500ms"),
+                ("spate.heartbeat.timeout", "20s"),
                 ("other", "anything"),
             ]),
             &mut config,
         )
         .unwrap();
         assert_eq!(config.request_timeout, Duration::from_millis(1500));
+        assert_eq!(config.heartbeat_timeout, Duration::from_secs(20));
         assert_eq!(config.default_parallelism, Some(6));
         assert_eq!(config.memory_bytes, 2 << 30);
         assert_eq!(config.codec, spate_storage::Codec::Lz4);
@@ -631,6 +639,7 @@ mod tests {
                 ("spate.codec", "zstd"),
                 ("spate.request.timeout", "0s"),
                 ("spate.request.timeout", "soon"),
+                ("spate.heartbeat.timeout", "600ms"),
                 ("spate.paralelism", "4"),
             ]),
             &mut spate_core::ContextConfig::new("local[2]"),
@@ -645,6 +654,7 @@ mod tests {
             "spate.codec=zstd: expected none or lz4",
             "spate.request.timeout=0s: expected a duration of more than zero",
             "spate.request.timeout=soon: expected a duration",
+            "spate.heartbeat.timeout=600ms: expected a duration of at least 1s",
             "spate.paralelism=4: not an engine setting",
         ] {
             assert!(e.contains(says), "{says:?} not in {e}");

@@ -638,6 +638,7 @@ pub(crate) trait ReceiverRunner: Send + Sync {
         ctx: &Context,
         cluster: &spate_core::cluster::Cluster,
         graph: u64,
+        listeners: Vec<Arc<dyn StreamingListener>>,
     ) -> bool;
     /// This process is an executor: batches are rebuilt from the driver's block lists, and a
     /// receiver started here hands its blocks over through [`cut_here`](Self::cut_here).
@@ -645,7 +646,14 @@ pub(crate) trait ReceiverRunner: Send + Sync {
     /// Cuts and takes the blocks up to `t` (on the executor running the receiver), and returns
     /// them with those earlier cuts took from sequence number `taken_below` on (the driver has
     /// every block below it and did not get those).
-    fn cut_here(&self, t: Time, taken_below: u64) -> Vec<spate_core::cluster::CutBlock>;
+    fn cut_here(
+        &self,
+        t: Time,
+        taken_below: u64,
+    ) -> (
+        Vec<spate_core::cluster::CutBlock>,
+        spate_core::cluster::ReceiverCounts,
+    );
     /// The batch of `t` (and every earlier one) completed: its records no longer count against
     /// the memory fraction.
     fn batch_completed(&self, t: Time);
@@ -674,6 +682,13 @@ struct Remote {
     position: Option<String>,
     /// Cuts in a row the executor, still alive, did not answer (or answered with a failure).
     failed_cuts: u32,
+    /// What each executor that ran the receiver counted there, as its last cut said (a
+    /// receiver that comes back to an executor goes on from its counts there).
+    counted: BTreeMap<u32, spate_core::cluster::ReceiverCounts>,
+    /// Told of the receiver's events on the driver's behalf: it started (on an executor, or
+    /// on another one after moving), failed there (as a cut tells, or its executor was lost),
+    /// stopped.
+    listeners: Vec<Arc<dyn StreamingListener>>,
 }
 
 /// How many cuts in a row a live executor may fail before the receiver is stopped there and
@@ -916,8 +931,18 @@ impl<T: Data> Runner<T> {
             .cluster
             .cut_receiver(r.executor, stream, t.ms(), completed, r.next_seq)
         {
-            Ok(cut) => {
+            Ok((cut, counts)) => {
                 r.failed_cuts = 0;
+                let before = r.counted.entry(r.executor).or_default();
+                add_remote_counts(&self.shared, before, &counts);
+                let failed = counts.errors > before.errors;
+                *before = counts;
+                if failed {
+                    let info = self.info();
+                    tell_all(&r.listeners, "on_receiver_error", |l| {
+                        l.on_receiver_error(&info)
+                    });
+                }
                 let blocks: Vec<ReceivedBlock> = cut
                     .into_iter()
                     .map(|b| ReceivedBlock {
@@ -956,6 +981,20 @@ impl<T: Data> Runner<T> {
                     tracing::warn!(stream, executor = r.executor, error = %e, "the executor running the receiver is gone; starting it on another one");
                 }
                 r.failed_cuts = 0;
+                self.shared.stats.errors.fetch_add(1, Ordering::Relaxed);
+                *self.shared.last_error.lock() = Some(format!(
+                    "executor {} {}: {e}",
+                    r.executor,
+                    if alive {
+                        "failed its cuts"
+                    } else {
+                        "running the receiver is gone"
+                    }
+                ));
+                let info = self.info();
+                tell_all(&r.listeners, "on_receiver_error", |l| {
+                    l.on_receiver_error(&info)
+                });
                 // Blocks its replicas left here beyond the last one taken are dropped: the
                 // source sends their records again.
                 if let Some(ctx) = self.ctx.lock().clone() {
@@ -976,6 +1015,10 @@ impl<T: Data> Runner<T> {
                             tracing::info!(stream, executor = e, pid = ?r.cluster.executor_pid(e), "receiver runs on executor");
                             self.shared.stats.restarts.fetch_add(1, Ordering::Relaxed);
                             r.executor = e;
+                            let info = self.info();
+                            tell_all(&r.listeners, "on_receiver_started", |l| {
+                                l.on_receiver_started(&info)
+                            });
                             return Vec::new();
                         }
                         Err(err) => {
@@ -988,6 +1031,11 @@ impl<T: Data> Runner<T> {
                     stream,
                     "no executor can run the receiver any more: its batches are empty"
                 );
+                self.shared.active.store(false, Ordering::Release);
+                let info = self.info();
+                tell_all(&r.listeners, "on_receiver_stopped", |l| {
+                    l.on_receiver_stopped(&info)
+                });
                 Vec::new()
             }
         }
@@ -1040,6 +1088,17 @@ impl<T: Data> Runner<T> {
         let _g = self.shared.waiters.lock();
         self.shared.drained.notify_all();
         taken
+    }
+}
+
+/// Tells every listener of `event` (`f` calls the listener's method).
+fn tell_all(
+    listeners: &[Arc<dyn StreamingListener>],
+    event: &str,
+    f: impl Fn(&dyn StreamingListener),
+) {
+    for l in listeners {
+        tell(l, event, &f);
     }
 }
 
@@ -1526,12 +1585,19 @@ impl<T: Data> ReceiverRunner for Runner<T> {
     }
 
     fn stop(&self) {
-        if let Some(r) = self.remote.lock().as_ref()
-            && let Err(e) = r
+        if let Some(r) = self.remote.lock().as_ref() {
+            if let Err(e) = r
                 .cluster
                 .stop_receiver(r.executor, self.shared.stream as u64)
-        {
-            tracing::warn!(stream = self.shared.stream, error = %e, "could not stop the receiver on its executor");
+            {
+                tracing::warn!(stream = self.shared.stream, error = %e, "could not stop the receiver on its executor");
+            }
+            if self.shared.active.swap(false, Ordering::AcqRel) {
+                let info = self.info();
+                tell_all(&r.listeners, "on_receiver_stopped", |l| {
+                    l.on_receiver_stopped(&info)
+                });
+            }
         }
         self.stopped.store(true, Ordering::Release);
         let threads: Vec<JoinHandle<()>> = self.threads.lock().drain(..).collect();
@@ -1565,6 +1631,7 @@ impl<T: Data> ReceiverRunner for Runner<T> {
         ctx: &Context,
         cluster: &spate_core::cluster::Cluster,
         graph: u64,
+        listeners: Vec<Arc<dyn StreamingListener>>,
     ) -> bool {
         if self.config.write_ahead_log {
             return false; // the log is the driver's
@@ -1582,9 +1649,17 @@ impl<T: Data> ReceiverRunner for Runner<T> {
                         next_seq: 0,
                         position: None,
                         failed_cuts: 0,
+                        counted: BTreeMap::new(),
+                        listeners,
                     });
                     self.shared.active.store(true, Ordering::Release);
                     *self.ctx.lock() = Some(ctx.clone());
+                    if let Some(r) = self.remote.lock().as_ref() {
+                        let info = self.info();
+                        tell_all(&r.listeners, "on_receiver_started", |l| {
+                            l.on_receiver_started(&info)
+                        });
+                    }
                     return true;
                 }
                 Err(err) => {
@@ -1616,7 +1691,14 @@ impl<T: Data> ReceiverRunner for Runner<T> {
         }
     }
 
-    fn cut_here(&self, t: Time, taken_below: u64) -> Vec<spate_core::cluster::CutBlock> {
+    fn cut_here(
+        &self,
+        t: Time,
+        taken_below: u64,
+    ) -> (
+        Vec<spate_core::cluster::CutBlock>,
+        spate_core::cluster::ReceiverCounts,
+    ) {
         // Held from the cut to the answer: two cuts running at once (one the driver stopped
         // waiting for, answered late) hand their blocks over in order, and none is left out of
         // the answer of the one the driver reads.
@@ -1640,7 +1722,52 @@ impl<T: Data> ReceiverRunner for Runner<T> {
             records: b.records,
             position: b.position,
         }));
-        unconfirmed.clone()
+        (unconfirmed.clone(), counts_of(&self.shared))
+    }
+}
+
+/// What the receiver counted in this process, for the driver (sent with each cut).
+fn counts_of(shared: &RunnerShared) -> spate_core::cluster::ReceiverCounts {
+    let stats = &shared.stats;
+    spate_core::cluster::ReceiverCounts {
+        skipped: stats.skipped.load(Ordering::Relaxed),
+        errors: stats.errors.load(Ordering::Relaxed),
+        restarts: stats.restarts.load(Ordering::Relaxed),
+        max_queued: stats.max_queued.load(Ordering::Relaxed),
+        memory_waits: stats.memory_waits.load(Ordering::Relaxed),
+        last_error: shared.last_error.lock().clone(),
+    }
+}
+
+/// Adds to the driver's counts of a receiver what `now` (sent by the executor running it) has
+/// that `before` (the same executor's last report) did not.
+fn add_remote_counts(
+    shared: &RunnerShared,
+    before: &spate_core::cluster::ReceiverCounts,
+    now: &spate_core::cluster::ReceiverCounts,
+) {
+    let stats = &shared.stats;
+    let new = |a: u64, b: u64| b.saturating_sub(a);
+    stats
+        .skipped
+        .fetch_add(new(before.skipped, now.skipped), Ordering::Relaxed);
+    stats
+        .errors
+        .fetch_add(new(before.errors, now.errors), Ordering::Relaxed);
+    stats
+        .restarts
+        .fetch_add(new(before.restarts, now.restarts), Ordering::Relaxed);
+    stats.memory_waits.fetch_add(
+        new(before.memory_waits, now.memory_waits),
+        Ordering::Relaxed,
+    );
+    stats
+        .max_queued
+        .fetch_max(now.max_queued, Ordering::Relaxed);
+    if now.errors > before.errors
+        && let Some(e) = &now.last_error
+    {
+        *shared.last_error.lock() = Some(e.clone());
     }
 }
 

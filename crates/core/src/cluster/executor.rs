@@ -32,9 +32,16 @@ pub trait TaskRunner: Send + Sync {
         time_ms: u64,
         completed_ms: u64,
         taken_below: u64,
-    ) -> Result<Vec<super::protocol::CutBlock>>;
+    ) -> Result<(
+        Vec<super::protocol::CutBlock>,
+        super::protocol::ReceiverCounts,
+    )>;
     /// Stops the receiver of `stream`.
     fn stop_receiver(&self, stream: u64) -> Result<()>;
+    /// The input streams' counts in this process (sent with each heartbeat): none by default.
+    fn input_counts(&self) -> Vec<super::protocol::InputCount> {
+        Vec::new()
+    }
 }
 
 /// How often an executor tells the driver it is alive.
@@ -83,6 +90,40 @@ impl ExecutorConfig {
             graph: None,
         }
     }
+}
+
+/// The input stream a request about a receiver is for.
+fn receiver_stream(body: &Request) -> Option<u64> {
+    match body {
+        Request::StartReceiver { stream, .. }
+        | Request::CutReceiver { stream, .. }
+        | Request::StopReceiver { stream } => Some(*stream),
+        _ => None,
+    }
+}
+
+/// Requests for one receiver, handled in order on a thread of its own.
+type ReceiverRequests = std::sync::mpsc::Sender<(u64, Request)>;
+
+/// Starts the thread that handles the requests about the receiver of `stream`.
+fn receiver_thread(
+    stream: u64,
+    blocks: &Arc<BlockManager>,
+    runner: &Option<Arc<dyn TaskRunner>>,
+    tx: &mpsc::UnboundedSender<Message>,
+) -> std::result::Result<ReceiverRequests, String> {
+    let (blocks, runner, tx) = (blocks.clone(), runner.clone(), tx.clone());
+    let (control_tx, control_rx) = std::sync::mpsc::channel::<(u64, Request)>();
+    std::thread::Builder::new()
+        .name(format!("spate-receiver-{stream}"))
+        .spawn(move || {
+            for (req, body) in control_rx {
+                let body = handle(&blocks, runner.as_deref(), body);
+                let _ = tx.send(Message::Response { id: req, body });
+            }
+        })
+        .map_err(|e| format!("cannot start a thread for the receiver of stream {stream}: {e}"))?;
+    Ok(control_tx)
 }
 
 fn cluster_err(what: String) -> Error {
@@ -183,6 +224,7 @@ async fn serve(config: &ExecutorConfig) -> Result<()> {
     }));
     let beats = tx.clone();
     let stats_of = blocks.clone();
+    let counts_of = runner.clone();
     let heartbeat = tokio::spawn(async move {
         let mut ticker = tokio::time::interval(HEARTBEAT_INTERVAL);
         loop {
@@ -191,34 +233,21 @@ async fn serve(config: &ExecutorConfig) -> Result<()> {
             let beat = Message::Heartbeat {
                 blocks: (stats.memory_blocks + stats.disk_blocks) as u64,
                 memory_bytes: stats.memory_bytes,
+                counts: counts_of
+                    .as_deref()
+                    .map(TaskRunner::input_counts)
+                    .unwrap_or_default(),
             };
             if beats.send(beat).is_err() {
                 break;
             }
         }
     });
-    // Requests about receivers (start, cut, stop) run one after the other, in the order they
-    // came, on a thread of their own: a cut the driver stopped waiting for (this process was
-    // paused, say) is answered before the next one, which hands its blocks over again.
-    let (control_tx, control_rx) = std::sync::mpsc::channel::<(u64, Request)>();
-    {
-        let (blocks, runner, tx) = (blocks.clone(), runner.clone(), tx.clone());
-        let spawned = std::thread::Builder::new()
-            .name("spate-receivers".into())
-            .spawn(move || {
-                for (req, body) in control_rx {
-                    let body = handle(&blocks, runner.as_deref(), body);
-                    let _ = tx.send(Message::Response { id: req, body });
-                }
-            });
-        if let Err(e) = spawned {
-            heartbeat.abort();
-            writer_task.abort();
-            return Err(Error::Cluster(format!(
-                "cannot start the executor's receiver thread: {e}"
-            )));
-        }
-    }
+    // Requests about a receiver (start, cut, stop) run one after the other, in the order they
+    // came, on a thread of that receiver's own: a cut the driver stopped waiting for (this
+    // process was paused, say) is answered before the next one, which hands its blocks over
+    // again; and a receiver slow to start or stop delays no other receiver's cuts.
+    let mut receiver_threads: HashMap<u64, ReceiverRequests> = HashMap::new();
     let result = loop {
         match protocol::read(&mut reader).await.map_err(proto) {
             Err(e) => break Err(e),
@@ -226,18 +255,31 @@ async fn serve(config: &ExecutorConfig) -> Result<()> {
                 tracing::info!(executor = id, "the driver is done; exiting");
                 break Ok(());
             }
-            Ok(Some(Message::Request {
-                id: req,
-                body:
-                    body @ (Request::StartReceiver { .. }
-                    | Request::CutReceiver { .. }
-                    | Request::StopReceiver { .. }),
-            })) => {
-                if control_tx.send((req, body)).is_err() {
-                    tracing::error!(executor = id, "the executor's receiver thread is gone");
-                }
-            }
             Ok(Some(Message::Request { id: req, body })) => {
+                if let Some(stream) = receiver_stream(&body) {
+                    let (blocks, runner) = (&blocks, &runner);
+                    let sent = match receiver_threads.entry(stream) {
+                        std::collections::hash_map::Entry::Occupied(o) => o.get().send((req, body)),
+                        std::collections::hash_map::Entry::Vacant(v) => {
+                            match receiver_thread(stream, blocks, runner, &tx) {
+                                Ok(control) => v.insert(control).send((req, body)),
+                                Err(why) => {
+                                    tracing::error!(executor = id, "{why}");
+                                    let _ = tx.send(Message::Response {
+                                        id: req,
+                                        body: Response::Failed(why),
+                                    });
+                                    Ok(())
+                                }
+                            }
+                        }
+                    };
+                    if sent.is_err() {
+                        tracing::error!(executor = id, stream, "the thread of a receiver is gone");
+                        receiver_threads.remove(&stream);
+                    }
+                    continue;
+                }
                 // On a thread of its own, outside the runtime: a task may wait for blocks from
                 // the driver meanwhile, and sources such as Kafka run their own runtime.
                 let (blocks, runner, tx) = (blocks.clone(), runner.clone(), tx.clone());
@@ -368,7 +410,7 @@ fn handle(blocks: &BlockManager, runner: Option<&dyn TaskRunner>, request: Reque
             completed_ms,
             taken_below,
         } => match runner.map(|r| r.cut_receiver(stream, time_ms, completed_ms, taken_below)) {
-            Some(Ok(blocks)) => Response::Cut(blocks),
+            Some(Ok((blocks, counts))) => Response::Cut(blocks, counts),
             Some(Err(e)) => Response::Failed(e.to_string()),
             None => Response::Failed("this executor runs no job graph".into()),
         },

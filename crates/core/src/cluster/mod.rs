@@ -14,7 +14,7 @@ mod executor;
 pub mod protocol;
 
 pub use executor::{ExecutorConfig, HEARTBEAT_INTERVAL, RunnerFactory, TaskRunner, run_executor};
-pub use protocol::{CutBlock, HeldRdd, TaskSpec};
+pub use protocol::{CutBlock, HeldRdd, InputCount, ReceiverCounts, TaskSpec};
 
 use crate::{Error, Result};
 use parking_lot::{Condvar, Mutex};
@@ -28,7 +28,8 @@ use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
-/// An executor silent for this long is lost.
+/// An executor silent for this long is lost, unless set otherwise
+/// ([`ContextConfig::heartbeat_timeout`](crate::ContextConfig::heartbeat_timeout)).
 pub const HEARTBEAT_TIMEOUT: Duration = Duration::from_secs(3);
 /// How long a request to an executor may take, unless set otherwise
 /// ([`ContextConfig::request_timeout`](crate::ContextConfig::request_timeout)).
@@ -92,11 +93,20 @@ struct Inner {
     parallelism: AtomicU64,
     /// How long a request other than a task may take, in milliseconds.
     request_timeout_ms: AtomicU64,
+    /// How long an executor may be silent before it is lost, in milliseconds.
+    heartbeat_timeout_ms: AtomicU64,
+    /// The input streams' counts each executor sent last (kept when it is lost: what it
+    /// counted happened).
+    input_counts: Mutex<BTreeMap<u32, Vec<protocol::InputCount>>>,
 }
 
 impl Inner {
     fn request_timeout(&self) -> Duration {
         Duration::from_millis(self.request_timeout_ms.load(Ordering::Relaxed))
+    }
+
+    fn heartbeat_timeout(&self) -> Duration {
+        Duration::from_millis(self.heartbeat_timeout_ms.load(Ordering::Relaxed))
     }
 }
 
@@ -160,6 +170,8 @@ impl Cluster {
             local_tasks: AtomicU64::new(0),
             parallelism: AtomicU64::new(1),
             request_timeout_ms: AtomicU64::new(REQUEST_TIMEOUT.as_millis() as u64),
+            heartbeat_timeout_ms: AtomicU64::new(HEARTBEAT_TIMEOUT.as_millis() as u64),
+            input_counts: Mutex::new(BTreeMap::new()),
         });
         runtime.spawn(accept_loop(listener, Arc::downgrade(&inner)));
         runtime.spawn(watch_heartbeats(Arc::downgrade(&inner)));
@@ -177,6 +189,14 @@ impl Cluster {
             .unwrap_or(u64::MAX)
             .max(1);
         self.inner.request_timeout_ms.store(ms, Ordering::Relaxed);
+    }
+
+    /// Sets how long an executor may send no heartbeat before it is lost (its tasks run
+    /// elsewhere, its receivers move); [`HEARTBEAT_TIMEOUT`] until set. Executors send one every
+    /// [`HEARTBEAT_INTERVAL`]: a timeout shorter than two of those is raised to that.
+    pub fn set_heartbeat_timeout(&self, timeout: Duration) {
+        let ms = u64::try_from(timeout.max(2 * HEARTBEAT_INTERVAL).as_millis()).unwrap_or(u64::MAX);
+        self.inner.heartbeat_timeout_ms.store(ms, Ordering::Relaxed);
     }
 
     /// Sets the default parallelism executors are told at registration (the driver's).
@@ -461,7 +481,7 @@ impl Cluster {
         time_ms: u64,
         completed_ms: u64,
         taken_below: u64,
-    ) -> Result<Vec<protocol::CutBlock>> {
+    ) -> Result<(Vec<protocol::CutBlock>, protocol::ReceiverCounts)> {
         let cut = Request::CutReceiver {
             stream,
             time_ms,
@@ -469,7 +489,7 @@ impl Cluster {
             taken_below,
         };
         match self.request(executor, cut)? {
-            Response::Cut(blocks) => {
+            Response::Cut(blocks, counts) => {
                 let mut replicas = self.inner.replicas.lock();
                 for b in &blocks {
                     replicas.insert(
@@ -480,13 +500,32 @@ impl Cluster {
                         (executor, StorageLevel::MEMORY_ONLY_SER),
                     );
                 }
-                Ok(blocks)
+                Ok((blocks, counts))
             }
             Response::Failed(why) => Err(Error::Cluster(format!(
                 "executor {executor} could not cut the blocks of stream {stream}: {why}"
             ))),
             other => Err(Error::Cluster(format!("unexpected answer {other:?}"))),
         }
+    }
+
+    /// The input streams' counts made in executors' processes: for each stream and counter
+    /// name, the sum of what every executor (lost ones included) sent with its latest
+    /// heartbeat, so at most one heartbeat interval behind.
+    pub fn input_counts(&self) -> Vec<protocol::InputCount> {
+        let mut sums: BTreeMap<(u64, String), u64> = BTreeMap::new();
+        for counts in self.inner.input_counts.lock().values() {
+            for c in counts {
+                *sums.entry((c.stream, c.name.clone())).or_default() += c.value;
+            }
+        }
+        sums.into_iter()
+            .map(|((stream, name), value)| protocol::InputCount {
+                stream,
+                name,
+                value,
+            })
+            .collect()
     }
 
     /// Stops the receiver of `stream` on `executor`.
@@ -822,15 +861,16 @@ async fn watch_heartbeats(inner: Weak<Inner>) {
         let Some(i) = inner.upgrade() else {
             return;
         };
+        let timeout = i.heartbeat_timeout();
         let silent: Vec<u32> = i
             .executors
             .lock()
             .iter()
-            .filter(|(_, e)| e.last_heartbeat.elapsed() > HEARTBEAT_TIMEOUT)
+            .filter(|(_, e)| e.last_heartbeat.elapsed() > timeout)
             .map(|(id, _)| *id)
             .collect();
         for id in silent {
-            lose(&i, id, &format!("no heartbeat for {HEARTBEAT_TIMEOUT:?}"));
+            lose(&i, id, &format!("no heartbeat for {timeout:?}"));
         }
     }
 }
@@ -903,9 +943,12 @@ async fn connection(
     });
     let result = loop {
         match protocol::read(&mut reader).await {
-            Ok(Some(Message::Heartbeat { .. })) => {
+            Ok(Some(Message::Heartbeat { counts, .. })) => {
                 if let Some(e) = inner.executors.lock().get_mut(&id) {
                     e.last_heartbeat = Instant::now();
+                }
+                if !counts.is_empty() {
+                    inner.input_counts.lock().insert(id, counts);
                 }
             }
             Ok(Some(Message::Response { id: req, body })) => {

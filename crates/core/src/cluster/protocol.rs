@@ -115,6 +115,37 @@ pub struct CutBlock {
     pub position: Option<String>,
 }
 
+/// What a receiver on an executor counted there since it was first started in that process,
+/// sent with every cut: the driver adds what is new since the last cut to the receiver's
+/// counts, so its monitoring shows what happened on the executor.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReceiverCounts {
+    /// Records skipped as malformed.
+    pub skipped: u64,
+    /// Errors reported (failures that led to restarts among them).
+    pub errors: u64,
+    /// Restarts after failures, in place.
+    pub restarts: u64,
+    /// The most records ever waiting for the block generator.
+    pub max_queued: u64,
+    /// Times storing waited for memory.
+    pub memory_waits: u64,
+    /// The last error, if any.
+    pub last_error: Option<String>,
+}
+
+/// A count an input stream keeps in the executor's process (files read, lines skipped):
+/// executors send theirs with each heartbeat, and the driver shows its own plus theirs.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InputCount {
+    /// The input stream's operator id.
+    pub stream: u64,
+    /// The counter's name.
+    pub name: String,
+    /// Its value in the executor's process so far.
+    pub value: u64,
+}
+
 /// A task, by name: partition `partition` of RDD `rdd`, which operator `op` makes at batch
 /// `time_ms`; with the zero time and the inputs' plans for that batch (as the metadata
 /// checkpoint records them), so the executor rebuilds exactly the driver's RDD.
@@ -168,8 +199,8 @@ pub enum Response {
     Removed(bool),
     /// A task's partition, serialized.
     Computed(#[serde(with = "serde_bytes")] Vec<u8>),
-    /// The blocks a receiver cut.
-    Cut(Vec<CutBlock>),
+    /// The blocks a receiver cut, and what it counted so far.
+    Cut(Vec<CutBlock>, ReceiverCounts),
     /// The request failed; why.
     Failed(String),
     /// A task could not read a shuffle output (its executor is gone): the driver's scheduler
@@ -210,6 +241,8 @@ pub enum Message {
         blocks: u64,
         /// Bytes of blocks in its memory.
         memory_bytes: u64,
+        /// The input streams' counts in its process (those not zero).
+        counts: Vec<InputCount>,
     },
     /// A request (driver to executor).
     Request {

@@ -195,7 +195,10 @@ pub trait KafkaSources {
     /// restarted program goes on where the group stopped; a group with no saved position starts
     /// at the latest offsets. The brokers' own consumer groups are not used. A broker that is
     /// unreachable or goes away makes the receiver fail with a retryable error; the supervisor
-    /// restarts it with backoff and it resumes after the last record it stored.
+    /// restarts it with backoff and it resumes after the last record it stored. A position the
+    /// broker no longer has (retention deleted the records, the topic was made again) moves to
+    /// the nearest end of the log: logged, and the records skipped counted as the stream's input
+    /// counter `records_lost` (`spate_input_records_lost_total` on `/metrics`).
     fn kafka_stream(
         &self,
         brokers: &str,
@@ -247,7 +250,10 @@ impl KafkaSources for StreamingContext {
         level: StorageLevel,
     ) -> DStream<KafkaRecord> {
         let receiver = KafkaReceiver::new(config, self.context().clone());
-        self.receiver_stream_with_level(receiver, level)
+        let counters = receiver.counters();
+        let stream = self.receiver_stream_with_level(receiver, level);
+        self.report_input_counters(&stream, &counters);
+        stream
     }
 
     #[track_caller]

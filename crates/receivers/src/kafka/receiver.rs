@@ -17,7 +17,9 @@ use super::client::{Conn, KafkaError, record_of, start_offset};
 use super::{KafkaConnection, KafkaRecord, StartOffsets, TopicPartition, parse_brokers};
 use rskafka::client::partition::OffsetAt;
 use rskafka::record::RecordAndOffset;
-use spate_streaming::{Context, Receiver, ReceiverContext, ReceiverError};
+use spate_streaming::{
+    Context, InputCounter, InputCounters, Receiver, ReceiverContext, ReceiverError,
+};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -70,17 +72,38 @@ pub struct KafkaReceiver {
     positions: BTreeMap<TopicPartition, i64>,
     /// Whether saved positions were loaded.
     loaded: bool,
+    /// The receiver's input counters (see [`KafkaReceiver::counters`]).
+    counters: InputCounters,
+    /// Records skipped when a position was outside what the broker had.
+    records_lost: InputCounter,
 }
 
 impl KafkaReceiver {
     /// A receiver with `config`; `ctx` tells where the checkpoint directory is.
     pub fn new(config: KafkaReceiverConfig, ctx: Context) -> KafkaReceiver {
+        let counters = InputCounters::new();
+        let records_lost = counters.counter(
+            "records_lost",
+            "Records an input never read because the broker no longer had them (retention) or the topic was made again (logged).",
+        );
         KafkaReceiver {
             config,
             ctx,
             positions: BTreeMap::new(),
             loaded: false,
+            counters,
+            records_lost,
         }
+    }
+
+    /// Its input counters, for [`StreamingContext::report_input_counters`]
+    /// (`kafka_stream` reports them): `records_lost`, the records it skipped when its position
+    /// in a partition was outside what the broker had (each such reset is also logged and
+    /// reported as the receiver's last error).
+    ///
+    /// [`StreamingContext::report_input_counters`]: spate_streaming::StreamingContext::report_input_counters
+    pub fn counters(&self) -> InputCounters {
+        self.counters.clone()
     }
 
     fn positions_file(&self) -> Option<PathBuf> {
@@ -119,6 +142,35 @@ impl KafkaReceiver {
         }
     }
 
+    /// Counts and reports the offsets `[at, first)` of `tp` as lost if the broker deleted them
+    /// (its earliest offset is past `at`) before they were read; a gap the broker's log still
+    /// spans (compacted records, transaction markers) is no loss.
+    fn count_deleted(
+        &mut self,
+        conn: &Conn,
+        rctx: &ReceiverContext<KafkaRecord>,
+        tp: &TopicPartition,
+        at: i64,
+        first: i64,
+    ) -> Result<(), KafkaError> {
+        let limit = conn.attempt_limit();
+        let earliest = conn.block_on(limit, "asking where a partition starts", async {
+            conn.offset(tp, OffsetAt::Earliest).await
+        })?;
+        if earliest <= at {
+            return Ok(());
+        }
+        let until = earliest.min(first);
+        let lost = u64::try_from(until - at).unwrap_or(0);
+        let total = self.records_lost.add(lost);
+        rctx.report_error(&format!(
+            "offsets [{at}, {until}) of {tp} were deleted by the broker (retention) before the \
+             receiver read them: {lost} records skipped ({total} in all, counted as \
+             records_lost); keep records longer on the broker, or the program down for less"
+        ));
+        Ok(())
+    }
+
     /// Moves the position of `tp`, which the broker no longer serves, to where the broker's
     /// records are (Kafka's `auto.offset.reset`).
     fn reset_position(
@@ -136,10 +188,19 @@ impl KafkaReceiver {
         let Some(pos) = self.positions.get_mut(tp) else {
             return Ok(());
         };
-        let to = if *pos < earliest { earliest } else { latest };
+        // Behind the log: what was deleted before it was read. Past its end (the topic was
+        // made again, or the log cut short): what the new log holds is skipped.
+        let (to, lost) = if *pos < earliest {
+            (earliest, earliest - *pos)
+        } else {
+            (latest, latest - earliest)
+        };
+        let lost = u64::try_from(lost).unwrap_or(0);
+        let total = self.records_lost.add(lost);
         rctx.report_error(&format!(
             "the position {pos} of {tp} is outside what the broker has, [{earliest}, {latest}] \
-             (records deleted by retention, or the topic was created again): continuing at {to}"
+             (records deleted by retention, or the topic was created again): continuing at {to}; \
+             {lost} records skipped ({total} in all, counted as records_lost)"
         ));
         *pos = to;
         Ok(())
@@ -282,9 +343,27 @@ impl Receiver<KafkaRecord> for KafkaReceiver {
                 match r {
                     Ok((records, high)) => {
                         let at = self.positions.get(&tp).copied().unwrap_or(0);
+                        // Some brokers (tansu) answer an offset retention deleted with the
+                        // records after it: the deletion shows as a gap before the first one.
+                        if let Some(first) = records.first().map(|r| r.offset)
+                            && first > at
+                            && let Err(e) = self.count_deleted(&conn, rctx, &tp, at, first)
+                        {
+                            failure.get_or_insert(e);
+                            continue;
+                        }
+                        // In offset order, each offset once: an answer may hold overlapping
+                        // record batches.
+                        let mut next = at;
                         let records: Vec<KafkaRecord> = records
                             .into_iter()
-                            .filter(|r| r.offset >= at)
+                            .filter(|r| {
+                                let new = r.offset >= next;
+                                if new {
+                                    next = r.offset.saturating_add(1);
+                                }
+                                new
+                            })
                             .map(|r| record_of(&tp, r))
                             .collect();
                         if let Some(last) = records.last() {

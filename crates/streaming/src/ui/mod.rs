@@ -110,9 +110,11 @@ pub struct ReceiverView {
     pub records: u64,
     /// Records per second over the last ten completed batches.
     pub rate: f64,
-    /// Malformed records skipped (as of the receiver's last event).
+    /// Malformed records skipped (the monitoring server reads it when asked; a [`Monitor`] on
+    /// its own has it as of the receiver's last event). For a receiver on an executor, as of
+    /// the last batch's cut.
     pub skipped: u64,
-    /// Restarts (as of the receiver's last event).
+    /// Restarts, in place or moved to another executor (read as `skipped` is).
     pub restarts: u64,
     /// The last error, if any.
     pub last_error: Option<String>,
@@ -215,6 +217,20 @@ impl Monitor {
                 }
             })
             .collect()
+    }
+
+    /// Takes the receivers' counts from `live` (the context's [`receiver_info`]
+    /// (crate::StreamingContext::receiver_info), read now): a receiver skips records and a
+    /// remote one's counts arrive with its cuts, with no event in between.
+    fn refresh_counts(&self, live: &[ReceiverInfo]) {
+        let mut st = self.state.lock();
+        for now in live {
+            if let Some((info, _)) = st.receivers.get_mut(&now.stream) {
+                info.skipped = now.skipped;
+                info.restarts = now.restarts;
+                info.last_error.clone_from(&now.last_error);
+            }
+        }
     }
 
     fn receiver_event(&self, info: &ReceiverInfo, state: &'static str) {
@@ -356,6 +372,12 @@ impl Shared {
                 local_tasks: c.local_tasks(),
             },
         }
+    }
+
+    /// The monitor, with the receivers' counts as they are now.
+    fn monitor(&self) -> &Monitor {
+        self.monitor.refresh_counts(&self.ssc.receiver_info());
+        &self.monitor
     }
 
     fn inputs(&self) -> Vec<InputView> {
@@ -531,7 +553,7 @@ fn serve(
             .route(
                 "/",
                 get(move || async move {
-                    let body = page::render(&s1.monitor, &s1.inputs(), &s1.graph(), &s1.cluster());
+                    let body = page::render(s1.monitor(), &s1.inputs(), &s1.graph(), &s1.cluster());
                     axum::response::Html(body)
                 }),
             )
@@ -541,7 +563,7 @@ fn serve(
             )
             .route(
                 "/api/receivers",
-                get(move || async move { json(&s3.monitor.receivers()) }),
+                get(move || async move { json(&s3.monitor().receivers()) }),
             )
             .route(
                 "/api/inputs",
@@ -563,7 +585,7 @@ fn serve(
                     };
                     (
                         [("content-type", "text/plain; version=0.0.4")],
-                        metrics::render(&s5.monitor, &live, s5.ssc.context().cluster()),
+                        metrics::render(s5.monitor(), &live, s5.ssc.context().cluster()),
                     )
                 }),
             );
