@@ -539,6 +539,28 @@ fn a_receiver_whose_executor_answers_a_cut_late_stays_there_and_loses_nothing() 
     );
 }
 
+/// With `spate.heartbeat.timeout` raised, an executor paused for longer than the default 3 s
+/// (stopped with SIGSTOP for 4 s: a swapping or overcommitted machine) is kept, with its
+/// receiver, and nothing is lost or counted twice.
+#[test]
+fn a_longer_heartbeat_timeout_keeps_an_executor_paused_past_the_default() {
+    let mut job = SocketJob::start(&["--conf", "wal=off", "--conf", "spate.heartbeat.timeout=20s"]);
+    let first = job.receiver_executor();
+    signal(&first, "-STOP");
+    std::thread::sleep(Duration::from_secs(4));
+    signal(&first, "-CONT");
+    let log = job.finish();
+    assert!(
+        !log.contains("executor lost"),
+        "no executor was lost:\n{log}"
+    );
+    assert_eq!(
+        receiver_pids(&log),
+        [first],
+        "the receiver stayed on its executor:\n{log}"
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // What executors count reaches the driver's monitoring server.
 
