@@ -115,8 +115,12 @@ impl Counters {
 /// The monitoring server shows the same counts (on its page, in `/api/inputs`, and in
 /// `/metrics` as `spate_input_files_read_total`, `spate_input_files_ignored_total` and
 /// `spate_input_records_skipped_total`, labelled with the stream's id): the stream reports them
-/// through [`InputCounters`](spate_streaming::InputCounters). Counts made on an executor stay
-/// in that executor's process.
+/// through [`InputCounters`](spate_streaming::InputCounters). On a cluster the files are read
+/// by tasks on the executors, which count there and send their counts to the driver with their
+/// heartbeats: the monitoring server shows the sum (at most one heartbeat, 500 ms, behind),
+/// while this struct holds only this process's share. Each process counts a batch's file at its
+/// first read there; a batch read again on another executor (a second output, a window
+/// recomputing it) counts its skipped lines again.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct FileStreamStats {
     /// Files taken by batches.

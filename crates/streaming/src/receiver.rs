@@ -1823,6 +1823,40 @@ mod tests {
     }
 
     #[test]
+    fn a_remote_receivers_counts_add_what_each_cut_brings_per_executor() {
+        use spate_core::cluster::ReceiverCounts;
+        let shared = RunnerShared::new(0);
+        let counts = |skipped, errors, max_queued, last: Option<&str>| ReceiverCounts {
+            skipped,
+            errors,
+            restarts: errors,
+            max_queued,
+            memory_waits: 0,
+            last_error: last.map(String::from),
+        };
+        // Executor 1: two cuts; then executor 2 from zero; then back to executor 1, whose
+        // counts go on from its last report.
+        let (zero, first) = (ReceiverCounts::default(), counts(3, 0, 50, None));
+        add_remote_counts(&shared, &zero, &first);
+        let second = counts(5, 1, 20, Some("connection reset"));
+        add_remote_counts(&shared, &first, &second);
+        add_remote_counts(&shared, &zero, &counts(1, 0, 70, Some("old news")));
+        add_remote_counts(
+            &shared,
+            &second,
+            &counts(6, 1, 20, Some("connection reset")),
+        );
+        let info = info_of(&shared, "r");
+        assert_eq!(
+            (info.skipped, info.restarts, info.max_queued),
+            (5 + 1 + 1, 1, 70)
+        );
+        assert_eq!(shared.stats.errors.load(Ordering::Relaxed), 1);
+        // The last error is taken only from a report with a new error.
+        assert_eq!(info.last_error.as_deref(), Some("connection reset"));
+    }
+
+    #[test]
     fn a_receiver_waits_while_its_block_generator_is_a_few_mib_behind() {
         let (ctx, rx) = context();
         let shared = ctx.shared.clone();

@@ -277,7 +277,9 @@ struct Shared {
 ///
 /// The monitoring server shows the same count (on its page, in `/api/inputs`, and in `/metrics`
 /// as `spate_input_records_lost_total`, labelled with the stream's id): the stream reports it
-/// through [`InputCounters`](spate_streaming::InputCounters).
+/// through [`InputCounters`](spate_streaming::InputCounters). On a cluster, ranges read by
+/// tasks on executors are counted there and sent to the driver with their heartbeats; the
+/// server shows the sum.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct DirectKafkaStats {
     /// Offsets of planned ranges that the broker had deleted (retention) before a task read
