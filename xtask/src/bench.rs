@@ -91,6 +91,9 @@ pub(crate) struct JobTuning {
     /// The checkpoint interval of the `state` workload's stream (`None`: the engine's default,
     /// 10 s at 1 s batches); see the README's tuning notes.
     pub(crate) state_checkpoint: Option<Duration>,
+    /// The block manager's memory budget of the single-process workloads ([`BENCH_MEMORY`]
+    /// unless `--memory` says otherwise).
+    pub(crate) memory_bytes: u64,
 }
 
 impl BenchArgs {
@@ -100,6 +103,7 @@ impl BenchArgs {
             job: JobTuning {
                 level: StorageLevel::MEMORY_ONLY_SER,
                 state_checkpoint: None,
+                memory_bytes: BENCH_MEMORY,
             },
             workloads: Vec::new(),
             sweep: Vec::new(),
@@ -133,8 +137,14 @@ impl BenchArgs {
                     })?;
                     a.job.state_checkpoint = Some(Duration::from_secs(secs));
                 }
+                "--memory" => {
+                    let size = it.next().context("--memory needs a size, such as 2g")?;
+                    a.job.memory_bytes = parse_size(size).with_context(|| {
+                        format!("--memory {size}: a size of at least 64m, such as 512m or 2g")
+                    })?;
+                }
                 other => anyhow::bail!(
-                    "unknown bench option {other}; options: --quick --workloads a,b --rates RATES --sweep RATES --level LEVEL --state-checkpoint SECS --out DIR (cargo xtask help)"
+                    "unknown bench option {other}; options: --quick --workloads a,b --rates RATES --sweep RATES --level LEVEL --memory SIZE --state-checkpoint SECS --out DIR (cargo xtask help)"
                 ),
             }
         }
@@ -317,6 +327,24 @@ fn percentile(h: &Histogram<u64>, q: f64) -> u64 {
     }
 }
 
+/// A size such as `512m`, `2g` or a number of bytes; at least 64 MiB.
+fn parse_size(s: &str) -> Option<u64> {
+    let s = s.trim().to_ascii_lowercase();
+    let (digits, shift) = match s.strip_suffix(['k', 'm', 'g']) {
+        Some(d) => (
+            d,
+            match s.as_bytes()[s.len() - 1] {
+                b'k' => 10,
+                b'm' => 20,
+                _ => 30,
+            },
+        ),
+        None => (s.as_str(), 0),
+    };
+    let n: u64 = digits.parse().ok()?;
+    n.checked_mul(1 << shift).filter(|b| *b >= 64 << 20)
+}
+
 /// The block manager's memory budget in the benchmark: 1 GiB, Spark's default driver memory
 /// (the default budget, 512 MiB, bounds a receiver's unprocessed records to about 4M lines of
 /// this text, 0.8 of it: with 1 s batches, one queued and one running, that capped word count at
@@ -337,7 +365,7 @@ fn run_spate(
     let (port, server) = loadgen::serve_one(rate, warmup + measure + 2, buf)?;
     let batch = Duration::from_millis(batch_ms);
     let mut config = spate_streaming::core::ContextConfig::new("local[2]");
-    config.memory_bytes = BENCH_MEMORY;
+    config.memory_bytes = job.memory_bytes;
     let ssc =
         StreamingContext::with_context(spate_streaming::Context::with_config(config)?, batch)?;
     let dir = std::env::temp_dir().join(format!("spate-bench-{}-{}", std::process::id(), port));
@@ -372,6 +400,7 @@ fn run_spate(
     let last = spate_streaming::Time::from_ms(zero + (warmup + measure) * 1000);
     ssc.wait_for_batch(last, Duration::from_millis(batch_ms + 500));
     let infos = collect.batches().clone();
+    let receivers = ssc.receiver_info();
     ssc.stop(false);
     let _ = std::fs::remove_dir_all(&dir);
     let _ = server.join();
@@ -396,6 +425,12 @@ fn run_spate(
                 i.records,
                 i.scheduling_delay().unwrap_or_default().as_millis(),
                 i.processing_delay().unwrap_or_default().as_millis()
+            );
+        }
+        for r in &receivers {
+            eprintln!(
+                "  receiver {}: {} records, at most {} queued, {} waits for memory",
+                r.name, r.records, r.max_queued, r.memory_waits
             );
         }
     }
@@ -875,9 +910,10 @@ pub(crate) fn run(args: &BenchArgs) -> Result<()> {
     )?;
     let mut md = String::from("# Spate benchmark\n\n");
     md.push_str(&format!(
-        "{} mode, local[2], 1 s batches, received blocks at {}, socket receiver fed by `cargo xtask loadgen` text (~97-byte lines, 16 Zipf words). Machine: {} cores, load average after the runs: {load}.\n\n",
+        "{} mode, local[2], 1 s batches, received blocks at {}, a memory store of {} MiB, socket receiver fed by `cargo xtask loadgen` text (~97-byte lines, 16 Zipf words). Machine: {} cores, load average after the runs: {load}.\n\n",
         if args.quick { "Quick" } else { "Full" },
         args.job.level,
+        args.job.memory_bytes >> 20,
         report.machine_cores
     ));
     if let Some(interval) = args.job.state_checkpoint {
@@ -1042,7 +1078,18 @@ pub(crate) fn run(args: &BenchArgs) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::{cpu_by_role, cpu_seconds_of, role_of, role_shares};
+    use super::{cpu_by_role, cpu_seconds_of, parse_size, role_of, role_shares};
+
+    #[test]
+    fn memory_sizes_take_a_suffix_and_at_least_64_mib() {
+        assert_eq!(parse_size("2g"), Some(2 << 30));
+        assert_eq!(parse_size("1536M"), Some(1536 << 20));
+        assert_eq!(parse_size("65536k"), Some(64 << 20));
+        assert_eq!(parse_size("1073741824"), Some(1 << 30));
+        for bad in ["", "g", "2x", "-1g", "63m", "99999999999g"] {
+            assert_eq!(parse_size(bad), None, "{bad}");
+        }
+    }
 
     #[test]
     fn cpu_time_is_user_plus_system_ticks_after_the_command_name() {
