@@ -9,6 +9,7 @@ use spate_storage::{
     BlockId, BlockManager, BlockManagerConfig, Codec, PeerId, StorageLevel, Transport,
 };
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -257,22 +258,19 @@ async fn serve(config: &ExecutorConfig) -> Result<()> {
             }
             Ok(Some(Message::Request { id: req, body })) => {
                 if let Some(stream) = receiver_stream(&body) {
-                    let (blocks, runner) = (&blocks, &runner);
                     let sent = match receiver_threads.entry(stream) {
-                        std::collections::hash_map::Entry::Occupied(o) => o.get().send((req, body)),
-                        std::collections::hash_map::Entry::Vacant(v) => {
-                            match receiver_thread(stream, blocks, runner, &tx) {
-                                Ok(control) => v.insert(control).send((req, body)),
-                                Err(why) => {
-                                    tracing::error!(executor = id, "{why}");
-                                    let _ = tx.send(Message::Response {
-                                        id: req,
-                                        body: Response::Failed(why),
-                                    });
-                                    Ok(())
-                                }
+                        Entry::Occupied(o) => o.get().send((req, body)),
+                        Entry::Vacant(v) => match receiver_thread(stream, &blocks, &runner, &tx) {
+                            Ok(control) => v.insert(control).send((req, body)),
+                            Err(why) => {
+                                tracing::error!(executor = id, "{why}");
+                                let _ = tx.send(Message::Response {
+                                    id: req,
+                                    body: Response::Failed(why),
+                                });
+                                Ok(())
                             }
-                        }
+                        },
                     };
                     if sent.is_err() {
                         tracing::error!(executor = id, stream, "the thread of a receiver is gone");
