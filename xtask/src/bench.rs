@@ -329,20 +329,7 @@ fn percentile(h: &Histogram<u64>, q: f64) -> u64 {
 
 /// A size such as `512m`, `2g` or a number of bytes; at least 64 MiB.
 fn parse_size(s: &str) -> Option<u64> {
-    let s = s.trim().to_ascii_lowercase();
-    let (digits, shift) = match s.strip_suffix(['k', 'm', 'g']) {
-        Some(d) => (
-            d,
-            match s.as_bytes()[s.len() - 1] {
-                b'k' => 10,
-                b'm' => 20,
-                _ => 30,
-            },
-        ),
-        None => (s.as_str(), 0),
-    };
-    let n: u64 = digits.parse().ok()?;
-    n.checked_mul(1 << shift).filter(|b| *b >= 64 << 20)
+    spate_streaming::job::byte_size(s.trim()).filter(|b| *b >= 64 << 20)
 }
 
 /// The block manager's memory budget in the benchmark: 1 GiB, Spark's default driver memory

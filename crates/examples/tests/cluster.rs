@@ -330,50 +330,135 @@ fn executors_started_on_their_own_join_a_spate_master() {
 
 const SOCKET_LINES: u64 = 3000;
 
-/// The recoverable socket job on `local-cluster[3,1]`, fed `SOCKET_LINES` lines by a replayable
-/// server, with its log in a file.
-struct SocketJob {
-    _server: support::ReplayServer,
+/// An example job's process, its log in a file of a directory of its own; killed when dropped,
+/// so a test that fails leaves no job behind (its executors exit when their driver does).
+struct JobProcess {
     dir: tempfile::TempDir,
     child: std::process::Child,
 }
 
-/// A test that fails leaves no job behind (its executors exit when their driver does).
-impl Drop for SocketJob {
+impl Drop for JobProcess {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
 }
 
+impl JobProcess {
+    /// Starts `program` with the arguments `args` makes from the job's directory.
+    fn start(program: &str, args: impl FnOnce(&std::path::Path) -> Vec<String>) -> JobProcess {
+        let dir = tempfile::tempdir().unwrap();
+        let file = std::fs::File::create(dir.path().join("job.log")).unwrap();
+        let child = std::process::Command::new(program)
+            .args(args(dir.path()))
+            .stdout(file.try_clone().unwrap())
+            .stderr(file)
+            .spawn()
+            .unwrap();
+        JobProcess { dir, child }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("job.log")).unwrap_or_default()
+    }
+
+    /// The text files a job saved under `out/<name>` in its directory, by batch.
+    fn outputs(&self, name: &str) -> std::collections::BTreeMap<u64, Vec<String>> {
+        support::outputs(&self.dir.path().join("out"), name)
+    }
+
+    /// Waits (`limit` at most) until `cond` holds, failing if the job exits first.
+    fn wait_at_most(
+        &mut self,
+        limit: Duration,
+        what: &str,
+        mut cond: impl FnMut(&JobProcess) -> bool,
+    ) {
+        let deadline = Instant::now() + limit;
+        while !cond(self) {
+            if let Ok(Some(s)) = self.child.try_wait() {
+                panic!("the job exited ({s}) early:\n{}", self.log());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Waits (90 s at most) until `cond` holds, failing if the job exits first.
+    fn wait(&mut self, what: &str, cond: impl FnMut(&JobProcess) -> bool) {
+        self.wait_at_most(Duration::from_secs(90), what, cond);
+    }
+
+    /// The job's monitoring server's address, once it printed it.
+    fn ui(&self) -> Option<std::net::SocketAddr> {
+        let log = self.log();
+        let at = log.split("monitoring page: http://").nth(1)?;
+        at.split('/').next()?.parse().ok()
+    }
+
+    /// `path` of the monitoring server as JSON (`Null` until it answers).
+    fn api(&self, path: &str) -> serde_json::Value {
+        self.ui()
+            .and_then(|addr| spate_streaming::testing::try_http_get(addr, path).ok())
+            .and_then(|(_, body)| serde_json::from_str(&body).ok())
+            .unwrap_or(serde_json::Value::Null)
+    }
+}
+
+/// The recoverable socket job on `local-cluster[3,1]`, fed `SOCKET_LINES` lines by a replayable
+/// server.
+struct SocketJob {
+    _server: support::ReplayServer,
+    job: JobProcess,
+}
+
+impl std::ops::Deref for SocketJob {
+    type Target = JobProcess;
+    fn deref(&self) -> &JobProcess {
+        &self.job
+    }
+}
+
+impl std::ops::DerefMut for SocketJob {
+    fn deref_mut(&mut self) -> &mut JobProcess {
+        &mut self.job
+    }
+}
+
 impl SocketJob {
     fn start(extra: &[&str]) -> SocketJob {
         let server = support::ReplayServer::start(SOCKET_LINES, 1000);
-        let dir = tempfile::tempdir().unwrap();
-        let file = std::fs::File::create(dir.path().join("job.log")).unwrap();
+        let port = server.port.to_string();
         // The driver starts its two executors from its own binary.
-        let child = std::process::Command::new(env!("CARGO_BIN_EXE_recoverable_socket"))
-            .args([
+        let job = JobProcess::start(env!("CARGO_BIN_EXE_recoverable_socket"), |dir| {
+            let mut args: Vec<String> = [
                 "--master",
                 "local-cluster[3,1]",
                 "--no-ui",
                 "--log-level",
                 "info",
-            ])
-            .args(extra)
-            .arg("--checkpoint")
-            .arg(dir.path().join("checkpoint"))
-            .arg("--conf")
-            .arg(format!("out={}", dir.path().join("out").display()))
-            .args(["127.0.0.1", &server.port.to_string()])
-            .stdout(file.try_clone().unwrap())
-            .stderr(file)
-            .spawn()
-            .unwrap();
+            ]
+            .into_iter()
+            .chain(extra.iter().copied())
+            .map(String::from)
+            .collect();
+            args.extend([
+                "--checkpoint".to_string(),
+                dir.join("checkpoint").display().to_string(),
+                "--conf".to_string(),
+                format!("out={}", dir.join("out").display()),
+                "127.0.0.1".to_string(),
+                port,
+            ]);
+            args
+        });
         SocketJob {
             _server: server,
-            dir,
-            child,
+            job,
         }
     }
 
@@ -388,30 +473,6 @@ impl SocketJob {
             self.log()
         );
         pids[0].clone()
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("job.log")).unwrap_or_default()
-    }
-
-    fn outputs(&self, name: &str) -> std::collections::BTreeMap<u64, Vec<String>> {
-        support::outputs(&self.dir.path().join("out"), name)
-    }
-
-    /// Waits (90 s at most) until `cond` holds, failing if the job exits first.
-    fn wait(&mut self, what: &str, mut cond: impl FnMut(&SocketJob) -> bool) {
-        let deadline = Instant::now() + Duration::from_secs(90);
-        while !cond(self) {
-            if let Ok(Some(s)) = self.child.try_wait() {
-                panic!("the job exited ({s}) early:\n{}", self.log());
-            }
-            assert!(
-                Instant::now() < deadline,
-                "timed out waiting for {what}:\n{}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
     }
 
     /// Waits until the latest totals count every word of every line, stops the job with
@@ -564,73 +625,20 @@ fn a_longer_heartbeat_timeout_keeps_an_executor_paused_past_the_default() {
 // ---------------------------------------------------------------------------------------------
 // What executors count reaches the driver's monitoring server.
 
-/// An example job run as its own driver with its monitoring server on, its log in a file; the
-/// job (and its executors, which exit with their driver) is killed when dropped.
-struct MonitoredJob {
-    dir: tempfile::TempDir,
-    child: std::process::Child,
-}
-
-impl Drop for MonitoredJob {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl MonitoredJob {
-    fn start(program: &str, args: &[&str]) -> MonitoredJob {
-        let dir = tempfile::tempdir().unwrap();
-        let file = std::fs::File::create(dir.path().join("job.log")).unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = std::process::Command::new(program)
-            .args(["--log-level", "info", "--ui-port", &port.to_string()])
-            .args(args)
-            .stdout(file.try_clone().unwrap())
-            .stderr(file)
-            .spawn()
-            .unwrap();
-        MonitoredJob { dir, child }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("job.log")).unwrap_or_default()
-    }
-
-    /// The monitoring server's address, once the job printed it.
-    fn ui(&self) -> Option<std::net::SocketAddr> {
-        let log = self.log();
-        let at = log.split("monitoring page: http://").nth(1)?;
-        at.split('/').next()?.parse().ok()
-    }
-
-    /// `path` of the monitoring server as JSON (`Null` until it answers).
-    fn api(&self, path: &str) -> serde_json::Value {
-        self.ui()
-            .and_then(|addr| spate_streaming::testing::try_http_get(addr, path).ok())
-            .and_then(|(_, body)| serde_json::from_str(&body).ok())
-            .unwrap_or(serde_json::Value::Null)
-    }
-
-    /// Waits (60 s at most) until `cond` holds, failing if the job exits first.
-    fn wait(&mut self, what: &str, mut cond: impl FnMut(&MonitoredJob) -> bool) {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while !cond(self) {
-            if let Ok(Some(s)) = self.child.try_wait() {
-                panic!("the job exited ({s}) early:\n{}", self.log());
-            }
-            assert!(
-                Instant::now() < deadline,
-                "timed out waiting for {what}:\n{}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
+/// An example job run as its own driver with its monitoring server on a free port.
+fn monitored_job(program: &str, args: &[&str]) -> JobProcess {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    JobProcess::start(program, |_| {
+        ["--log-level", "info", "--ui-port", &port.to_string()]
+            .into_iter()
+            .chain(args.iter().copied())
+            .map(String::from)
+            .collect()
+    })
 }
 
 /// A socket receiver running on an executor skips lines that are not UTF-8 there; the driver's
@@ -640,7 +648,7 @@ impl MonitoredJob {
 fn what_a_receiver_on_an_executor_skips_is_shown_by_the_drivers_monitoring_server() {
     let source = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = source.local_addr().unwrap().port().to_string();
-    let mut job = MonitoredJob::start(
+    let mut job = monitored_job(
         env!("CARGO_BIN_EXE_network_word_count"),
         &["--master", "local-cluster[2,1]", "127.0.0.1", &port],
     );
@@ -686,7 +694,7 @@ fn what_a_receiver_on_an_executor_skips_is_shown_by_the_drivers_monitoring_serve
 fn what_a_file_streams_tasks_skip_on_executors_is_shown_by_the_drivers_monitoring_server() {
     let watched = tempfile::tempdir().unwrap();
     let dir = watched.path().to_str().unwrap().to_string();
-    let mut job = MonitoredJob::start(
+    let mut job = monitored_job(
         env!("CARGO_BIN_EXE_file_word_count"),
         &["--master", "local-cluster[2,1]", &dir],
     );

@@ -13,7 +13,7 @@ use spate_receivers::{
     DirectKafkaConfig, DirectKafkaStream, KafkaConnection, KafkaProducer, KafkaReceiverConfig,
     KafkaRecord, KafkaSources, OffsetRange, StartOffsets,
 };
-use spate_streaming::{Clock, ManualClock, StorageLevel, StreamingContext, Time};
+use spate_streaming::{Clock, DStream, ManualClock, StorageLevel, StreamingContext, Time};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
@@ -83,6 +83,17 @@ fn record_batches(
         Ok(())
     });
     out
+}
+
+/// Every record of every batch of `stream`, in order.
+fn collected(stream: &DStream<KafkaRecord>) -> Arc<Mutex<Vec<KafkaRecord>>> {
+    let got: Arc<Mutex<Vec<KafkaRecord>>> = Arc::default();
+    let g = got.clone();
+    stream.foreach_rdd(move |rdd, _| {
+        g.lock().unwrap().extend(rdd.collect()?);
+        Ok(())
+    });
+    got
 }
 
 fn values(records: &[KafkaRecord]) -> Vec<String> {
@@ -386,12 +397,7 @@ fn an_absent_broker_or_topic_gives_clear_errors_then_the_streams_recover() {
         },
         StorageLevel::MEMORY_ONLY_SER,
     );
-    let got: Arc<Mutex<Vec<KafkaRecord>>> = Arc::default();
-    let g = got.clone();
-    received.foreach_rdd(move |rdd, _| {
-        g.lock().unwrap().extend(rdd.collect()?);
-        Ok(())
-    });
+    let got = collected(&received);
     ssc.start().unwrap();
 
     // No broker: the batch fails after bounded retries; the receiver keeps being restarted.
@@ -454,16 +460,34 @@ fn an_absent_broker_or_topic_gives_clear_errors_then_the_streams_recover() {
     assert_eq!(values(&got.lock().unwrap()), vals);
 }
 
+/// Makes the topic `aging` (one partition, deleting what is past retention): offsets 0..10
+/// dated 2001, far past the week of retention, and 10..20 dated now. Returns both values.
+fn aging_topic(broker: &Broker) -> (Vec<String>, Vec<String>) {
+    broker.create_topic_with("aging", 1, &[("cleanup.policy", "delete")]);
+    let (old, new) = (batch_of("old", 0..10), batch_of("new", 0..10));
+    broker.produce_at("aging", 0, &old, 978_307_200_000);
+    broker.produce("aging", 0, &new);
+    (old, new)
+}
+
+/// Restarts the broker, which deletes what retention expired as it starts, and waits until
+/// `aging`'s old records are gone.
+fn expire_aging(broker: &mut Broker) {
+    broker.kill();
+    broker.restart();
+    eventually(
+        "retention to delete the old records",
+        Duration::from_secs(30),
+        || broker.earliest_offset("aging", 0) == 10,
+    );
+}
+
 #[test]
 fn direct_stream_reads_what_retention_left_of_a_range_and_counts_what_it_deleted() {
     let Some(mut broker) = Broker::start() else {
         return;
     };
-    broker.create_topic_with("aging", 1, &[("cleanup.policy", "delete")]);
-    // Offsets 0..10 dated 2001, far past the week of retention; 10..20 dated now.
-    let (old, new) = (batch_of("old", 0..10), batch_of("new", 0..10));
-    broker.produce_at("aging", 0, &old, 978_307_200_000);
-    broker.produce("aging", 0, &new);
+    let (old, new) = aging_topic(&broker);
 
     let (ssc, clock) = manual_context();
     let direct = ssc.direct_kafka_stream_with(DirectKafkaConfig {
@@ -480,13 +504,7 @@ fn direct_stream_reads_what_retention_left_of_a_range_and_counts_what_it_deleted
 
     // The broker deletes the old records as it restarts (its maintenance runs then), before
     // the stream reads offsets 8 and 9.
-    broker.kill();
-    broker.restart();
-    eventually(
-        "retention to delete the old records",
-        Duration::from_secs(30),
-        || broker.earliest_offset("aging", 0) == 10,
-    );
+    expire_aging(&mut broker);
     let t2 = step(&ssc, &clock);
     let t3 = step(&ssc, &clock);
     for t in [t2, t3] {
@@ -534,18 +552,8 @@ fn receiver_stream_counts_what_retention_deleted_before_it_resumed() {
     let Some(mut broker) = Broker::start() else {
         return;
     };
-    broker.create_topic_with("aging", 1, &[("cleanup.policy", "delete")]);
-    // Offsets 0..10 dated 2001, far past the week of retention; 10..20 dated now.
-    let (old, new) = (batch_of("old", 0..10), batch_of("new", 0..10));
-    broker.produce_at("aging", 0, &old, 978_307_200_000);
-    broker.produce("aging", 0, &new);
-    broker.kill();
-    broker.restart();
-    eventually(
-        "retention to delete the old records",
-        Duration::from_secs(30),
-        || broker.earliest_offset("aging", 0) == 10,
-    );
+    let (_, new) = aging_topic(&broker);
+    expire_aging(&mut broker);
     // The group had read up to offset 3 before it stopped.
     let positions = tempfile::tempdir().unwrap();
     std::fs::write(
@@ -563,12 +571,7 @@ fn receiver_stream_counts_what_retention_deleted_before_it_resumed() {
         },
         StorageLevel::MEMORY_ONLY_SER,
     );
-    let got: Arc<Mutex<Vec<KafkaRecord>>> = Arc::default();
-    let g = got.clone();
-    stream.foreach_rdd(move |rdd, _| {
-        g.lock().unwrap().extend(rdd.collect()?);
-        Ok(())
-    });
+    let got = collected(&stream);
     let ui = ssc.start_ui("127.0.0.1:0").unwrap();
     ssc.start().unwrap();
     eventually("the records left", Duration::from_secs(20), || {

@@ -314,8 +314,8 @@ fn engine_settings(
 }
 
 /// A size in bytes written as a whole number with an optional binary unit: `1048576`, `64k`,
-/// `512m`, `2g`.
-fn byte_size(s: &str) -> Option<u64> {
+/// `512m`, `2g` (as `--conf spate.memory=` takes it); `None` if it is not one or overflows.
+pub fn byte_size(s: &str) -> Option<u64> {
     let lower = s.to_ascii_lowercase();
     let (num, shift) = match lower.strip_suffix(['k', 'm', 'g']) {
         Some(num) => (

@@ -646,18 +646,17 @@ pub(crate) trait ReceiverRunner: Send + Sync {
     /// Cuts and takes the blocks up to `t` (on the executor running the receiver), and returns
     /// them with those earlier cuts took from sequence number `taken_below` on (the driver has
     /// every block below it and did not get those).
-    fn cut_here(
-        &self,
-        t: Time,
-        taken_below: u64,
-    ) -> (
-        Vec<spate_core::cluster::CutBlock>,
-        spate_core::cluster::ReceiverCounts,
-    );
+    fn cut_here(&self, t: Time, taken_below: u64) -> Cut;
     /// The batch of `t` (and every earlier one) completed: its records no longer count against
     /// the memory fraction.
     fn batch_completed(&self, t: Time);
 }
+
+/// What a cut on an executor hands over: the blocks, and what the receiver counted there.
+type Cut = (
+    Vec<spate_core::cluster::CutBlock>,
+    spate_core::cluster::ReceiverCounts,
+);
 
 /// What a runner needs to know about the context it starts in.
 pub(crate) struct RunnerStart {
@@ -1691,14 +1690,7 @@ impl<T: Data> ReceiverRunner for Runner<T> {
         }
     }
 
-    fn cut_here(
-        &self,
-        t: Time,
-        taken_below: u64,
-    ) -> (
-        Vec<spate_core::cluster::CutBlock>,
-        spate_core::cluster::ReceiverCounts,
-    ) {
+    fn cut_here(&self, t: Time, taken_below: u64) -> Cut {
         // Held from the cut to the answer: two cuts running at once (one the driver stopped
         // waiting for, answered late) hand their blocks over in order, and none is left out of
         // the answer of the one the driver reads.
