@@ -920,10 +920,29 @@ impl<T: Data> Runner<T> {
     /// none of its blocks and the next cut hands them over, unless that was the
     /// [`FAILED_CUTS_BEFORE_MOVING`]th failure in a row, when it is stopped there and moved.
     fn take_remote(&self, t: Time) -> Vec<ReceivedBlock> {
-        let mut guard = self.remote.lock();
-        let Some(r) = guard.as_mut() else {
-            return Vec::new();
+        let mut events = Vec::new();
+        let (blocks, listeners) = {
+            let mut guard = self.remote.lock();
+            let Some(r) = guard.as_mut() else {
+                return Vec::new();
+            };
+            (self.cut_remote(r, t, &mut events), r.listeners.clone())
         };
+        // Told once the lock is released: a listener may ask the context about its receivers.
+        for (event, info) in &events {
+            tell_all(&listeners, *event, info);
+        }
+        blocks
+    }
+
+    /// [`take_remote`](Self::take_remote) on the receiver's remote state; the listeners'
+    /// events go to `events`.
+    fn cut_remote(
+        &self,
+        r: &mut Remote,
+        t: Time,
+        events: &mut Vec<(ReceiverEvent, ReceiverInfo)>,
+    ) -> Vec<ReceivedBlock> {
         let stream = self.shared.stream as u64;
         let completed = self.shared.completed_ms.load(Ordering::Acquire);
         match r
@@ -937,10 +956,7 @@ impl<T: Data> Runner<T> {
                 let failed = counts.errors > before.errors;
                 *before = counts;
                 if failed {
-                    let info = self.info();
-                    tell_all(&r.listeners, "on_receiver_error", |l| {
-                        l.on_receiver_error(&info)
-                    });
+                    events.push((ReceiverEvent::Error, self.info()));
                 }
                 let blocks: Vec<ReceivedBlock> = cut
                     .into_iter()
@@ -990,10 +1006,7 @@ impl<T: Data> Runner<T> {
                         "running the receiver is gone"
                     }
                 ));
-                let info = self.info();
-                tell_all(&r.listeners, "on_receiver_error", |l| {
-                    l.on_receiver_error(&info)
-                });
+                events.push((ReceiverEvent::Error, self.info()));
                 // Blocks its replicas left here beyond the last one taken are dropped: the
                 // source sends their records again.
                 if let Some(ctx) = self.ctx.lock().clone() {
@@ -1014,10 +1027,7 @@ impl<T: Data> Runner<T> {
                             tracing::info!(stream, executor = e, pid = ?r.cluster.executor_pid(e), "receiver runs on executor");
                             self.shared.stats.restarts.fetch_add(1, Ordering::Relaxed);
                             r.executor = e;
-                            let info = self.info();
-                            tell_all(&r.listeners, "on_receiver_started", |l| {
-                                l.on_receiver_started(&info)
-                            });
+                            events.push((ReceiverEvent::Started, self.info()));
                             return Vec::new();
                         }
                         Err(err) => {
@@ -1031,10 +1041,7 @@ impl<T: Data> Runner<T> {
                     "no executor can run the receiver any more: its batches are empty"
                 );
                 self.shared.active.store(false, Ordering::Release);
-                let info = self.info();
-                tell_all(&r.listeners, "on_receiver_stopped", |l| {
-                    l.on_receiver_stopped(&info)
-                });
+                events.push((ReceiverEvent::Stopped, self.info()));
                 Vec::new()
             }
         }
@@ -1090,14 +1097,26 @@ impl<T: Data> Runner<T> {
     }
 }
 
-/// Tells every listener of `event` (`f` calls the listener's method).
-fn tell_all(
-    listeners: &[Arc<dyn StreamingListener>],
-    event: &str,
-    f: impl Fn(&dyn StreamingListener),
-) {
+/// A receiver event the driver tells listeners of on behalf of a receiver on an executor.
+#[derive(Clone, Copy, Debug)]
+enum ReceiverEvent {
+    Started,
+    Error,
+    Stopped,
+}
+
+/// Tells every listener of `event`, with `info`.
+fn tell_all(listeners: &[Arc<dyn StreamingListener>], event: ReceiverEvent, info: &ReceiverInfo) {
     for l in listeners {
-        tell(l, event, &f);
+        match event {
+            ReceiverEvent::Started => {
+                tell(l, "on_receiver_started", |l| l.on_receiver_started(info))
+            }
+            ReceiverEvent::Error => tell(l, "on_receiver_error", |l| l.on_receiver_error(info)),
+            ReceiverEvent::Stopped => {
+                tell(l, "on_receiver_stopped", |l| l.on_receiver_stopped(info))
+            }
+        }
     }
 }
 
@@ -1584,19 +1603,20 @@ impl<T: Data> ReceiverRunner for Runner<T> {
     }
 
     fn stop(&self) {
-        if let Some(r) = self.remote.lock().as_ref() {
+        let listeners = self.remote.lock().as_ref().and_then(|r| {
             if let Err(e) = r
                 .cluster
                 .stop_receiver(r.executor, self.shared.stream as u64)
             {
                 tracing::warn!(stream = self.shared.stream, error = %e, "could not stop the receiver on its executor");
             }
-            if self.shared.active.swap(false, Ordering::AcqRel) {
-                let info = self.info();
-                tell_all(&r.listeners, "on_receiver_stopped", |l| {
-                    l.on_receiver_stopped(&info)
-                });
-            }
+            self.shared
+                .active
+                .swap(false, Ordering::AcqRel)
+                .then(|| r.listeners.clone())
+        });
+        if let Some(listeners) = listeners {
+            tell_all(&listeners, ReceiverEvent::Stopped, &self.info());
         }
         self.stopped.store(true, Ordering::Release);
         let threads: Vec<JoinHandle<()>> = self.threads.lock().drain(..).collect();
@@ -1649,16 +1669,11 @@ impl<T: Data> ReceiverRunner for Runner<T> {
                         position: None,
                         failed_cuts: 0,
                         counted: BTreeMap::new(),
-                        listeners,
+                        listeners: listeners.clone(),
                     });
                     self.shared.active.store(true, Ordering::Release);
                     *self.ctx.lock() = Some(ctx.clone());
-                    if let Some(r) = self.remote.lock().as_ref() {
-                        let info = self.info();
-                        tell_all(&r.listeners, "on_receiver_started", |l| {
-                            l.on_receiver_started(&info)
-                        });
-                    }
+                    tell_all(&listeners, ReceiverEvent::Started, &self.info());
                     return true;
                 }
                 Err(err) => {
