@@ -339,16 +339,7 @@ impl TaskRunner for BatchRunner {
         Err(no_receivers())
     }
 
-    fn cut_receiver(
-        &self,
-        _: u64,
-        _: u64,
-        _: u64,
-        _: u64,
-    ) -> Result<(
-        Vec<crate::cluster::CutBlock>,
-        crate::cluster::ReceiverCounts,
-    )> {
+    fn cut_receiver(&self, _: u64, _: u64, _: u64, _: u64) -> Result<crate::cluster::Cut> {
         Err(no_receivers())
     }
 

@@ -145,10 +145,7 @@ impl TaskRunner for ExecutorGraph {
         time_ms: u64,
         completed_ms: u64,
         taken_below: u64,
-    ) -> spate_core::Result<(
-        Vec<spate_core::cluster::CutBlock>,
-        spate_core::cluster::ReceiverCounts,
-    )> {
+    ) -> spate_core::Result<spate_core::cluster::Cut> {
         let receiver = self.receiver(stream)?;
         if completed_ms > 0 {
             receiver.batch_completed(Time::from_ms(completed_ms));

@@ -490,8 +490,7 @@ impl<T: Data> ReceiverContext<T> {
 
     /// Reports an error that did not stop the receiver (counted, logged, kept as the last error).
     pub fn report_error(&self, message: &str) {
-        self.shared.stats.errors.fetch_add(1, Ordering::Relaxed);
-        *self.shared.last_error.lock() = Some(message.to_string());
+        self.shared.record_error(message.to_string());
         tracing::warn!(stream = self.shared.stream, "receiver error: {message}");
     }
 
@@ -561,6 +560,12 @@ const HANDED_BYTES: u64 = (BLOCK_BYTES / 2) as u64;
 const SPARE_BUFFERS: usize = 12;
 
 impl RunnerShared {
+    /// Counts an error and keeps `message` as the receiver's last one.
+    fn record_error(&self, message: String) {
+        self.stats.errors.fetch_add(1, Ordering::Relaxed);
+        *self.last_error.lock() = Some(message);
+    }
+
     fn new(stream: usize) -> RunnerShared {
         RunnerShared {
             stream,
@@ -646,17 +651,11 @@ pub(crate) trait ReceiverRunner: Send + Sync {
     /// Cuts and takes the blocks up to `t` (on the executor running the receiver), and returns
     /// them with those earlier cuts took from sequence number `taken_below` on (the driver has
     /// every block below it and did not get those).
-    fn cut_here(&self, t: Time, taken_below: u64) -> Cut;
+    fn cut_here(&self, t: Time, taken_below: u64) -> spate_core::cluster::Cut;
     /// The batch of `t` (and every earlier one) completed: its records no longer count against
     /// the memory fraction.
     fn batch_completed(&self, t: Time);
 }
-
-/// What a cut on an executor hands over: the blocks, and what the receiver counted there.
-type Cut = (
-    Vec<spate_core::cluster::CutBlock>,
-    spate_core::cluster::ReceiverCounts,
-);
 
 /// What a runner needs to know about the context it starts in.
 pub(crate) struct RunnerStart {
@@ -996,8 +995,7 @@ impl<T: Data> Runner<T> {
                     tracing::warn!(stream, executor = r.executor, error = %e, "the executor running the receiver is gone; starting it on another one");
                 }
                 r.failed_cuts = 0;
-                self.shared.stats.errors.fetch_add(1, Ordering::Relaxed);
-                *self.shared.last_error.lock() = Some(format!(
+                self.shared.record_error(format!(
                     "executor {} {}: {e}",
                     r.executor,
                     if alive {
@@ -1097,7 +1095,8 @@ impl<T: Data> Runner<T> {
     }
 }
 
-/// A receiver event the driver tells listeners of on behalf of a receiver on an executor.
+/// A receiver event listeners are told of (by its supervisor, or by the driver on behalf of a
+/// receiver on an executor).
 #[derive(Clone, Copy, Debug)]
 enum ReceiverEvent {
     Started,
@@ -1139,9 +1138,7 @@ fn supervise<T: Data>(
     let shared = rctx.shared.clone();
     let mut backoff = config.restart_backoff;
     shared.active.store(true, Ordering::Release);
-    for l in &listeners {
-        tell(l, "on_receiver_started", |l| l.on_receiver_started(&info()));
-    }
+    tell_all(&listeners, ReceiverEvent::Started, &info());
     loop {
         let started = Instant::now();
         let result =
@@ -1165,11 +1162,8 @@ fn supervise<T: Data>(
                 break;
             }
             Err(e) => {
-                shared.stats.errors.fetch_add(1, Ordering::Relaxed);
-                *shared.last_error.lock() = Some(e.to_string());
-                for l in &listeners {
-                    tell(l, "on_receiver_error", |l| l.on_receiver_error(&info()));
-                }
+                shared.record_error(e.to_string());
+                tell_all(&listeners, ReceiverEvent::Error, &info());
                 if let ReceiverError::Fatal(_) = e {
                     tracing::error!(stream = shared.stream, receiver = %name, "receiver failed: {e}");
                     break;
@@ -1197,9 +1191,7 @@ fn supervise<T: Data>(
         }
     }
     shared.active.store(false, Ordering::Release);
-    for l in &listeners {
-        tell(l, "on_receiver_stopped", |l| l.on_receiver_stopped(&info()));
-    }
+    tell_all(&listeners, ReceiverEvent::Stopped, &info());
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -1335,8 +1327,7 @@ fn generate_blocks<T: Data>(
                 // say): it is not handed to a batch, whose tasks would fail on it and take the
                 // batch's other blocks down with them. Its records are lost, and said so.
                 tracing::error!(block = %id, records = n, error = %e, "could not store a received block: its records are lost");
-                shared.stats.errors.fetch_add(1, Ordering::Relaxed);
-                *shared.last_error.lock() = Some(format!(
+                shared.record_error(format!(
                     "{n} received records could not be stored and are lost: {e}"
                 ));
                 return false;
@@ -1366,8 +1357,7 @@ fn generate_blocks<T: Data>(
                 };
                 if let Err((lost, e)) = added {
                     tracing::error!(stream = shared.stream, records = lost, error = %e, "received records could not be encoded into a block and are lost");
-                    shared.stats.errors.fetch_add(1, Ordering::Relaxed);
-                    *shared.last_error.lock() = Some(format!(
+                    shared.record_error(format!(
                         "{lost} received records could not be encoded into a block and are lost: {e:?}"
                     ));
                 }
@@ -1705,7 +1695,7 @@ impl<T: Data> ReceiverRunner for Runner<T> {
         }
     }
 
-    fn cut_here(&self, t: Time, taken_below: u64) -> Cut {
+    fn cut_here(&self, t: Time, taken_below: u64) -> spate_core::cluster::Cut {
         // Held from the cut to the answer: two cuts running at once (one the driver stopped
         // waiting for, answered late) hand their blocks over in order, and none is left out of
         // the answer of the one the driver reads.

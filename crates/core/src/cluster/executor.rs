@@ -33,10 +33,7 @@ pub trait TaskRunner: Send + Sync {
         time_ms: u64,
         completed_ms: u64,
         taken_below: u64,
-    ) -> Result<(
-        Vec<super::protocol::CutBlock>,
-        super::protocol::ReceiverCounts,
-    )>;
+    ) -> Result<super::protocol::Cut>;
     /// Stops the receiver of `stream`.
     fn stop_receiver(&self, stream: u64) -> Result<()>;
     /// The input streams' counts in this process (sent with each heartbeat): none by default.

@@ -14,7 +14,7 @@ mod executor;
 pub mod protocol;
 
 pub use executor::{ExecutorConfig, HEARTBEAT_INTERVAL, RunnerFactory, TaskRunner, run_executor};
-pub use protocol::{CutBlock, HeldRdd, InputCount, ReceiverCounts, TaskSpec};
+pub use protocol::{Cut, CutBlock, HeldRdd, InputCount, ReceiverCounts, TaskSpec};
 
 use crate::{Error, Result};
 use parking_lot::{Condvar, Mutex};
@@ -481,7 +481,7 @@ impl Cluster {
         time_ms: u64,
         completed_ms: u64,
         taken_below: u64,
-    ) -> Result<(Vec<protocol::CutBlock>, protocol::ReceiverCounts)> {
+    ) -> Result<protocol::Cut> {
         let cut = Request::CutReceiver {
             stream,
             time_ms,

@@ -134,6 +134,10 @@ pub struct ReceiverCounts {
     pub last_error: Option<String>,
 }
 
+/// What a cut of a receiver on an executor hands over: its blocks, and what the receiver
+/// counted there so far.
+pub type Cut = (Vec<CutBlock>, ReceiverCounts);
+
 /// A count an input stream keeps in the executor's process (files read, lines skipped):
 /// executors send theirs with each heartbeat, and the driver shows its own plus theirs.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -13,7 +13,7 @@
 //! [`ReceiverError::Retry`]: the supervisor restarts it with backoff, and it resumes at the
 //! positions of what it stored.
 
-use super::client::{Conn, KafkaError, record_of, start_offset};
+use super::client::{Conn, Gap, KafkaError, explain_gap, record_of, start_offset};
 use super::{KafkaConnection, KafkaRecord, StartOffsets, TopicPartition, parse_brokers};
 use rskafka::client::partition::OffsetAt;
 use rskafka::record::RecordAndOffset;
@@ -146,7 +146,7 @@ impl KafkaReceiver {
     /// (its earliest offset is past `at`) before they were read; a gap the broker's log still
     /// spans (compacted records, transaction markers) is no loss.
     fn count_deleted(
-        &mut self,
+        &self,
         conn: &Conn,
         rctx: &ReceiverContext<KafkaRecord>,
         tp: &TopicPartition,
@@ -157,16 +157,16 @@ impl KafkaReceiver {
         let earliest = conn.block_on(limit, "asking where a partition starts", async {
             conn.offset(tp, OffsetAt::Earliest).await
         })?;
-        if earliest <= at {
+        // The log goes on at `first` at least: the gap cannot be a truncation.
+        let Gap::Deleted { count, .. } = explain_gap(at, first, earliest, first) else {
             return Ok(());
-        }
-        let until = earliest.min(first);
-        let lost = u64::try_from(until - at).unwrap_or(0);
-        let total = self.records_lost.add(lost);
+        };
+        let until = at + count;
         rctx.report_error(&format!(
             "offsets [{at}, {until}) of {tp} were deleted by the broker (retention) before the \
-             receiver read them: {lost} records skipped ({total} in all, counted as \
-             records_lost); keep records longer on the broker, or the program down for less"
+             receiver read them: {}; keep records longer on the broker, or the program down for \
+             less",
+            count_lost(&self.records_lost, count)
         ));
         Ok(())
     }
@@ -195,16 +195,22 @@ impl KafkaReceiver {
         } else {
             (latest, latest - earliest)
         };
-        let lost = u64::try_from(lost).unwrap_or(0);
-        let total = self.records_lost.add(lost);
+        let skipped = count_lost(&self.records_lost, lost);
         rctx.report_error(&format!(
             "the position {pos} of {tp} is outside what the broker has, [{earliest}, {latest}] \
              (records deleted by retention, or the topic was created again): continuing at {to}; \
-             {lost} records skipped ({total} in all, counted as records_lost)"
+             {skipped}"
         ));
         *pos = to;
         Ok(())
     }
+}
+
+/// Adds `n` to the records lost (`lost`); says so for a report.
+fn count_lost(lost: &InputCounter, n: i64) -> String {
+    let n = u64::try_from(n).unwrap_or(0);
+    let total = lost.add(n);
+    format!("{n} records skipped ({total} in all, counted as records_lost)")
 }
 
 /// Runs `fut` unless the receiver is told to stop first (`Ok(None)`).

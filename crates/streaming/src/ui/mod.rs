@@ -583,9 +583,10 @@ fn serve(
                         pending_batches: s5.ssc.pending_batches(),
                         inputs: s5.ssc.input_snapshots(),
                     };
+                    s5.monitor.refresh_counts(&live.receivers);
                     (
                         [("content-type", "text/plain; version=0.0.4")],
-                        metrics::render(s5.monitor(), &live, s5.ssc.context().cluster()),
+                        metrics::render(&s5.monitor, &live, s5.ssc.context().cluster()),
                     )
                 }),
             );
