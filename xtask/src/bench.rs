@@ -94,6 +94,9 @@ pub(crate) struct JobTuning {
     /// The block manager's memory budget of the single-process workloads ([`BENCH_MEMORY`]
     /// unless `--memory` says otherwise).
     pub(crate) memory_bytes: u64,
+    /// The receivers' memory fraction (`ReceiverConfig::memory_fraction`; `None`: the
+    /// engine's default).
+    pub(crate) memory_fraction: Option<f64>,
 }
 
 impl BenchArgs {
@@ -104,6 +107,7 @@ impl BenchArgs {
                 level: StorageLevel::MEMORY_ONLY_SER,
                 state_checkpoint: None,
                 memory_bytes: BENCH_MEMORY,
+                memory_fraction: None,
             },
             workloads: Vec::new(),
             sweep: Vec::new(),
@@ -143,8 +147,17 @@ impl BenchArgs {
                         format!("--memory {size}: a size of at least 64m, such as 512m or 2g")
                     })?;
                 }
+                "--memory-fraction" => {
+                    let f = it
+                        .next()
+                        .context("--memory-fraction needs a fraction, such as 0.9")?;
+                    a.job.memory_fraction =
+                        Some(f.parse().ok().filter(|f: &f64| *f > 0.0).with_context(|| {
+                            format!("--memory-fraction {f}: a number above 0, such as 0.9")
+                        })?);
+                }
                 other => anyhow::bail!(
-                    "unknown bench option {other}; options: --quick --workloads a,b --rates RATES --sweep RATES --level LEVEL --memory SIZE --state-checkpoint SECS --out DIR (cargo xtask help)"
+                    "unknown bench option {other}; options: --quick --workloads a,b --rates RATES --sweep RATES --level LEVEL --memory SIZE --memory-fraction F --state-checkpoint SECS --out DIR (cargo xtask help)"
                 ),
             }
         }
@@ -364,9 +377,11 @@ fn run_spate(
     // A 5 ms batch gets two or three blocks (with one, its map stage ran on one thread: p99
     // 15–18 ms at 500k lines/s against 11 ms with 2 ms blocks; 1 ms blocks cost more than they
     // gave: p50 11 ms).
+    let defaults = spate_streaming::ReceiverConfig::default();
     ssc.set_receiver_config(spate_streaming::ReceiverConfig {
         block_interval: Duration::from_millis((batch_ms / 10).clamp(2, 250)),
-        ..Default::default()
+        memory_fraction: job.memory_fraction.unwrap_or(defaults.memory_fraction),
+        ..defaults
     });
     let collect = Arc::new(Collect::default());
     ssc.add_streaming_listener(collect.clone());

@@ -20,6 +20,7 @@ commands:
               --sweep R1,R2           search the smallest stable batch interval at these rates
               --level LEVEL           storage level of received blocks (MEMORY_ONLY_SER)
               --memory SIZE           memory store of the measured jobs (1g, as Spark's driver)
+              --memory-fraction F     receivers' share of it before they wait (engine default 0.8)
               --state-checkpoint SECS checkpoint interval of the state workload
               --out DIR               where the report goes (target/bench)
   loadgen   serve text lines over TCP at a fixed rate (the examples' and benchmarks' input)

@@ -688,6 +688,73 @@ fn what_a_receiver_on_an_executor_skips_is_shown_by_the_drivers_monitoring_serve
     );
 }
 
+/// Receiver settings on a job's command line reach its receiver, on the driver (`local[2]`) or
+/// on the executor the driver places it on (`local-cluster[2,1]`): with `spate.streaming.receiver.memoryFraction` a ten-thousandth of a 1 MiB store
+/// (about 100 bytes), a receiver handed more than that waits for the batch holding what it has
+/// to complete before it stores more, and says so in its count of waits for memory (the
+/// default fraction of the default store, 0.8 of 1 GiB, never waits for these 60 KB). Every
+/// line still arrives.
+fn receiver_settings_on_the_command_line_reach_its_receiver(master: &str) {
+    let source = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = source.local_addr().unwrap().port().to_string();
+    let mut job = monitored_job(
+        env!("CARGO_BIN_EXE_network_word_count"),
+        &[
+            "--master",
+            master,
+            "--conf",
+            "spate.memory=1m",
+            "--conf",
+            "spate.streaming.receiver.memoryFraction=0.0001",
+            "127.0.0.1",
+            &port,
+        ],
+    );
+    source.set_nonblocking(true).unwrap();
+    let mut conn = None;
+    job.wait("the receiver to connect", |_| {
+        conn = source.accept().ok().map(|(c, _)| c);
+        conn.is_some()
+    });
+    let mut conn = conn.unwrap();
+    conn.set_nonblocking(false).unwrap();
+    // In 30 pieces, 100 ms apart: a receiver waits only once its first block has told it what
+    // a record takes, and only for what comes while earlier records are still unprocessed.
+    let lines = 3000;
+    for piece in 0..30 {
+        let text: String = (0..100)
+            .map(|i| format!("word{} line {piece}\n", i % 7))
+            .collect();
+        conn.write_all(text.as_bytes()).unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    job.wait("every line to arrive", |j| {
+        j.api("/api/receivers")[0]["records"] == lines
+    });
+    let log = job.log();
+    assert_eq!(
+        receiver_pids(&log).len(),
+        usize::from(master.starts_with("local-cluster")),
+        "the receiver ran on an executor on a cluster only:\n{log}"
+    );
+    let receivers = job.api("/api/receivers");
+    let waits = receivers[0]["memory_waits"].as_u64().unwrap_or(0);
+    assert!(
+        waits >= 1,
+        "the receiver never waited for memory: {receivers}\n{log}"
+    );
+}
+
+#[test]
+fn receiver_settings_on_the_command_line_reach_a_receiver_on_the_driver() {
+    receiver_settings_on_the_command_line_reach_its_receiver("local[2]");
+}
+
+#[test]
+fn receiver_settings_on_the_command_line_reach_a_receiver_on_an_executor() {
+    receiver_settings_on_the_command_line_reach_its_receiver("local-cluster[2,1]");
+}
+
 /// A file stream's tasks read its files on the executors, which count the lines they skip
 /// there and send their counts with their heartbeats: the driver's `/api/inputs` shows them.
 #[test]

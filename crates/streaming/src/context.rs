@@ -505,10 +505,20 @@ impl StreamingContext {
         self.inner.in_flight.load(Ordering::Acquire)
     }
 
-    /// Settings for receivers started from now on (block interval, queue bound, rate limit,
-    /// restart backoff).
+    /// Settings for receiver streams made from now on (block interval, queue bound, rate limit,
+    /// memory fraction, write-ahead log, restart backoff). A job run by `#[streaming_job]` starts
+    /// with those its command line gives (`--conf spate.streaming.blockInterval=…` and the
+    /// others `--help` lists); to change one of them and keep the rest, start from
+    /// [`receiver_config`](Self::receiver_config):
+    /// `ReceiverConfig { write_ahead_log: true, ..ssc.receiver_config() }`.
     pub fn set_receiver_config(&self, config: ReceiverConfig) {
         *self.inner.receiver_config.lock() = config;
+    }
+
+    /// The settings receiver streams made from now on get (see
+    /// [`set_receiver_config`](Self::set_receiver_config)).
+    pub fn receiver_config(&self) -> ReceiverConfig {
+        self.inner.receiver_config.lock().clone()
     }
 
     /// A stream of what `receiver` stores, kept at `MEMORY_ONLY_SER_2` (the guide's default for

@@ -248,7 +248,10 @@ struct Cli {
     /// with `spate.` are the engine's own: `spate.default.parallelism=N` (partitions of
     /// shuffles), `spate.memory=SIZE` (the block store's memory, e.g. 512m or 2g),
     /// `spate.codec=none|lz4` (compression of serialized blocks), `spate.request.timeout=DUR`
-    /// and `spate.heartbeat.timeout=DUR` (on a cluster).
+    /// and `spate.heartbeat.timeout=DUR` (on a cluster); and the receivers' settings
+    /// `spate.streaming.blockInterval=DUR`, `spate.streaming.receiver.maxRate=N` (records per
+    /// second per receiver; 0: no limit), `spate.streaming.receiver.memoryFraction=F` and
+    /// `spate.streaming.receiver.writeAheadLog.enable=true|false`.
     #[arg(long = "conf", value_name = "KEY=VALUE", value_parser = key_value)]
     conf: Vec<(String, String)>,
     /// Arguments for the job (`ssc.args()`).
@@ -261,11 +264,13 @@ fn key_value(s: &str) -> std::result::Result<(String, String), String> {
         .ok_or_else(|| format!("expected KEY=VALUE, got {s:?}"))
 }
 
-/// The engine settings among `conf` (keys starting with `spate.`), applied to `config`; every
+/// The engine settings among `conf` (keys starting with `spate.`), applied to `config` and to
+/// `receiver` (the settings of the receivers the job starts, named as Spark names them); every
 /// one that is unknown or does not parse is listed in the error.
 fn engine_settings(
     conf: &[(String, String)],
     config: &mut spate_core::ContextConfig,
+    receiver: &mut crate::ReceiverConfig,
 ) -> Result<()> {
     let mut problems = Vec::new();
     for (key, value) in conf.iter().filter(|(k, _)| k.starts_with("spate.")) {
@@ -298,8 +303,31 @@ fn engine_settings(
                 .filter(|d| *d >= 2 * spate_core::cluster::HEARTBEAT_INTERVAL)
                 .map(|d| config.heartbeat_timeout = d)
                 .ok_or("expected a duration of at least 1s (executors send a heartbeat every 500ms), such as 3s or 30s"),
+            "spate.streaming.blockInterval" => duration(v, key)
+                .ok()
+                .filter(|d| *d >= Duration::from_millis(1))
+                .map(|d| receiver.block_interval = d)
+                .ok_or("expected a duration of at least 1ms, such as 200ms"),
+            "spate.streaming.receiver.maxRate" => v
+                .parse::<u64>()
+                .ok()
+                .map(|n| receiver.max_rate = (n > 0).then_some(n))
+                .ok_or("expected a whole number of records per second (0: no limit)"),
+            "spate.streaming.receiver.memoryFraction" => v
+                .parse::<f64>()
+                .ok()
+                .filter(|f| f.is_finite() && *f > 0.0)
+                .map(|f| receiver.memory_fraction = f)
+                .ok_or("expected a fraction of the memory store above 0, such as 0.8 (1 or more: no limit)"),
+            "spate.streaming.receiver.writeAheadLog.enable" => match v {
+                "true" => Some(true),
+                "false" => Some(false),
+                _ => None,
+            }
+            .map(|on| receiver.write_ahead_log = on)
+            .ok_or("expected true or false"),
             _ => Err(
-                "not an engine setting (the engine's are spate.default.parallelism, spate.memory, spate.codec, spate.request.timeout and spate.heartbeat.timeout)",
+                "not an engine setting (the engine's are spate.default.parallelism, spate.memory, spate.codec, spate.request.timeout, spate.heartbeat.timeout, spate.streaming.blockInterval, spate.streaming.receiver.maxRate, spate.streaming.receiver.memoryFraction and spate.streaming.receiver.writeAheadLog.enable)",
             ),
         };
         if let Err(why) = applied {
@@ -423,14 +451,17 @@ pub fn run<I: IntoIterator<Item = String>>(
         > {
             let built = (|| -> Result<StreamingContext> {
                 let mut config = spate_core::ContextConfig::new(&format!("local[{cores}]"));
-                // The memory and codec settings; partition counts are the driver's.
-                engine_settings(&conf, &mut config)?;
+                // The memory, codec and receiver settings; partition counts are the driver's.
+                let mut receiver = crate::ReceiverConfig::default();
+                engine_settings(&conf, &mut config, &mut receiver)?;
                 config.default_parallelism = Some(parallelism);
                 config.copy_persisted_to_peer = true;
                 let ssc = StreamingContext::with_context(
                     spate_core::Context::with_config(config)?,
                     batch,
                 )?;
+                // Receivers the driver places here run with these.
+                ssc.set_receiver_config(receiver);
                 for (k, v) in &conf {
                     ssc.set_conf(k.clone(), v.clone());
                 }
@@ -469,9 +500,12 @@ pub fn run<I: IntoIterator<Item = String>>(
     let make = || -> Result<StreamingContext> {
         let mut config = spate_core::ContextConfig::new(&master);
         config.app_name = graph.name.to_string();
-        engine_settings(&conf, &mut config)?;
+        let mut receiver = crate::ReceiverConfig::default();
+        engine_settings(&conf, &mut config, &mut receiver)?;
         config.executor_args = executor_args;
         let ssc = StreamingContext::with_context(spate_core::Context::with_config(config)?, batch)?;
+        // Before the job builds its streams: a receiver stream takes the settings it is made with.
+        ssc.set_receiver_config(receiver);
         for (k, v) in conf {
             ssc.set_conf(k, v);
         }
@@ -608,6 +642,7 @@ mod tests {
                 .collect()
         };
         let mut config = spate_core::ContextConfig::new("local[2]");
+        let mut receiver = crate::ReceiverConfig::default();
         engine_settings(
             &kv(&[
                 ("spate.default.parallelism", "6"),
@@ -615,19 +650,40 @@ mod tests {
                 ("spate.codec", "lz4"),
                 ("spate.request.timeout", "1500ms"),
                 ("spate.heartbeat.timeout", "20s"),
+                ("spate.streaming.blockInterval", "50ms"),
+                ("spate.streaming.receiver.maxRate", "20000"),
+                ("spate.streaming.receiver.memoryFraction", "0.5"),
+                ("spate.streaming.receiver.writeAheadLog.enable", "true"),
                 ("other", "anything"),
             ]),
             &mut config,
+            &mut receiver,
         )
         .unwrap();
+        assert_eq!(receiver.block_interval, Duration::from_millis(50));
+        assert_eq!(receiver.max_rate, Some(20_000));
+        assert_eq!(receiver.memory_fraction, 0.5);
+        assert!(receiver.write_ahead_log);
+        engine_settings(
+            &kv(&[("spate.streaming.receiver.maxRate", "0")]),
+            &mut config,
+            &mut receiver,
+        )
+        .unwrap();
+        assert_eq!(receiver.max_rate, None, "0 is no limit");
         assert_eq!(config.request_timeout, Duration::from_millis(1500));
         assert_eq!(config.heartbeat_timeout, Duration::from_secs(20));
         assert_eq!(config.default_parallelism, Some(6));
         assert_eq!(config.memory_bytes, 2 << 30);
         assert_eq!(config.codec, spate_storage::Codec::Lz4);
-        engine_settings(&kv(&[("spate.memory", "64M")]), &mut config).unwrap();
+        engine_settings(&kv(&[("spate.memory", "64M")]), &mut config, &mut receiver).unwrap();
         assert_eq!(config.memory_bytes, 64 << 20);
-        engine_settings(&kv(&[("spate.memory", "3145728")]), &mut config).unwrap();
+        engine_settings(
+            &kv(&[("spate.memory", "3145728")]),
+            &mut config,
+            &mut receiver,
+        )
+        .unwrap();
         assert_eq!(config.memory_bytes, 3 << 20);
 
         let e = engine_settings(
@@ -640,9 +696,15 @@ mod tests {
                 ("spate.request.timeout", "0s"),
                 ("spate.request.timeout", "soon"),
                 ("spate.heartbeat.timeout", "600ms"),
+                ("spate.streaming.blockInterval", "0ms"),
+                ("spate.streaming.receiver.maxRate", "-5"),
+                ("spate.streaming.receiver.memoryFraction", "0"),
+                ("spate.streaming.receiver.memoryFraction", "NaN"),
+                ("spate.streaming.receiver.writeAheadLog.enable", "yes"),
                 ("spate.paralelism", "4"),
             ]),
             &mut spate_core::ContextConfig::new("local[2]"),
+            &mut crate::ReceiverConfig::default(),
         )
         .unwrap_err()
         .to_string();
@@ -655,6 +717,11 @@ mod tests {
             "spate.request.timeout=0s: expected a duration of more than zero",
             "spate.request.timeout=soon: expected a duration",
             "spate.heartbeat.timeout=600ms: expected a duration of at least 1s",
+            "spate.streaming.blockInterval=0ms: expected a duration of at least 1ms",
+            "spate.streaming.receiver.maxRate=-5: expected a whole number",
+            "spate.streaming.receiver.memoryFraction=0: expected a fraction",
+            "spate.streaming.receiver.memoryFraction=NaN: expected a fraction",
+            "spate.streaming.receiver.writeAheadLog.enable=yes: expected true or false",
             "spate.paralelism=4: not an engine setting",
         ] {
             assert!(e.contains(says), "{says:?} not in {e}");

@@ -86,7 +86,8 @@ pub fn recoverable_socket(ssc: &StreamingContext) {
     let (host, port) = crate::host_port(&ssc.args());
     let out = out_dir(ssc);
     // `--conf wal=off` turns the write-ahead log off (on a cluster the receiver then runs on an
-    // executor, resuming its source after the last block taken when it moves).
+    // executor, resuming its source after the last block taken when it moves). The other
+    // receiver settings are the command line's (`--conf spate.streaming.…`).
     ssc.set_receiver_config(ReceiverConfig {
         write_ahead_log: match ssc.conf_or("wal", "on").as_str() {
             "on" => true,
@@ -96,7 +97,7 @@ pub fn recoverable_socket(ssc: &StreamingContext) {
                 true
             }
         },
-        ..ReceiverConfig::default()
+        ..ssc.receiver_config()
     });
     let lines = ssc.socket_text_stream_with(
         SocketConfig {

@@ -116,6 +116,12 @@ pub struct ReceiverView {
     pub skipped: u64,
     /// Restarts, in place or moved to another executor (read as `skipped` is).
     pub restarts: u64,
+    /// The most records it has had received and not yet taken by a batch (read as `skipped`
+    /// is): how close it came to its queue bound.
+    pub max_queued: u64,
+    /// Times it waited for batches to complete because its unprocessed records filled its
+    /// memory fraction (read as `skipped` is): back-pressure at work.
+    pub memory_waits: u64,
     /// The last error, if any.
     pub last_error: Option<String>,
 }
@@ -213,6 +219,8 @@ impl Monitor {
                     },
                     skipped: info.skipped,
                     restarts: info.restarts,
+                    max_queued: info.max_queued,
+                    memory_waits: info.memory_waits,
                     last_error: info.last_error.clone(),
                 }
             })
@@ -228,6 +236,8 @@ impl Monitor {
             if let Some((info, _)) = st.receivers.get_mut(&now.stream) {
                 info.skipped = now.skipped;
                 info.restarts = now.restarts;
+                info.max_queued = now.max_queued;
+                info.memory_waits = now.memory_waits;
                 info.last_error.clone_from(&now.last_error);
             }
         }

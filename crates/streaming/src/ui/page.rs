@@ -183,11 +183,11 @@ table{{border-collapse:collapse;font-size:13px}}td,th{{border:1px solid #ddd;pad
     if receivers.is_empty() {
         html.push_str("<p>none</p>");
     } else {
-        html.push_str("<table><tr><th>stream</th><th>receiver</th><th>state</th><th>records</th><th>records/s (last 10 batches)</th><th>skipped</th><th>restarts</th><th>last error</th></tr>");
+        html.push_str("<table><tr><th>stream</th><th>receiver</th><th>state</th><th>records</th><th>records/s (last 10 batches)</th><th>skipped</th><th>restarts</th><th>most queued</th><th>waits for memory</th><th>last error</th></tr>");
         for r in &receivers {
             let _ = write!(
                 html,
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.1}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.1}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
                 r.stream,
                 esc(&r.name),
                 r.state,
@@ -195,6 +195,8 @@ table{{border-collapse:collapse;font-size:13px}}td,th{{border:1px solid #ddd;pad
                 r.rate,
                 r.skipped,
                 r.restarts,
+                r.max_queued,
+                r.memory_waits,
                 esc(r.last_error.as_deref().unwrap_or("")),
             );
         }
