@@ -755,6 +755,49 @@ fn receiver_settings_on_the_command_line_reach_a_receiver_on_an_executor() {
     receiver_settings_on_the_command_line_reach_its_receiver("local-cluster[2,1]");
 }
 
+/// `--conf spate.streaming.receiver.writeAheadLog.enable=true` turns the log on for the job's
+/// receiver, which needs a checkpoint directory: without one the job stops at start, saying how
+/// to give it one, instead of running without the log it was asked for.
+#[test]
+fn a_write_ahead_log_asked_for_on_the_command_line_without_a_checkpoint_stops_the_job() {
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_network_word_count"))
+        .args([
+            "--no-ui",
+            "--conf",
+            "spate.streaming.receiver.writeAheadLog.enable=true",
+            "127.0.0.1",
+            "9",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the job did not stop");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert!(!status.success(), "{err}");
+    assert!(
+        err.contains("has the write-ahead log on, which needs a checkpoint directory")
+            && err.contains("--checkpoint DIR"),
+        "{err}"
+    );
+}
+
 /// A file stream's tasks read its files on the executors, which count the lines they skip
 /// there and send their counts with their heartbeats: the driver's `/api/inputs` shows them.
 #[test]

@@ -1510,7 +1510,7 @@ impl<T: Data> ReceiverRunner for Runner<T> {
         if self.config.write_ahead_log {
             let Some(dir) = &recovery.checkpoint_dir else {
                 return Err(crate::Error::State(format!(
-                    "receiver {:?} has the write-ahead log on, which needs a checkpoint directory: call ssc.checkpoint(dir)",
+                    "receiver {:?} has the write-ahead log on, which needs a checkpoint directory: call ssc.checkpoint(dir), or run the #[streaming_job] with --checkpoint DIR (or `checkpoint = \"/path/to/dir\"` in its attribute)",
                     self.name
                 )));
             };
