@@ -641,25 +641,34 @@ fn monitored_job(program: &str, args: &[&str]) -> JobProcess {
     })
 }
 
-/// A socket receiver running on an executor skips lines that are not UTF-8 there; the driver's
-/// monitoring server shows them (each cut brings the receiver's counts), where before it showed
-/// none.
-#[test]
-fn what_a_receiver_on_an_executor_skips_is_shown_by_the_drivers_monitoring_server() {
+/// NetworkWordCount run with `args`, monitored, reading a socket of the test's: the job and
+/// the connection its receiver made.
+fn fed_word_count(args: &[&str]) -> (JobProcess, std::net::TcpStream) {
     let source = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = source.local_addr().unwrap().port().to_string();
-    let mut job = monitored_job(
-        env!("CARGO_BIN_EXE_network_word_count"),
-        &["--master", "local-cluster[2,1]", "127.0.0.1", &port],
-    );
+    let args: Vec<&str> = args
+        .iter()
+        .copied()
+        .chain(["127.0.0.1", port.as_str()])
+        .collect();
+    let mut job = monitored_job(env!("CARGO_BIN_EXE_network_word_count"), &args);
     source.set_nonblocking(true).unwrap();
     let mut conn = None;
     job.wait("the receiver to connect", |_| {
         conn = source.accept().ok().map(|(c, _)| c);
         conn.is_some()
     });
-    let mut conn = conn.unwrap();
+    let conn = conn.unwrap();
     conn.set_nonblocking(false).unwrap();
+    (job, conn)
+}
+
+/// A socket receiver running on an executor skips lines that are not UTF-8 there; the driver's
+/// monitoring server shows them (each cut brings the receiver's counts), where before it showed
+/// none.
+#[test]
+fn what_a_receiver_on_an_executor_skips_is_shown_by_the_drivers_monitoring_server() {
+    let (mut job, mut conn) = fed_word_count(&["--master", "local-cluster[2,1]"]);
     // Ten good lines and four that are not UTF-8, mixed.
     let mut sent = Vec::new();
     for i in 0..10 {
@@ -695,29 +704,14 @@ fn what_a_receiver_on_an_executor_skips_is_shown_by_the_drivers_monitoring_serve
 /// default fraction of the default store, 0.8 of 1 GiB, never waits for these 60 KB). Every
 /// line still arrives.
 fn receiver_settings_on_the_command_line_reach_its_receiver(master: &str) {
-    let source = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = source.local_addr().unwrap().port().to_string();
-    let mut job = monitored_job(
-        env!("CARGO_BIN_EXE_network_word_count"),
-        &[
-            "--master",
-            master,
-            "--conf",
-            "spate.memory=1m",
-            "--conf",
-            "spate.streaming.receiver.memoryFraction=0.0001",
-            "127.0.0.1",
-            &port,
-        ],
-    );
-    source.set_nonblocking(true).unwrap();
-    let mut conn = None;
-    job.wait("the receiver to connect", |_| {
-        conn = source.accept().ok().map(|(c, _)| c);
-        conn.is_some()
-    });
-    let mut conn = conn.unwrap();
-    conn.set_nonblocking(false).unwrap();
+    let (mut job, mut conn) = fed_word_count(&[
+        "--master",
+        master,
+        "--conf",
+        "spate.memory=1m",
+        "--conf",
+        "spate.streaming.receiver.memoryFraction=0.0001",
+    ]);
     // In 30 pieces, 100 ms apart: a receiver waits only once its first block has told it what
     // a record takes, and only for what comes while earlier records are still unprocessed.
     let lines = 3000;
