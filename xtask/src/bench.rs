@@ -231,6 +231,11 @@ pub(crate) struct RunResult {
     /// one core (`workers` 130 is 1.3 cores): where a build spends what `cpu_us_per_line` sums.
     /// Empty where it is not measured.
     pub(crate) cpu_by_role: Vec<(String, f64)>,
+    /// The COST baseline's rate measured for one second just before this run (the throughput
+    /// search's runs; `None` for others): what the machine gave one thread then. A virtual
+    /// machine's speed drifts by a quarter or more within minutes, so a run is compared with
+    /// the baseline of its own minute.
+    pub(crate) baseline_before: Option<f64>,
 }
 
 #[derive(Default)]
@@ -579,6 +584,7 @@ pub(crate) fn summarize(
         stable,
         cpu_us_per_line: None,
         cpu_by_role: Vec::new(),
+        baseline_before: None,
     })
 }
 
@@ -874,8 +880,14 @@ pub(crate) fn run(args: &BenchArgs) -> Result<()> {
                 fmt_rate(rate as f64)
             );
             let _ = std::io::stderr().flush();
-            let r = run_spate(w, rate, 1000, warmup, measure, args.job, &buf)?;
-            eprintln!("{}", describe(&r));
+            let before = run_baseline(1, &buf)?;
+            let mut r = run_spate(w, rate, 1000, warmup, measure, args.job, &buf)?;
+            r.baseline_before = Some(before);
+            eprintln!(
+                "{}; baseline just before {}",
+                describe(&r),
+                fmt_rate(before)
+            );
             let stable = r.stable;
             runs.push(r);
             if stable {
@@ -929,7 +941,7 @@ pub(crate) fn run(args: &BenchArgs) -> Result<()> {
         fmt_rate(baseline)
     ));
     md.push_str(
-        "| workload | max sustainable (lines/s) | vs baseline | goal |\n|---|---|---|---|\n",
+        "| workload | max sustainable (lines/s) | vs baseline | vs the baseline just before that run | goal |\n|---|---|---|---|---|\n",
     );
     for (w, r) in &best {
         let goal = match w {
@@ -944,8 +956,17 @@ pub(crate) fn run(args: &BenchArgs) -> Result<()> {
         } else {
             ""
         };
+        // The baseline measured just before the run that set the maximum (see
+        // `RunResult::baseline_before`).
+        let local = runs
+            .iter()
+            .find(|x| x.workload == *w && x.target_rate == *r && x.batch_ms == 1000 && x.stable)
+            .and_then(|x| x.baseline_before)
+            .map_or("–".to_string(), |b| {
+                format!("{:.2}× ({} lines/s)", *r as f64 / b.max(1.0), fmt_rate(b))
+            });
         md.push_str(&format!(
-            "| {} | {at_least}{} | {:.2}× | {goal} |\n",
+            "| {} | {at_least}{} | {:.2}× | {local} | {goal} |\n",
             w.name(),
             fmt_rate(*r as f64),
             *r as f64 / baseline.max(1.0)
@@ -1037,10 +1058,10 @@ pub(crate) fn run(args: &BenchArgs) -> Result<()> {
             ));
         }
     }
-    md.push_str("\n| workload | level | rate | batch | received/s | p50 | p95 | p99 | max | sched p50 | proc p50 | batches | stable | CPU µs/line | sched, proc max |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+    md.push_str("\n| workload | level | rate | batch | received/s | p50 | p95 | p99 | max | sched p50 | proc p50 | batches | stable | CPU µs/line | sched, proc max | baseline just before |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
     for r in &runs {
         md.push_str(&format!(
-            "| {} | {} | {} | {} ms | {} | {} | {} | {} | {} | {} | {} | {}/{} | {} | {} | {}, {} |\n",
+            "| {} | {} | {} | {} ms | {} | {} | {} | {} | {} | {} | {} | {}/{} | {} | {} | {}, {} | {} |\n",
             r.workload.name(),
             r.level,
             fmt_rate(r.target_rate as f64),
@@ -1059,6 +1080,7 @@ pub(crate) fn run(args: &BenchArgs) -> Result<()> {
                 .map_or("–".to_string(), |c| format!("{c:.2}")),
             r.scheduling_max_ms,
             r.processing_max_ms,
+            r.baseline_before.map_or("–".to_string(), fmt_rate),
         ));
     }
     md.push_str("\n![throughput](throughput.svg)\n\n![latency](latency.svg)\n");
