@@ -1502,6 +1502,16 @@ impl<T: Data> ReceiverRunner for Runner<T> {
         recovery: &RunnerStart,
     ) -> crate::Result<()> {
         millis(self.config.block_interval, "block interval")?;
+        if self.config.block_interval > recovery.batch {
+            // Not an error (every record still arrives), but rarely meant: a batch's map tasks
+            // are its blocks, and some batches would get none.
+            tracing::warn!(
+                receiver = %self.name,
+                block_interval_ms = self.config.block_interval.as_millis() as u64,
+                batch_ms = recovery.batch.as_millis() as u64,
+                "the block interval is longer than the batch interval: some batches get no block, and a batch's map tasks are its blocks (its parallelism); make the block interval a fraction of the batch interval (ReceiverConfig::block_interval, --conf spate.streaming.blockInterval)"
+            );
+        }
         let mut first_seq = 0;
         if let Some((seq, position)) = &recovery.resume {
             first_seq = *seq;
