@@ -395,6 +395,21 @@ impl StreamingContext {
         self.inner.env.checkpoint_dir.lock().is_some()
     }
 
+    /// The checkpoint directory, if one is set.
+    pub(crate) fn checkpoint_path(&self) -> Option<std::path::PathBuf> {
+        self.inner.env.checkpoint_dir.lock().clone()
+    }
+
+    /// Every setting given with `set_conf` (a job's `--conf KEY=VALUE`), by key.
+    pub(crate) fn conf_entries(&self) -> std::collections::BTreeMap<String, String> {
+        self.inner
+            .conf
+            .lock()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+
     /// Every operator and output built so far, in order, with its `#[streaming_job]` static id.
     /// The graph of this context's operators.
     pub(crate) fn graph(&self) -> &Graph {

@@ -471,3 +471,52 @@ fn the_page_in_a_headless_browser_shows_chart_points_once_batches_ran() {
     }
     run.ssc.stop(true);
 }
+
+/// `/api/environment` and the page's environment table show the settings in force: the
+/// engine's, defaults included, under the keys `--conf` takes, and the job's own.
+#[test]
+fn the_environment_shows_the_settings_in_force() {
+    let mut config = spate_streaming::core::ContextConfig::new("local[2]");
+    config.app_name = "env-test".into();
+    config.memory_bytes = 64 << 20;
+    config.codec = spate_streaming::storage::Codec::Lz4;
+    config.default_parallelism = Some(3);
+    let ctx = spate_streaming::Context::with_config(config).unwrap();
+    let ssc = StreamingContext::with_context(ctx, Duration::from_millis(500)).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    ssc.checkpoint(dir.path()).unwrap();
+    ssc.set_receiver_config(spate_streaming::ReceiverConfig {
+        block_interval: Duration::from_millis(50),
+        max_rate: Some(1000),
+        ..Default::default()
+    });
+    ssc.set_conf("words".to_string(), "7".to_string());
+    let ui = ssc.start_ui("127.0.0.1:0").unwrap();
+    let env = json(ui.addr(), "/api/environment");
+    let dir_text = dir.path().display().to_string();
+    for (key, want) in [
+        ("spate.master", "local[2]"),
+        ("spate.app.name", "env-test"),
+        ("spate.batch.interval", "500ms"),
+        ("spate.default.parallelism", "3"),
+        ("spate.memory", "64m"),
+        ("spate.codec", "lz4"),
+        ("spate.request.timeout", "10000ms"),
+        ("spate.heartbeat.timeout", "3000ms"),
+        ("spate.checkpoint.dir", dir_text.as_str()),
+        ("spate.streaming.blockInterval", "50ms"),
+        ("spate.streaming.receiver.maxRate", "1000"),
+        ("spate.streaming.receiver.memoryFraction", "0.8"),
+        ("spate.streaming.receiver.writeAheadLog.enable", "false"),
+        ("words", "7"),
+    ] {
+        assert_eq!(env[key], want, "{key} in {env}");
+    }
+    let page = get(ui.addr(), "/").1;
+    assert!(
+        page.contains("<h2>Environment</h2>")
+            && page.contains("<tr><td>spate.streaming.blockInterval</td><td>50ms</td></tr>")
+            && page.contains("<tr><td>words</td><td>7</td></tr>"),
+        "{page}"
+    );
+}

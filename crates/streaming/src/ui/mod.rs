@@ -390,6 +390,60 @@ impl Shared {
         &self.monitor
     }
 
+    /// The settings the job runs with, by key: the engine's (under the names `--conf` takes
+    /// them by, as in force: defaults included) and then the job's own `--conf` entries (an
+    /// engine key given on the command line shows the value applied).
+    fn environment(&self) -> std::collections::BTreeMap<String, String> {
+        let ctx = self.ssc.context();
+        let config = ctx.config();
+        let receiver = self.ssc.receiver_config();
+        let ms = |d: std::time::Duration| format!("{}ms", d.as_millis());
+        let mut env = self.ssc.conf_entries();
+        let engine = [
+            ("spate.master", config.master.clone()),
+            ("spate.app.name", config.app_name.clone()),
+            ("spate.batch.interval", ms(self.ssc.batch_duration())),
+            (
+                "spate.default.parallelism",
+                ctx.default_parallelism().to_string(),
+            ),
+            ("spate.memory", size(config.memory_bytes)),
+            (
+                "spate.codec",
+                match config.codec {
+                    spate_core::storage::Codec::None => "none",
+                    spate_core::storage::Codec::Lz4 => "lz4",
+                }
+                .to_string(),
+            ),
+            ("spate.request.timeout", ms(config.request_timeout)),
+            ("spate.heartbeat.timeout", ms(config.heartbeat_timeout)),
+            (
+                "spate.checkpoint.dir",
+                self.ssc
+                    .checkpoint_path()
+                    .map_or("none".to_string(), |d| d.display().to_string()),
+            ),
+            ("spate.streaming.blockInterval", ms(receiver.block_interval)),
+            (
+                "spate.streaming.receiver.maxRate",
+                receiver.max_rate.unwrap_or(0).to_string(),
+            ),
+            (
+                "spate.streaming.receiver.memoryFraction",
+                receiver.memory_fraction.to_string(),
+            ),
+            (
+                "spate.streaming.receiver.writeAheadLog.enable",
+                receiver.write_ahead_log.to_string(),
+            ),
+        ];
+        for (k, v) in engine {
+            env.insert(k.to_string(), v);
+        }
+        env
+    }
+
     fn inputs(&self) -> Vec<InputView> {
         self.ssc
             .input_snapshots()
@@ -482,6 +536,15 @@ fn json<T: Serialize>(value: &T) -> axum::response::Response {
     }
 }
 
+/// A size as `--conf spate.memory` takes it: `512m` when a whole number of MiB, else bytes.
+fn size(bytes: u64) -> String {
+    if bytes.is_multiple_of(1 << 20) {
+        format!("{}m", bytes >> 20)
+    } else {
+        bytes.to_string()
+    }
+}
+
 impl StreamingContext {
     /// Starts the monitoring server on `addr` (`127.0.0.1:4040`, or port 0 for any free port)
     /// and registers the [`Monitor`] that feeds it. Call it before [`start`](Self::start), so
@@ -550,7 +613,8 @@ fn serve(
                 return;
             }
         };
-        let (s1, s2, s3, s4, s5, s6, s7) = (
+        let (s1, s2, s3, s4, s5, s6, s7, s8) = (
+            shared.clone(),
             shared.clone(),
             shared.clone(),
             shared.clone(),
@@ -563,7 +627,13 @@ fn serve(
             .route(
                 "/",
                 get(move || async move {
-                    let body = page::render(s1.monitor(), &s1.inputs(), &s1.graph(), &s1.cluster());
+                    let body = page::render(
+                        s1.monitor(),
+                        &s1.inputs(),
+                        &s1.graph(),
+                        &s1.cluster(),
+                        &s1.environment(),
+                    );
                     axum::response::Html(body)
                 }),
             )
@@ -580,6 +650,10 @@ fn serve(
                 get(move || async move { json(&s7.inputs()) }),
             )
             .route("/api/graph", get(move || async move { json(&s4.graph()) }))
+            .route(
+                "/api/environment",
+                get(move || async move { json(&s8.environment()) }),
+            )
             .route(
                 "/api/executors",
                 get(move || async move { json(&s6.cluster()) }),

@@ -109,6 +109,7 @@ pub(super) fn render(
     inputs: &[InputView],
     graph: &GraphView,
     cluster: &ClusterView,
+    environment: &std::collections::BTreeMap<String, String>,
 ) -> String {
     let (recent, completed, failed): (Vec<BatchInfo>, u64, u64) = {
         let st = monitor.state.lock();
@@ -250,6 +251,10 @@ table{{border-collapse:collapse;font-size:13px}}td,th{{border:1px solid #ddd;pad
             op.slide_ms.map_or(String::new(), |s| format!("{s} ms")),
             esc(&op.location),
         );
+    }
+    html.push_str("</table><h2>Environment</h2><table><tr><th>setting</th><th>value</th></tr>");
+    for (k, v) in environment {
+        let _ = write!(html, "<tr><td>{}</td><td>{}</td></tr>", esc(k), esc(v));
     }
     html.push_str("</table></body></html>\n");
     html
