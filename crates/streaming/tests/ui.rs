@@ -491,6 +491,8 @@ fn the_environment_shows_the_settings_in_force() {
         ..Default::default()
     });
     ssc.set_conf("words".to_string(), "7".to_string());
+    ssc.set_conf("kafka.sasl.Password".to_string(), "hunter2".to_string());
+    ssc.set_conf("s3.accessKey".to_string(), "AKIA".to_string());
     let ui = ssc.start_ui("127.0.0.1:0").unwrap();
     let env = json(ui.addr(), "/api/environment");
     let dir_text = dir.path().display().to_string();
@@ -509,6 +511,8 @@ fn the_environment_shows_the_settings_in_force() {
         ("spate.streaming.receiver.memoryFraction", "0.8"),
         ("spate.streaming.receiver.writeAheadLog.enable", "false"),
         ("words", "7"),
+        ("kafka.sasl.Password", "(redacted)"),
+        ("s3.accessKey", "(redacted)"),
     ] {
         assert_eq!(env[key], want, "{key} in {env}");
     }
@@ -517,6 +521,10 @@ fn the_environment_shows_the_settings_in_force() {
         page.contains("<h2>Environment</h2>")
             && page.contains("<tr><td>spate.streaming.blockInterval</td><td>50ms</td></tr>")
             && page.contains("<tr><td>words</td><td>7</td></tr>"),
+        "{page}"
+    );
+    assert!(
+        !page.contains("hunter2") && !page.contains("AKIA"),
         "{page}"
     );
 }

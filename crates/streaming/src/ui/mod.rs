@@ -392,13 +392,27 @@ impl Shared {
 
     /// The settings the job runs with, by key: the engine's (under the names `--conf` takes
     /// them by, as in force: defaults included) and then the job's own `--conf` entries (an
-    /// engine key given on the command line shows the value applied).
+    /// engine key given on the command line shows the value applied; a key that names a
+    /// secret, a password, a token or an access key shows `(redacted)`).
     fn environment(&self) -> std::collections::BTreeMap<String, String> {
         let ctx = self.ssc.context();
         let config = ctx.config();
         let receiver = self.ssc.receiver_config();
         let ms = |d: std::time::Duration| format!("{}ms", d.as_millis());
-        let mut env = self.ssc.conf_entries();
+        // A job's own settings may carry credentials: their values are not shown (Spark's
+        // redaction rule: keys naming a secret, a password, a token or an access key).
+        let mut env: std::collections::BTreeMap<String, String> = self
+            .ssc
+            .conf_entries()
+            .into_iter()
+            .map(|(k, v)| {
+                let lower = k.to_ascii_lowercase();
+                let secret = ["secret", "password", "token", "accesskey", "access.key"]
+                    .iter()
+                    .any(|s| lower.contains(s));
+                (k, if secret { "(redacted)".to_string() } else { v })
+            })
+            .collect();
         let engine = [
             ("spate.master", config.master.clone()),
             ("spate.app.name", config.app_name.clone()),
