@@ -652,6 +652,12 @@ fn run_baseline(seconds: u64, buf: &Arc<loadgen::Buffer>) -> Result<f64> {
     Ok(rate)
 }
 
+/// The stable run of `workload` at its maximum sustainable `rate` (1 s batches).
+fn run_at_max(runs: &[RunResult], workload: Workload, rate: u64) -> Option<&RunResult> {
+    runs.iter()
+        .find(|x| x.workload == workload && x.target_rate == rate && x.batch_ms == 1000 && x.stable)
+}
+
 pub(crate) fn fmt_rate(r: f64) -> String {
     if r >= 1e6 {
         format!("{:.2}M", r / 1e6)
@@ -958,9 +964,7 @@ pub(crate) fn run(args: &BenchArgs) -> Result<()> {
         };
         // The baseline measured just before the run that set the maximum (see
         // `RunResult::baseline_before`).
-        let local = runs
-            .iter()
-            .find(|x| x.workload == *w && x.target_rate == *r && x.batch_ms == 1000 && x.stable)
+        let local = run_at_max(&runs, *w, *r)
             .and_then(|x| x.baseline_before)
             .map_or("–".to_string(), |b| {
                 format!("{:.2}× ({} lines/s)", *r as f64 / b.max(1.0), fmt_rate(b))
@@ -975,10 +979,7 @@ pub(crate) fn run(args: &BenchArgs) -> Result<()> {
     // Where the CPU went at each workload's highest stable rate (1 s batches).
     let mut roles = String::new();
     for (w, r) in &best {
-        let run = runs
-            .iter()
-            .find(|x| x.workload == *w && x.target_rate == *r && x.batch_ms == 1000 && x.stable);
-        if let Some(run) = run.filter(|x| !x.cpu_by_role.is_empty()) {
+        if let Some(run) = run_at_max(&runs, *w, *r).filter(|x| !x.cpu_by_role.is_empty()) {
             roles.push_str(&format!(
                 "- {} at {} lines/s: {}\n",
                 w.name(),

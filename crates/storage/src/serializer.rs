@@ -23,6 +23,21 @@ pub enum Codec {
 }
 
 impl Codec {
+    /// The codec's name as settings write it: `none` or `lz4`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Codec::None => "none",
+            Codec::Lz4 => "lz4",
+        }
+    }
+
+    /// The codec named `name` (see [`name`](Self::name)), if there is one.
+    pub fn from_name(name: &str) -> Option<Codec> {
+        [Codec::None, Codec::Lz4]
+            .into_iter()
+            .find(|c| c.name() == name)
+    }
+
     fn tag(self) -> u8 {
         match self {
             Codec::None => 0,
@@ -455,6 +470,15 @@ pub fn deserialize_block<T: DeserializeOwned + 'static>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn codecs_are_found_by_their_names() {
+        assert_eq!(Codec::from_name("none"), Some(Codec::None));
+        assert_eq!(Codec::from_name("lz4"), Some(Codec::Lz4));
+        assert_eq!(Codec::Lz4.name(), "lz4");
+        assert_eq!(Codec::from_name("zstd"), None);
+        assert_eq!(Codec::from_name("LZ4"), None);
+    }
     use proptest::prelude::*;
 
     fn id() -> BlockId {

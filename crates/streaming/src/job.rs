@@ -286,12 +286,8 @@ fn engine_settings(
                 .filter(|b| *b >= 1 << 20)
                 .map(|b| config.memory_bytes = b)
                 .ok_or("expected a size of at least 1m, such as 512m or 2g"),
-            "spate.codec" => match v {
-                "none" => Some(spate_storage::Codec::None),
-                "lz4" => Some(spate_storage::Codec::Lz4),
-                _ => None,
-            }
-            .map(|c| config.codec = c)
+            "spate.codec" => spate_storage::Codec::from_name(v)
+                .map(|c| config.codec = c)
             .ok_or("expected none or lz4"),
             "spate.request.timeout" => duration(v, key)
                 .ok()

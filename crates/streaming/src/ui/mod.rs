@@ -422,14 +422,7 @@ impl Shared {
                 ctx.default_parallelism().to_string(),
             ),
             ("spate.memory", size(config.memory_bytes)),
-            (
-                "spate.codec",
-                match config.codec {
-                    spate_core::storage::Codec::None => "none",
-                    spate_core::storage::Codec::Lz4 => "lz4",
-                }
-                .to_string(),
-            ),
+            ("spate.codec", config.codec.name().to_string()),
             ("spate.request.timeout", ms(config.request_timeout)),
             ("spate.heartbeat.timeout", ms(config.heartbeat_timeout)),
             (
