@@ -45,7 +45,7 @@ impl Workload {
         Workload::Overload,
     ];
 
-    fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Workload::Grep => "grep",
             Workload::Wordcount => "wordcount",
@@ -57,7 +57,7 @@ impl Workload {
         }
     }
 
-    fn parse(s: &str) -> Result<Workload> {
+    pub(crate) fn parse(s: &str) -> Result<Workload> {
         Workload::ALL
             .into_iter()
             .find(|w| w.name() == s)
@@ -99,16 +99,66 @@ pub(crate) struct JobTuning {
     pub(crate) memory_fraction: Option<f64>,
 }
 
+impl Default for JobTuning {
+    fn default() -> Self {
+        JobTuning {
+            level: StorageLevel::MEMORY_ONLY_SER,
+            state_checkpoint: None,
+            memory_bytes: BENCH_MEMORY,
+            memory_fraction: None,
+        }
+    }
+}
+
+impl JobTuning {
+    /// Takes `flag` (and its value from `it`) if it is one of the job's settings, shared by
+    /// `bench` and `profile`: whether it was.
+    pub(crate) fn parse_flag<'a>(
+        &mut self,
+        flag: &str,
+        it: &mut impl Iterator<Item = &'a String>,
+    ) -> Result<bool> {
+        match flag {
+            "--level" => {
+                let name = it.next().context("--level needs a value")?;
+                self.level = StorageLevel::from_name(name)
+                    .with_context(|| format!("unknown storage level {name}"))?;
+            }
+            "--state-checkpoint" => {
+                let secs = it
+                    .next()
+                    .context("--state-checkpoint needs a number of seconds")?;
+                let secs: u64 = secs.parse().ok().filter(|s| *s > 0).with_context(|| {
+                    format!("--state-checkpoint {secs}: a positive whole number of seconds")
+                })?;
+                self.state_checkpoint = Some(Duration::from_secs(secs));
+            }
+            "--memory" => {
+                let size = it.next().context("--memory needs a size, such as 2g")?;
+                self.memory_bytes = parse_size(size).with_context(|| {
+                    format!("--memory {size}: a size of at least 64m, such as 512m or 2g")
+                })?;
+            }
+            "--memory-fraction" => {
+                let f = it
+                    .next()
+                    .context("--memory-fraction needs a fraction, such as 0.9")?;
+                self.memory_fraction =
+                    Some(f.parse().ok().filter(|f: &f64| *f > 0.0).with_context(|| {
+                        format!("--memory-fraction {f}: a number above 0, such as 0.9")
+                    })?);
+            }
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+}
+
 impl BenchArgs {
     pub(crate) fn parse(args: &[String]) -> Result<BenchArgs> {
         let mut a = BenchArgs {
             quick: false,
-            job: JobTuning {
-                level: StorageLevel::MEMORY_ONLY_SER,
-                state_checkpoint: None,
-                memory_bytes: BENCH_MEMORY,
-                memory_fraction: None,
-            },
+            job: JobTuning::default(),
             workloads: Vec::new(),
             sweep: Vec::new(),
             rates: None,
@@ -127,35 +177,7 @@ impl BenchArgs {
                 "--out" => a.out = PathBuf::from(it.next().context("--out needs a value")?),
                 "--sweep" => sweep = Some(parse_rates(it.next(), "--sweep")?),
                 "--rates" => a.rates = Some(parse_rates(it.next(), "--rates")?),
-                "--level" => {
-                    let name = it.next().context("--level needs a value")?;
-                    a.job.level = StorageLevel::from_name(name)
-                        .with_context(|| format!("unknown storage level {name}"))?;
-                }
-                "--state-checkpoint" => {
-                    let secs = it
-                        .next()
-                        .context("--state-checkpoint needs a number of seconds")?;
-                    let secs: u64 = secs.parse().ok().filter(|s| *s > 0).with_context(|| {
-                        format!("--state-checkpoint {secs}: a positive whole number of seconds")
-                    })?;
-                    a.job.state_checkpoint = Some(Duration::from_secs(secs));
-                }
-                "--memory" => {
-                    let size = it.next().context("--memory needs a size, such as 2g")?;
-                    a.job.memory_bytes = parse_size(size).with_context(|| {
-                        format!("--memory {size}: a size of at least 64m, such as 512m or 2g")
-                    })?;
-                }
-                "--memory-fraction" => {
-                    let f = it
-                        .next()
-                        .context("--memory-fraction needs a fraction, such as 0.9")?;
-                    a.job.memory_fraction =
-                        Some(f.parse().ok().filter(|f: &f64| *f > 0.0).with_context(|| {
-                            format!("--memory-fraction {f}: a number above 0, such as 0.9")
-                        })?);
-                }
+                other if a.job.parse_flag(other, &mut it)? => {}
                 other => anyhow::bail!(
                     "unknown bench option {other}; options: --quick --workloads a,b --rates RATES --sweep RATES --level LEVEL --memory SIZE --memory-fraction F --state-checkpoint SECS --out DIR (cargo xtask help)"
                 ),
@@ -357,7 +379,8 @@ fn parse_size(s: &str) -> Option<u64> {
 const BENCH_MEMORY: u64 = 1 << 30;
 
 /// Runs `workload` at `rate` lines/s with `batch_ms` batches: `warmup` then `measure` seconds.
-fn run_spate(
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn run_spate(
     workload: Workload,
     rate: u64,
     batch_ms: u64,
@@ -365,6 +388,7 @@ fn run_spate(
     measure: u64,
     job: JobTuning,
     buf: &Arc<loadgen::Buffer>,
+    profile: Option<&crate::profile::Recording>,
 ) -> Result<RunResult> {
     let level = job.level;
     let (port, server) = loadgen::serve_one(rate, warmup + measure + 2, buf)?;
@@ -397,11 +421,18 @@ fn run_spate(
     std::thread::sleep(Duration::from_secs(warmup));
     let cpu_before = process_cpu_seconds();
     let roles_before = cpu_by_role();
+    let recording = match profile {
+        Some(p) => Some(p.start(Duration::from_secs(measure))?),
+        None => None,
+    };
     std::thread::sleep(Duration::from_secs(measure));
     let cpu = process_cpu_seconds()
         .zip(cpu_before)
         .map(|(after, before)| after - before);
     let roles = role_shares(&roles_before, &cpu_by_role(), measure);
+    // `perf` stops by itself at the end of the period; an error of its own is reported once
+    // the job is stopped.
+    let recorded = recording.map(crate::profile::Recording::finish);
     // Give the last measured batch the time a stable job needs to finish it (one more interval
     // and a little): a batch still running after that counts as not completed.
     let last = spate_streaming::Time::from_ms(zero + (warmup + measure) * 1000);
@@ -411,6 +442,9 @@ fn run_spate(
     ssc.stop(false);
     let _ = std::fs::remove_dir_all(&dir);
     let _ = server.join();
+    if let Some(recorded) = recorded {
+        recorded?;
+    }
 
     let from = zero + warmup * 1000;
     let measured: Vec<Sample> = infos
@@ -450,7 +484,7 @@ fn run_spate(
 }
 
 /// The role of a thread, from its name (as the kernel keeps it: the first 15 bytes).
-fn role_of(comm: &str) -> &'static str {
+pub(crate) fn role_of(comm: &str) -> &'static str {
     if comm.starts_with("spate-worker") {
         "workers"
     } else if comm.starts_with("spate-receiver") {
@@ -849,6 +883,7 @@ pub(crate) fn run(args: &BenchArgs) -> Result<()> {
                 measure.min(8),
                 args.job,
                 &buf,
+                None,
             )?;
             eprintln!(
                 "{} (p50 {} ms, p99 {} ms)",
@@ -887,7 +922,7 @@ pub(crate) fn run(args: &BenchArgs) -> Result<()> {
             );
             let _ = std::io::stderr().flush();
             let before = run_baseline(1, &buf)?;
-            let mut r = run_spate(w, rate, 1000, warmup, measure, args.job, &buf)?;
+            let mut r = run_spate(w, rate, 1000, warmup, measure, args.job, &buf, None)?;
             r.baseline_before = Some(before);
             eprintln!(
                 "{}; baseline just before {}",

@@ -1,10 +1,12 @@
 //! `cargo xtask`: repository chores. `tidy` checks the crate layering and file headers; `loadgen`
-//! serves text lines over TCP at a fixed rate (the examples' and benchmarks' input).
+//! serves text lines over TCP at a fixed rate (the examples' and benchmarks' input); `bench`
+//! measures, and `profile` shows where one workload's CPU goes.
 
 mod bench;
 mod failover;
 mod loadgen;
 mod overload;
+mod profile;
 mod tidy;
 
 use std::path::PathBuf;
@@ -23,6 +25,14 @@ commands:
               --memory-fraction F     receivers' share of it before they wait (engine default 0.8)
               --state-checkpoint SECS checkpoint interval of the state workload
               --out DIR               where the report goes (target/bench)
+  profile   where one workload's CPU goes: perf samples of the measured period, folded by
+            thread role into target/bench/profile/ (flamegraph.svg, profile.md); needs `perf`
+              --workload W            grep, wordcount, window, state or topk (wordcount)
+              --rate LINES_PER_S      the input rate (3000000)
+              --batch-ms MS           the batch interval (1000)
+              --warmup S --seconds S  seconds before recording (4), recorded (10)
+              --frequency HZ          samples per second per thread (499)
+              --level, --memory, --memory-fraction: as for bench; --out DIR
   loadgen   serve text lines over TCP at a fixed rate (the examples' and benchmarks' input)
               --port P (9999) --rate LINES_PER_S (100000) --seconds S (60) --lines N
               --seed SEED (42) --replay (a client's first line `FROM n` picks the first line)
@@ -68,6 +78,7 @@ fn main() -> anyhow::Result<()> {
             }
         }
         Some("bench") => bench::run(&bench::BenchArgs::parse(&args[1..])?),
+        Some("profile") => profile::run(&profile::ProfileArgs::parse(&args[1..])?),
         Some("loadgen") => loadgen::run(&loadgen::LoadgenArgs::parse(&args[1..])?),
         // One leg of the `overload` benchmark, in a process of its own (see overload.rs).
         Some("overload-run") => overload::run_child(&args[1..]),
