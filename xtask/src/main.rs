@@ -32,7 +32,7 @@ commands:
               --batch-ms MS           the batch interval (1000)
               --warmup S --seconds S  seconds before recording (4), recorded (10)
               --frequency HZ          samples per second per thread (499)
-              --level, --memory, --memory-fraction: as for bench; --out DIR
+              --level, --memory, --memory-fraction, --state-checkpoint: as for bench; --out DIR
   loadgen   serve text lines over TCP at a fixed rate (the examples' and benchmarks' input)
               --port P (9999) --rate LINES_PER_S (100000) --seconds S (60) --lines N
               --seed SEED (42) --replay (a client's first line `FROM n` picks the first line)

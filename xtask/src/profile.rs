@@ -75,7 +75,7 @@ impl ProfileArgs {
                 other => {
                     if !a.job.parse_flag(other, &mut it)? {
                         anyhow::bail!(
-                            "unknown profile option {other}; options: --workload W --rate R --batch-ms MS --warmup S --seconds S --frequency HZ --level LEVEL --memory SIZE --memory-fraction F --out DIR (cargo xtask help)"
+                            "unknown profile option {other}; options: --workload W --rate R --batch-ms MS --warmup S --seconds S --frequency HZ --level LEVEL --memory SIZE --memory-fraction F --state-checkpoint SECS --out DIR (cargo xtask help)"
                         )
                     }
                 }
