@@ -197,14 +197,14 @@ pub(crate) fn run(args: &ProfileArgs) -> Result<()> {
         // Inlined frames resolved from debug information take minutes; the compiled functions
         // are what the samples are in.
         .arg("--no-inline")
-        .stderr(Stdio::null())
         .output()
         .with_context(|| format!("running {} script", perf.display()))?;
     anyhow::ensure!(
         script.status.success(),
-        "perf script failed ({}) on {}",
+        "perf script failed ({}) on {}: {}",
         script.status,
-        recording.data.display()
+        recording.data.display(),
+        String::from_utf8_lossy(&script.stderr).trim()
     );
     let folded = by_role(&fold(&script.stdout)?);
     anyhow::ensure!(
