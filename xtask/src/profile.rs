@@ -97,17 +97,14 @@ fn check_perf(perf: &Path) -> Result<()> {
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status();
-    match ran {
-        Ok(s) if s.success() => Ok(()),
-        Ok(s) => anyhow::bail!(
-            "`{} --version` failed ({s}): install perf for the running kernel (Debian: `apt install linux-perf`; Ubuntu: `linux-tools-$(uname -r)`), or name a working one with {PERF_VAR}=PATH",
-            perf.display()
-        ),
-        Err(e) => anyhow::bail!(
-            "perf could not be run as `{}` ({e}): install it (Debian: `apt install linux-perf`; Ubuntu: `linux-tools-$(uname -r)`), or name it with {PERF_VAR}=PATH",
-            perf.display()
-        ),
-    }
+    let why = match ran {
+        Ok(s) if s.success() => return Ok(()),
+        Ok(s) => format!("`{} --version` failed ({s})", perf.display()),
+        Err(e) => format!("perf could not be run as `{}` ({e})", perf.display()),
+    };
+    anyhow::bail!(
+        "{why}: install perf for the running kernel (Debian: `apt install linux-perf`; Ubuntu: `linux-tools-$(uname -r)`), or name a working one with {PERF_VAR}=PATH"
+    )
 }
 
 /// A `perf record` of this process over the measured period of a run (see

@@ -470,6 +470,7 @@ pub fn deserialize_block<T: DeserializeOwned + 'static>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     #[test]
     fn codecs_are_found_by_their_names() {
@@ -479,7 +480,6 @@ mod tests {
         assert_eq!(Codec::from_name("zstd"), None);
         assert_eq!(Codec::from_name("LZ4"), None);
     }
-    use proptest::prelude::*;
 
     fn id() -> BlockId {
         BlockId::Named("t".into())
