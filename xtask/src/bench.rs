@@ -378,18 +378,36 @@ fn parse_size(s: &str) -> Option<u64> {
 /// 2M lines/s by back-pressure, not by processing).
 const BENCH_MEMORY: u64 = 1 << 30;
 
-/// Runs `workload` at `rate` lines/s with `batch_ms` batches: `warmup` then `measure` seconds.
-#[allow(clippy::too_many_arguments)]
+/// One measured run of a single-process workload: what [`run_spate`] runs.
+#[derive(Clone, Copy)]
+pub(crate) struct RunPlan {
+    pub(crate) workload: Workload,
+    /// The input rate, lines/s.
+    pub(crate) rate: u64,
+    /// The batch interval, ms.
+    pub(crate) batch_ms: u64,
+    /// Seconds run before the measured period (not measured).
+    pub(crate) warmup: u64,
+    /// Seconds measured.
+    pub(crate) measure: u64,
+    pub(crate) job: JobTuning,
+}
+
+/// Runs `plan.workload` at `plan.rate` lines/s with `plan.batch_ms` batches: `warmup` then
+/// `measure` seconds, the measured period sampled by `profile` if given.
 pub(crate) fn run_spate(
-    workload: Workload,
-    rate: u64,
-    batch_ms: u64,
-    warmup: u64,
-    measure: u64,
-    job: JobTuning,
+    plan: &RunPlan,
     buf: &Arc<loadgen::Buffer>,
     profile: Option<&crate::profile::Recording>,
 ) -> Result<RunResult> {
+    let RunPlan {
+        workload,
+        rate,
+        batch_ms,
+        warmup,
+        measure,
+        job,
+    } = *plan;
     let level = job.level;
     let (port, server) = loadgen::serve_one(rate, warmup + measure + 2, buf)?;
     let batch = Duration::from_millis(batch_ms);
@@ -898,16 +916,15 @@ pub(crate) fn run(args: &BenchArgs) -> Result<()> {
                     "bench: wordcount {} lines/s, {ms} ms batches … ",
                     fmt_rate(rate as f64)
                 );
-                let r = run_spate(
-                    Workload::Wordcount,
+                let plan = RunPlan {
+                    workload: Workload::Wordcount,
                     rate,
-                    ms,
+                    batch_ms: ms,
                     warmup,
-                    measure.min(8),
-                    args.job,
-                    &buf,
-                    None,
-                )?;
+                    measure: measure.min(8),
+                    job: args.job,
+                };
+                let r = run_spate(&plan, &buf, None)?;
                 eprintln!(
                     "{} (p50 {} ms, p99 {} ms)",
                     if r.stable { "stable" } else { "NOT stable" },
@@ -946,7 +963,15 @@ pub(crate) fn run(args: &BenchArgs) -> Result<()> {
                 );
                 let _ = std::io::stderr().flush();
                 let before = run_baseline(1, &buf)?;
-                let mut r = run_spate(w, rate, 1000, warmup, measure, args.job, &buf, None)?;
+                let plan = RunPlan {
+                    workload: w,
+                    rate,
+                    batch_ms: 1000,
+                    warmup,
+                    measure,
+                    job: args.job,
+                };
+                let mut r = run_spate(&plan, &buf, None)?;
                 r.baseline_before = Some(before);
                 eprintln!(
                     "{}; baseline just before {}",

@@ -176,16 +176,15 @@ pub(crate) fn run(args: &ProfileArgs) -> Result<()> {
         args.warmup,
         args.seconds
     );
-    let run = bench::run_spate(
-        args.workload,
-        args.rate,
-        args.batch_ms,
-        args.warmup,
-        args.seconds,
-        args.job,
-        &buf,
-        Some(&recording),
-    )?;
+    let plan = bench::RunPlan {
+        workload: args.workload,
+        rate: args.rate,
+        batch_ms: args.batch_ms,
+        warmup: args.warmup,
+        measure: args.seconds,
+        job: args.job,
+    };
+    let run = bench::run_spate(&plan, &buf, Some(&recording))?;
     eprintln!("profile: the run was {}", bench::describe(&run));
     let script = Command::new(&perf)
         .arg("script")
