@@ -258,6 +258,11 @@ pub(crate) struct RunResult {
     /// machine's speed drifts by a quarter or more within minutes, so a run is compared with
     /// the baseline of its own minute.
     pub(crate) baseline_before: Option<f64>,
+    /// How often the receivers' `store` waited because their unprocessed records reached the
+    /// memory fraction, over the measured period (`None` where it is not measured): a run that
+    /// is not stable with the CPU to spare and these waits was held back by the memory store's
+    /// size, not by processing.
+    pub(crate) memory_waits: Option<u64>,
 }
 
 #[derive(Default)]
@@ -439,6 +444,10 @@ pub(crate) fn run_spate(
     std::thread::sleep(Duration::from_secs(warmup));
     let cpu_before = process_cpu_seconds();
     let roles_before = cpu_by_role();
+    let memory_waits = |ssc: &StreamingContext| -> u64 {
+        ssc.receiver_info().iter().map(|r| r.memory_waits).sum()
+    };
+    let waits_before = memory_waits(&ssc);
     let recording = match profile {
         Some(p) => Some(p.start(Duration::from_secs(measure))?),
         None => None,
@@ -448,6 +457,7 @@ pub(crate) fn run_spate(
         .zip(cpu_before)
         .map(|(after, before)| after - before);
     let roles = role_shares(&roles_before, &cpu_by_role(), measure);
+    let waits = memory_waits(&ssc) - waits_before;
     // `perf` stops by itself at the end of the period; an error of its own is reported once
     // the job is stopped.
     let recorded = recording.map(crate::profile::Recording::finish);
@@ -498,6 +508,7 @@ pub(crate) fn run_spate(
         .filter(|_| result.received_rate > 0.0)
         .map(|c| c * 1e6 / (result.received_rate * measure as f64));
     result.cpu_by_role = roles;
+    result.memory_waits = Some(waits);
     Ok(result)
 }
 
@@ -637,6 +648,7 @@ pub(crate) fn summarize(
         cpu_us_per_line: None,
         cpu_by_role: Vec::new(),
         baseline_before: None,
+        memory_waits: None,
     })
 }
 
@@ -743,7 +755,7 @@ pub(crate) fn fmt_rate(r: f64) -> String {
 /// One run's verdict and figures, for the progress lines.
 pub(crate) fn describe(r: &RunResult) -> String {
     format!(
-        "{} (received {}/s, p50 {} ms, p99 {} ms, {}/{} batches{}{})",
+        "{} (received {}/s, p50 {} ms, p99 {} ms, {}/{} batches{}{}{})",
         if r.stable { "stable" } else { "NOT stable" },
         fmt_rate(r.received_rate),
         r.p50_ms,
@@ -756,6 +768,10 @@ pub(crate) fn describe(r: &RunResult) -> String {
             String::new()
         } else {
             format!("; cores: {}", roles_text(&r.cpu_by_role))
+        },
+        match r.memory_waits {
+            Some(n) if n > 0 => format!("; the receiver waited for memory {n} times"),
+            _ => String::new(),
         }
     )
 }
