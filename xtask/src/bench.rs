@@ -457,7 +457,7 @@ pub(crate) fn run_spate(
         .zip(cpu_before)
         .map(|(after, before)| after - before);
     let roles = role_shares(&roles_before, &cpu_by_role(), measure);
-    let waits = memory_waits(&ssc) - waits_before;
+    let waits = memory_waits(&ssc).saturating_sub(waits_before);
     // `perf` stops by itself at the end of the period; an error of its own is reported once
     // the job is stopped.
     let recorded = recording.map(crate::profile::Recording::finish);
