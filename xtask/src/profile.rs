@@ -6,7 +6,7 @@
 //! and drawn as `flamegraph.svg`; `profile.md` lists the roles' CPU time and the functions that
 //! spent the most of it themselves (leaves), with the run's own figures.
 
-use crate::bench::{self, JobTuning, Workload};
+use crate::bench::{self, JobTuning, RunPlan, Workload};
 use anyhow::{Context, Result};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -18,27 +18,25 @@ const PERF_VAR: &str = "SPATE_PERF";
 
 /// Settings of a profile run.
 pub(crate) struct ProfileArgs {
-    workload: Workload,
-    rate: u64,
-    batch_ms: u64,
-    warmup: u64,
-    seconds: u64,
+    /// The run to profile (its measured period is the one recorded).
+    plan: RunPlan,
     /// Samples per second and thread.
     frequency: u32,
-    job: JobTuning,
     out: PathBuf,
 }
 
 impl ProfileArgs {
     pub(crate) fn parse(args: &[String]) -> Result<ProfileArgs> {
         let mut a = ProfileArgs {
-            workload: Workload::Wordcount,
-            rate: 3_000_000,
-            batch_ms: 1000,
-            warmup: 4,
-            seconds: 10,
+            plan: RunPlan {
+                workload: Workload::Wordcount,
+                rate: 3_000_000,
+                batch_ms: 1000,
+                warmup: 4,
+                measure: 10,
+                job: JobTuning::default(),
+            },
             frequency: 499,
-            job: JobTuning::default(),
             out: crate::project_root().join("target/bench/profile"),
         };
         let mut it = args.iter();
@@ -58,12 +56,12 @@ impl ProfileArgs {
                         "--workload {}: profile runs one process (grep, wordcount, window, state or topk)",
                         w.name()
                     );
-                    a.workload = w;
+                    a.plan.workload = w;
                 }
-                "--rate" => a.rate = number(it.next(), "--rate", "lines per second")?,
-                "--batch-ms" => a.batch_ms = number(it.next(), "--batch-ms", "milliseconds")?,
-                "--warmup" => a.warmup = number(it.next(), "--warmup", "seconds")?,
-                "--seconds" => a.seconds = number(it.next(), "--seconds", "seconds")?,
+                "--rate" => a.plan.rate = number(it.next(), "--rate", "lines per second")?,
+                "--batch-ms" => a.plan.batch_ms = number(it.next(), "--batch-ms", "milliseconds")?,
+                "--warmup" => a.plan.warmup = number(it.next(), "--warmup", "seconds")?,
+                "--seconds" => a.plan.measure = number(it.next(), "--seconds", "seconds")?,
                 "--frequency" => {
                     let f = number(it.next(), "--frequency", "samples per second")?;
                     a.frequency = u32::try_from(f)
@@ -73,7 +71,7 @@ impl ProfileArgs {
                 }
                 "--out" => a.out = PathBuf::from(it.next().context("--out needs a directory")?),
                 other => {
-                    if !a.job.parse_flag(other, &mut it)? {
+                    if !a.plan.job.parse_flag(other, &mut it)? {
                         anyhow::bail!(
                             "unknown profile option {other}; options: --workload W --rate R --batch-ms MS --warmup S --seconds S --frequency HZ --level LEVEL --memory SIZE --memory-fraction F --state-checkpoint SECS --out DIR (cargo xtask help)"
                         )
@@ -170,21 +168,13 @@ pub(crate) fn run(args: &ProfileArgs) -> Result<()> {
     let buf = std::sync::Arc::new(crate::loadgen::buffer(bench::TEXT_SEED));
     eprintln!(
         "profile: {} at {} lines/s, {} ms batches: {} s of warm-up, then {} s recorded…",
-        args.workload.name(),
-        bench::fmt_rate(args.rate as f64),
-        args.batch_ms,
-        args.warmup,
-        args.seconds
+        args.plan.workload.name(),
+        bench::fmt_rate(args.plan.rate as f64),
+        args.plan.batch_ms,
+        args.plan.warmup,
+        args.plan.measure
     );
-    let plan = bench::RunPlan {
-        workload: args.workload,
-        rate: args.rate,
-        batch_ms: args.batch_ms,
-        warmup: args.warmup,
-        measure: args.seconds,
-        job: args.job,
-    };
-    let run = bench::run_spate(&plan, &buf, Some(&recording))?;
+    let run = bench::run_spate(&args.plan, &buf, Some(&recording))?;
     eprintln!("profile: the run was {}", bench::describe(&run));
     let script = Command::new(&perf)
         .arg("script")
@@ -213,10 +203,10 @@ pub(crate) fn run(args: &ProfileArgs) -> Result<()> {
     let mut options = inferno::flamegraph::Options::default();
     options.title = format!(
         "{} at {} lines/s ({} ms batches): {} s, by thread role",
-        args.workload.name(),
-        bench::fmt_rate(args.rate as f64),
-        args.batch_ms,
-        args.seconds
+        args.plan.workload.name(),
+        bench::fmt_rate(args.plan.rate as f64),
+        args.plan.batch_ms,
+        args.plan.measure
     );
     options.count_name = "ns of CPU".into();
     let file = std::fs::File::create(&svg)?;
@@ -326,11 +316,11 @@ fn report(args: &ProfileArgs, run: &bench::RunResult, s: &Summary) -> String {
     let ms = |ns: u64| ns as f64 / 1e6;
     let mut md = format!(
         "# Profile: {} at {} lines/s, {} ms batches\n\n{} s recorded after {} s of warm-up, sampled {} times a second per thread: {:.0} ms of CPU time in all. The run: {}.\n\n`flamegraph.svg` (open it in a browser: hover for the time, click to zoom) has every stack, rooted at the role of the thread that ran it.\n\n| role | CPU ms | share | cores |\n|---|---|---|---|\n",
-        args.workload.name(),
-        bench::fmt_rate(args.rate as f64),
-        args.batch_ms,
-        args.seconds,
-        args.warmup,
+        args.plan.workload.name(),
+        bench::fmt_rate(args.plan.rate as f64),
+        args.plan.batch_ms,
+        args.plan.measure,
+        args.plan.warmup,
         args.frequency,
         ms(s.total),
         bench::describe(run)
@@ -340,7 +330,7 @@ fn report(args: &ProfileArgs, run: &bench::RunResult, s: &Summary) -> String {
             "| {role} | {:.0} | {:.1}% | {:.2} |\n",
             ms(*ns),
             pct(*ns),
-            *ns as f64 / 1e9 / args.seconds as f64
+            *ns as f64 / 1e9 / args.plan.measure as f64
         ));
     }
     md.push_str(&format!(
@@ -372,11 +362,14 @@ mod tests {
             "--workload window --rate 2500000 --seconds 5 --memory 2g --level MEMORY_ONLY_SER_2",
         )
         .unwrap();
-        assert_eq!(a.workload, crate::bench::Workload::Window);
-        assert_eq!((a.rate, a.seconds, a.batch_ms), (2_500_000, 5, 1000));
-        assert_eq!(a.job.memory_bytes, 2 << 30);
+        assert_eq!(a.plan.workload, crate::bench::Workload::Window);
         assert_eq!(
-            a.job.level,
+            (a.plan.rate, a.plan.measure, a.plan.batch_ms),
+            (2_500_000, 5, 1000)
+        );
+        assert_eq!(a.plan.job.memory_bytes, 2 << 30);
+        assert_eq!(
+            a.plan.job.level,
             spate_streaming::StorageLevel::MEMORY_ONLY_SER_2
         );
         let err = |args| parse(args).err().map(|e| e.to_string()).unwrap_or_default();
